@@ -1,0 +1,38 @@
+# Two entry points for a fresh machine with only Python: `make demo` and `make test`.
+# Each creates .venv and installs what it needs once; a stamp file per extra set
+# keeps reruns fast (reinstalls only when pyproject.toml changes).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR := demo
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-base: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.installed-base
+
+demo: $(VENV)/.installed-base
+	$(BIN)/fovflow simulate $(DEMO_DIR)/sim.ome.tif --fovs 4 --frames 40 --size 512 --seed 0
+	$(BIN)/fovflow inspect $(DEMO_DIR)/sim.ome.tif
+
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_read.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR)
