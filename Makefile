@@ -16,22 +16,22 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev,gui,dask]"
 	touch $@ $(VENV)/.installed-base
 
 demo: $(VENV)/.installed-base
 	$(BIN)/fovflow simulate $(DEMO_DIR)/sim.ome.tif --fovs 4 --frames 40 --size 512 --seed 0
 	$(BIN)/fovflow inspect $(DEMO_DIR)/sim.ome.tif
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.installed-dev
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
 
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_read.py
 
 clean:

@@ -18,7 +18,7 @@ FloatArray = NDArray[np.float64]
 def trivial(
     t: ArrayLike, *, t0: float, ktl: float, delta: float, beta: float, offset: float
 ) -> FloatArray:
-    """Expression with first-order decay: ``ktl/(delta-beta) (1-exp(-(delta-beta)dt)) exp(-beta dt)``.
+    """mRNA decay and translation: ``ktl/(delta-beta) (1-exp(-(delta-beta)dt)) exp(-beta dt)``.
 
     Written with ``expm1`` so that ``delta == beta`` gives its limit ``ktl dt exp(-beta dt)``.
     """
@@ -50,9 +50,14 @@ def maturation(
 def maturation_blocked(
     t: ArrayLike, *, t0: float, G0: float, Gu0: float, beta: float, km: float, offset: float
 ) -> FloatArray:
-    """Decay of mature (``G0``) and maturing (``Gu0``) protein after translation is blocked."""
+    """Decay of mature (``G0``) and maturing (``Gu0``) protein after translation is blocked.
+
+    Like every model it is ``offset`` for ``t <= t0`` (so it steps up by ``G0`` at ``t0``): the
+    model describes only what follows the block, as in the lab's earlier analysis.
+    """
     dt = _elapsed(t, t0)
-    return G0 * np.exp(-beta * dt) + Gu0 * (np.exp(-beta * dt) - np.exp(-(beta + km) * dt)) + offset
+    decay = G0 * np.exp(-beta * dt) + Gu0 * (np.exp(-beta * dt) - np.exp(-(beta + km) * dt))
+    return np.where(dt > 0, decay, 0.0) + offset
 
 
 KineticModel = Callable[..., FloatArray]

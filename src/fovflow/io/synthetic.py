@@ -37,7 +37,7 @@ Progress = Callable[[int, int], None]
 
 PHASE_CHANNEL_NAME = "Phase"
 FLUORESCENCE_CHANNEL_NAMES = ("GFP", "mCherry", "CFP", "YFP")
-_CELL_GAP_PX = 10.0  # free space kept between cells, larger than twice the wobble amplitude
+_CELL_GAP_PX = 24.0  # free space between cells: wider than a 19 px closing and twice the wobble
 _MAX_WOBBLE_PX = 1.5
 
 
@@ -54,7 +54,7 @@ class SimulationConfig:
     frame_interval_s: float = 600.0
     pixel_size_um: float = 0.65
     cell_radius_px: float = 35.0
-    cells_per_megapixel: float = 35.0
+    cells_per_megapixel: float = 60.0
     late_fraction: float = 0.15
     seed: int = 0
 
@@ -62,8 +62,8 @@ class SimulationConfig:
         checks = [
             (self.n_fovs >= 1, "n_fovs must be at least 1"),
             (self.n_frames >= 1, "n_frames must be at least 1"),
-            (self.height >= 32 and self.width >= 32, "frames must be at least 32x32 pixels"),
-            (self.height * self.width <= 8192 * 8192, "frames larger than 8192x8192 are not supported"),
+            (self.height >= 32 and self.width >= 32, "height and width must be at least 32 pixels"),
+            (self.height * self.width <= 8192**2, "frames above 8192x8192 are not supported"),
             (1 <= self.n_fluorescence <= len(FLUORESCENCE_CHANNEL_NAMES),
              f"n_fluorescence must be between 1 and {len(FLUORESCENCE_CHANNEL_NAMES)}"),
             (self.model in kinetics.MODELS,
@@ -294,7 +294,7 @@ class _FovScene:
         self._seed = np.random.SeedSequence([config.seed, fov])
         rng = np.random.default_rng(self._seed.spawn(1)[0])
         angle = rng.uniform(0, 2 * math.pi)
-        speed = rng.uniform(0.15, 0.45)  # px per frame
+        speed = rng.uniform(0.4, 1.0)  # px per frame
         self.drift = np.array([math.cos(angle), math.sin(angle)]) * speed
         self.cells = _place_cells(config, self.drift, rng)
         self.illumination = _smooth_field(config.height, config.width, rng, 2000.0, 0.25)
@@ -445,7 +445,8 @@ def _draw_kinetics(
         if abs(beta - delta + km) > 0.1:  # keep the maturation formula away from its pole
             break
     if config.model == "maturation_blocked":
-        shape = {"t0": rng.uniform(0.0, 0.2 * duration_h), "G0": 1.0,
+        # Translation was blocked just before the first frame: the decay is seen from frame 0.
+        shape = {"t0": -rng.uniform(0.01, 0.5), "G0": 1.0,
                  "Gu0": rng.uniform(0.2, 1.0), "beta": rng.uniform(0.1, 0.4), "km": km}
         scale_keys = ("G0", "Gu0")
     elif config.model == "trivial":

@@ -1,0 +1,158 @@
+"""The `fovflow` command line.
+
+A user mistake (`fovflow.errors.FovflowError`) prints one line and exits with status 2; with
+``--verbose`` its traceback is shown too. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from itertools import pairwise
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from fovflow import __version__
+from fovflow.errors import FovflowError
+
+console = Console()
+err_console = Console(stderr=True)
+log = logging.getLogger("fovflow")
+
+
+class _ErrorReportingGroup(TyperGroup):
+    """Turns user errors into one line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FovflowError as exc:
+            if (ctx.obj or {}).get("verbose"):
+                err_console.print_exception()
+            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=_ErrorReportingGroup,
+    help="Single-cell time-lapse microscopy: from raw files to per-cell traces and kinetics.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"fovflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show debug logs and tracebacks.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    ctx.obj = {"verbose": verbose}
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
+        force=True,
+    )
+    if not verbose:
+        # tifffile and bioio log every oddity they recover from; our own errors say what matters.
+        noisy_loggers = ("tifffile", "bioio", "bioio_base", "bioio_ome_tiff", "ome_types")
+        for noisy in noisy_loggers:
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
+
+
+@app.command()
+def simulate(
+    output: Annotated[Path, typer.Argument(help="OME-TIFF to write, e.g. sim.ome.tif.")],
+    fovs: Annotated[int, typer.Option(help="Number of fields of view.", min=1)] = 4,
+    frames: Annotated[int, typer.Option(help="Frames per FOV.", min=1)] = 60,
+    size: Annotated[int, typer.Option(help="Frame height and width in pixels.", min=32)] = 512,
+    fluorescence: Annotated[int, typer.Option(help="Fluorescence channels.", min=1, max=4)] = 1,
+    model: Annotated[
+        str, typer.Option(help="Kinetic model: trivial, maturation or maturation_blocked.")
+    ] = "maturation",
+    interval: Annotated[float, typer.Option(help="Minutes between frames.", min=0.001)] = 10.0,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing output.")] = False,
+) -> None:
+    """Write a simulated multi-FOV time-lapse with ground truth (labels, traces, parameters)."""
+    from fovflow.io.synthetic import SimulationConfig, write_simulation
+
+    config = SimulationConfig(
+        n_fovs=fovs, n_frames=frames, height=size, width=size, n_fluorescence=fluorescence,
+        model=model, frame_interval_s=interval * 60.0, seed=seed,
+    )
+    with _progress_bar() as bar:
+        task = bar.add_task("simulating", total=fovs * frames)
+        files = write_simulation(
+            output, config, overwrite=force,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    console.print(f"wrote [bold]{files.image}[/] ({fovs} FOVs x {frames} frames x "
+                  f"{1 + fluorescence} channels, {size}x{size}) and ground truth in {files.truth}")
+
+
+@app.command()
+def inspect(
+    file: Annotated[Path, typer.Argument(help="Microscopy file (OME-TIFF, ND2, CZI).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
+) -> None:
+    """Show what a microscopy file holds: FOVs, frames, channels, size, times, pixel size."""
+    from fovflow.io.microscopy import open_dataset
+
+    with open_dataset(file) as dataset:
+        meta = dataset.metadata
+    if as_json:
+        print(json.dumps(meta.as_dict(), indent=2))  # plain print: machine-readable stdout
+        return
+    table = Table(title=str(meta.path), show_header=False, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    table.add_row("format", meta.format)
+    table.add_row("FOVs", str(meta.n_fovs))
+    table.add_row("frames", str(meta.n_frames))
+    channels = ", ".join(f"{i}: {name}" for i, name in enumerate(meta.channel_names))
+    table.add_row("channels", f"{meta.n_channels} ({channels})")
+    table.add_row("frame size", f"{meta.height} x {meta.width} px, {meta.dtype}")
+    pixel = f"{meta.pixel_size_um:g} µm" if meta.pixel_size_um else "not recorded"
+    table.add_row("pixel size", pixel)
+    table.add_row("times", _describe_times(meta.times[0], meta.time_unit))
+    console.print(table)
+
+
+def _describe_times(times: tuple[float, ...], unit: str) -> str:
+    if unit == "frame":
+        return "not recorded in the file: frame indices are used"
+    if len(times) < 2:
+        return f"one frame at {times[0]:g} s"
+    steps = [b - a for a, b in pairwise(times)]
+    median = sorted(steps)[len(steps) // 2]
+    return (f"{times[0] / 60:g} to {times[-1] / 60:g} min, "
+            f"every {median / 60:g} min (median)")
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=err_console, transient=True,
+    )

@@ -1,0 +1,432 @@
+"""Microscopy files as datasets: metadata plus lazy, per-frame access.
+
+`open_dataset(path)` understands a file once with bioio (formats, scenes, channels, pixel size,
+per-plane timestamps) and then reads single frames on demand. One FOV is one scene. OME-TIFF
+planes are read straight from their TIFF pages with tifffile (bioio's per-frame path is 30-60x
+slower); other formats go through bioio's lazy dask arrays.
+
+A `Dataset` pickles as its path and metadata, never as an open handle, so a worker process
+reopens it cheaply (no second metadata parse) on its first frame read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+import numpy as np
+import tifffile
+from numpy.typing import NDArray
+
+from fovflow.errors import (
+    CorruptFileError,
+    EmptyFileError,
+    IndexOutOfRangeError,
+    MissingFileError,
+    NotAFileError,
+    UnsupportedFormatError,
+)
+
+log = logging.getLogger(__name__)
+
+_FORMATS = {".ome.tif": "ome-tiff", ".ome.tiff": "ome-tiff", ".nd2": "nd2", ".czi": "czi"}
+# Format -> (bioio reader plugin module, pip extra that installs it).
+_READERS: dict[str, tuple[str, str | None]] = {
+    "ome-tiff": ("bioio_ome_tiff", None),
+    "nd2": ("bioio_nd2", "nd2"),
+    "czi": ("bioio_czi", "czi"),
+}
+_SECONDS_PER_UNIT = {"ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+FRAME_UNIT = "frame"
+
+
+@dataclass(frozen=True)
+class DatasetMetadata:
+    """What a microscopy file holds. All FOVs share frame count, channels and frame size.
+
+    `times` has one row per FOV and one column per frame, in `time_unit`: seconds when the file
+    records acquisition times, else the frame index with unit ``"frame"``.
+    """
+
+    path: Path
+    format: str
+    n_fovs: int
+    n_frames: int
+    n_channels: int
+    channel_names: tuple[str, ...]
+    height: int
+    width: int
+    dtype: str
+    times: tuple[tuple[float, ...], ...]
+    time_unit: str
+    pixel_size_um: float | None
+    fov_names: tuple[str, ...]
+
+    @property
+    def has_times(self) -> bool:
+        return self.time_unit != FRAME_UNIT
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain types only (for JSON and YAML)."""
+        return {
+            "path": str(self.path), "format": self.format, "n_fovs": self.n_fovs,
+            "n_frames": self.n_frames, "n_channels": self.n_channels,
+            "channel_names": list(self.channel_names), "height": self.height, "width": self.width,
+            "dtype": self.dtype, "time_unit": self.time_unit,
+            "times": [list(t) for t in self.times],
+            "pixel_size_um": self.pixel_size_um, "fov_names": list(self.fov_names),
+        }
+
+
+class _PlaneReader(Protocol):
+    def read(self, fov: int, channel: int, t: int) -> NDArray[Any]: ...
+    def close(self) -> None: ...
+
+
+class Dataset:
+    """An opened microscopy file: `metadata` plus `frame(fov, channel, t)` and `stack(...)`.
+
+    Thread-safe: reads from several threads share one file handle under a lock.
+    """
+
+    def __init__(self, metadata: DatasetMetadata) -> None:
+        self.metadata = metadata
+        self._reader: _PlaneReader | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        return self.metadata.path
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        return (f"Dataset({str(m.path)!r}, fovs={m.n_fovs}, frames={m.n_frames}, "
+                f"channels={list(m.channel_names)}, frame={m.height}x{m.width} {m.dtype})")
+
+    def timestamps(self, fov: int) -> NDArray[np.float64]:
+        """Per-frame times of `fov`, in ``metadata.time_unit``."""
+        self._check_index("FOV", fov, self.metadata.n_fovs)
+        return np.asarray(self.metadata.times[fov], dtype=np.float64)
+
+    def frame(self, fov: int, channel: int, t: int) -> NDArray[Any]:
+        """One 2-D frame (height x width); reads only that plane from disk.
+
+        Raises
+        ------
+        IndexOutOfRangeError
+            If `fov`, `channel` or `t` is outside the file.
+        CorruptFileError
+            If the plane cannot be read (truncated or damaged file).
+        """
+        m = self.metadata
+        self._check_index("FOV", fov, m.n_fovs)
+        self._check_index("channel", channel, m.n_channels)
+        self._check_index("frame", t, m.n_frames)
+        with self._lock:
+            if self._reader is None:
+                self._reader = _make_reader(m)
+            try:
+                plane = self._reader.read(fov, channel, t)
+            except (OSError, ValueError, IndexError, KeyError, RuntimeError) as exc:
+                raise CorruptFileError(
+                    f"{m.path}: cannot read FOV {fov}, channel {channel}, frame {t} ({exc}); "
+                    "the file may be truncated or damaged: re-export or re-copy it"
+                ) from exc
+        if plane.shape != (m.height, m.width):
+            raise CorruptFileError(
+                f"{m.path}: FOV {fov}, channel {channel}, frame {t} has shape {plane.shape}, "
+                f"expected {(m.height, m.width)}; the file's metadata does not match its pixels"
+            )
+        return plane
+
+    def stack(self, fov: int, channel: int) -> FrameStack:
+        """A lazy (frames, height, width) view of one FOV and channel; reads frame by frame."""
+        self._check_index("FOV", fov, self.metadata.n_fovs)
+        self._check_index("channel", channel, self.metadata.n_channels)
+        return FrameStack(self, fov, channel)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"metadata": self.metadata}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["metadata"])  # type: ignore[misc]
+
+    def _check_index(self, what: str, index: int, size: int) -> None:
+        if not 0 <= index < size:
+            raise IndexOutOfRangeError(
+                f"{self.metadata.path}: {what} {index} is out of range; "
+                f"the file has {size} {what}{'s' if size != 1 else ''} (0 to {size - 1})"
+            )
+
+
+class FrameStack:
+    """Frames of one FOV and channel, read on access: ``stack[t]``, ``len(stack)``, iteration.
+
+    ``np.asarray(stack)`` loads every frame: do that only for small data.
+    """
+
+    def __init__(self, dataset: Dataset, fov: int, channel: int) -> None:
+        self.dataset, self.fov, self.channel = dataset, fov, channel
+        m = dataset.metadata
+        self.shape = (m.n_frames, m.height, m.width)
+        self.dtype = np.dtype(m.dtype)
+        self.ndim = 3
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, t: int) -> NDArray[Any]:
+        if not isinstance(t, int | np.integer):
+            raise TypeError("FrameStack takes one integer frame index; use np.asarray() for more")
+        index = int(t) + len(self) if t < 0 else int(t)
+        return self.dataset.frame(self.fov, self.channel, index)
+
+    def __iter__(self) -> Iterator[NDArray[Any]]:
+        return (self[t] for t in range(len(self)))
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
+        out = np.empty(self.shape, dtype=self.dtype)
+        for t, plane in enumerate(self):
+            out[t] = plane
+        return out if dtype is None else out.astype(dtype)
+
+
+def open_dataset(path: str | Path) -> Dataset:
+    """Open a microscopy file (OME-TIFF; ND2 and CZI with their extras) and read its metadata.
+
+    Raises
+    ------
+    MissingFileError, NotAFileError, EmptyFileError
+        If the path does not exist, is a folder, or is empty.
+    UnsupportedFormatError
+        If the extension is not a supported format or its reader extra is not installed, or
+        the file holds Z stacks or RGB samples.
+    CorruptFileError
+        If the file cannot be parsed or its pixel data ends early.
+
+    Notes
+    -----
+    Reads metadata only (OME-XML and TIFF page index for OME-TIFF); cost grows with the number
+    of planes, not their size.
+    """
+    file = Path(path).expanduser()
+    if not file.exists():
+        raise MissingFileError(f"{file}: no such file; check the path")
+    if not file.is_file():
+        raise NotAFileError(f"{file}: is a folder, not a microscopy file; give the file inside it")
+    if file.stat().st_size == 0:
+        raise EmptyFileError(f"{file}: the file is empty (0 bytes); copy or export it again")
+    metadata = _read_metadata(file, _format_of(file))
+    if not metadata.has_times:
+        log.warning("%s: no acquisition times in the file; times are frame indices", file)
+    dataset = Dataset(metadata)
+    if metadata.format == "ome-tiff":
+        # Index the TIFF pages now so a truncated file fails at open, not hours into a run.
+        dataset._reader = _make_reader(metadata)
+    return dataset
+
+
+def _format_of(file: Path) -> str:
+    name = file.name.lower()
+    for suffix, fmt in _FORMATS.items():
+        if name.endswith(suffix):
+            return fmt
+    supported = ", ".join(sorted(_FORMATS))
+    if name.endswith((".tif", ".tiff")):
+        raise UnsupportedFormatError(
+            f"{file}: plain TIFF has no FOV, channel or time metadata; "
+            f"export it as OME-TIFF (*.ome.tif). Supported: {supported}"
+        )
+    raise UnsupportedFormatError(f"{file}: unsupported file type; supported: {supported}")
+
+
+def _read_metadata(file: Path, fmt: str) -> DatasetMetadata:
+    from bioio import BioImage  # deferred: importing bioio costs ~0.5 s, workers never need it
+
+    reader_class = _reader_class(file, fmt)
+    try:
+        image = BioImage(file, reader=reader_class)
+        scenes = image.scenes
+        shapes, dtypes = [], set()
+        for index in range(len(scenes)):
+            image.set_scene(index)
+            dims = image.dims
+            shapes.append({d: int(n) for d, n in zip(dims.order, dims.shape, strict=True)})
+            dtypes.add(np.dtype(image.dtype).name)
+        image.set_scene(0)
+        channel_names = tuple(str(name) for name in image.channel_names)
+        pixel_size = image.physical_pixel_sizes.X
+        ome = _ome_metadata(image)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
+        raise CorruptFileError(f"{file}: cannot read it as {fmt} ({exc}); it may be truncated "
+                               "or damaged: re-export or re-copy it") from exc
+    except Exception as exc:  # bioio's own errors have no common base beyond Exception
+        if type(exc).__module__.startswith(("bioio", "ome_types", "xsdata", "lxml", "xml")):
+            raise CorruptFileError(f"{file}: cannot be read as {fmt}; it is truncated, damaged "
+                                   "or of another format: re-export or re-copy it") from exc
+        raise
+    first = shapes[0]
+    if any(shape != first for shape in shapes):
+        raise UnsupportedFormatError(
+            f"{file}: its FOVs differ in size or frame count; fovflow needs every FOV alike"
+        )
+    if first.get("Z", 1) != 1:
+        raise UnsupportedFormatError(f"{file}: has {first['Z']} Z planes; fovflow reads 2-D "
+                                     "time-lapses: project or pick one Z plane first")
+    if first.get("S", 1) != 1:
+        raise UnsupportedFormatError(f"{file}: holds RGB samples; convert to one channel per "
+                                     "fluorophore first")
+    times, unit = _timestamps(ome, len(scenes), first["T"])
+    return DatasetMetadata(
+        path=file.resolve(), format=fmt, n_fovs=len(scenes), n_frames=first["T"],
+        n_channels=first["C"], channel_names=channel_names, height=first["Y"],
+        width=first["X"], dtype=dtypes.pop(), times=times, time_unit=unit,
+        pixel_size_um=float(pixel_size) if pixel_size else None,
+        fov_names=tuple(str(scene) for scene in scenes),
+    )
+
+
+def _reader_class(file: Path, fmt: str) -> type:
+    module, extra = _READERS[fmt]
+    try:
+        return __import__(module).Reader
+    except ImportError as exc:
+        hint = f"pip install 'fovflow[{extra}]'" if extra else "reinstall fovflow"
+        raise UnsupportedFormatError(
+            f"{file}: reading this format needs the {module.replace('_', '-')} plugin: {hint}"
+        ) from exc
+
+
+def _ome_metadata(image: Any) -> Any:
+    try:
+        return image.ome_metadata
+    except NotImplementedError:
+        return None
+
+
+def _timestamps(ome: Any, n_fovs: int, n_frames: int) -> tuple[tuple[tuple[float, ...], ...], str]:
+    """Per-FOV, per-frame times in seconds from OME planes (first channel) or TimeIncrement."""
+    if ome is None or len(ome.images) < n_fovs:
+        return _frame_indices(n_fovs, n_frames)
+    rows = []
+    for image in ome.images[:n_fovs]:
+        pixels = image.pixels
+        times: dict[int, float] = {}
+        for plane in pixels.planes:
+            if plane.the_c == 0 and plane.the_z == 0 and plane.delta_t is not None:
+                times[plane.the_t] = plane.delta_t * _seconds_per(plane.delta_t_unit)
+        if len(times) == n_frames:
+            rows.append(tuple(times[t] for t in range(n_frames)))
+        elif pixels.time_increment:
+            step = pixels.time_increment * _seconds_per(pixels.time_increment_unit)
+            rows.append(tuple(step * t for t in range(n_frames)))
+        else:
+            return _frame_indices(n_fovs, n_frames)
+    return tuple(rows), "s"
+
+
+def _seconds_per(unit: Any) -> float:
+    symbol = getattr(unit, "value", unit) or "s"
+    if symbol not in _SECONDS_PER_UNIT:
+        raise ValueError(f"unknown time unit {symbol!r}")
+    return _SECONDS_PER_UNIT[symbol]
+
+
+def _frame_indices(n_fovs: int, n_frames: int) -> tuple[tuple[tuple[float, ...], ...], str]:
+    return tuple(tuple(float(t) for t in range(n_frames)) for _ in range(n_fovs)), FRAME_UNIT
+
+
+def _make_reader(metadata: DatasetMetadata) -> _PlaneReader:
+    if metadata.format == "ome-tiff":
+        return _OmeTiffPages(metadata)
+    return _BioioPlanes(metadata)
+
+
+class _OmeTiffPages:
+    """Reads OME-TIFF planes directly from their TIFF pages (one seek and read per frame)."""
+
+    def __init__(self, metadata: DatasetMetadata) -> None:
+        self._path = metadata.path
+        try:
+            self._tiff = tifffile.TiffFile(metadata.path)
+            series = self._tiff.series
+            if len(series) < metadata.n_fovs:
+                raise ValueError(f"{len(series)} image series for {metadata.n_fovs} FOVs")
+            self._pages = [self._index(s, metadata) for s in series[: metadata.n_fovs]]
+        except (OSError, ValueError, IndexError, tifffile.TiffFileError) as exc:
+            self.close()
+            raise CorruptFileError(f"{metadata.path}: its TIFF pages are incomplete ({exc}); "
+                                   "the file may be truncated: re-export or re-copy it") from exc
+
+    def read(self, fov: int, channel: int, t: int) -> NDArray[Any]:
+        return self._pages[fov][t][channel].asarray()
+
+    def close(self) -> None:
+        if getattr(self, "_tiff", None) is not None:
+            self._tiff.close()
+
+    def _index(self, series: Any, metadata: DatasetMetadata) -> list[list[Any]]:
+        """Pages of one series as ``pages[t][c]``, checked to lie wholly inside the file."""
+        axes = series.get_axes(False)
+        shape = series.get_shape(False)
+        plane_axes = [(axis, size) for axis, size in zip(axes, shape, strict=True)
+                      if axis not in "YXS"]
+        sizes = tuple(size for _, size in plane_axes)
+        pages = series.pages
+        file_size = self._path.stat().st_size
+        table: list[list[Any]] = []
+        for t in range(metadata.n_frames):
+            row = []
+            for c in range(metadata.n_channels):
+                position = {"T": t, "C": c}
+                index = np.ravel_multi_index(
+                    tuple(position.get(axis, 0) for axis, _ in plane_axes), sizes
+                ) if sizes else 0
+                page = pages[int(index)]
+                if page is None:
+                    raise ValueError(f"plane T={t} C={c} is missing")
+                end = max(o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True))
+                if end > file_size:
+                    raise ValueError(f"plane T={t} C={c} ends past the end of the file")
+                row.append(page)
+            table.append(row)
+        return table
+
+
+class _BioioPlanes:
+    """Any bioio-readable format, one plane at a time through bioio's lazy dask array."""
+
+    def __init__(self, metadata: DatasetMetadata) -> None:
+        from bioio import BioImage
+
+        reader = _reader_class(metadata.path, metadata.format)
+        self._image = BioImage(metadata.path, reader=reader)
+        self._scene = -1
+
+    def read(self, fov: int, channel: int, t: int) -> NDArray[Any]:
+        if fov != self._scene:
+            self._image.set_scene(fov)
+            self._scene = fov
+        return np.asarray(self._image.get_image_dask_data("YX", T=t, C=channel, Z=0).compute())
+
+    def close(self) -> None:
+        self._image = None

@@ -1,0 +1,27 @@
+"""Shared fixtures: small simulated data sets written once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fovflow.io.synthetic import SimulationConfig, SimulationFiles, write_simulation
+
+SMALL = SimulationConfig(n_fovs=3, n_frames=8, height=96, width=128, n_fluorescence=2, seed=7)
+
+
+@pytest.fixture(scope="session")
+def small_config() -> SimulationConfig:
+    return SMALL
+
+
+@pytest.fixture(scope="session")
+def small_files(tmp_path_factory: pytest.TempPathFactory) -> SimulationFiles:
+    """3 FOVs x 8 frames x 3 channels of 96x128 px, written as a multi-scene OME-TIFF."""
+    return write_simulation(tmp_path_factory.mktemp("sim") / "small.ome.tif", SMALL)
+
+
+@pytest.fixture(scope="session")
+def small_image(small_files: SimulationFiles) -> Path:
+    return small_files.image
