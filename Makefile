@@ -21,7 +21,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed-base
 
 demo: $(VENV)/.installed-base
-	$(BIN)/fovflow simulate $(DEMO_DIR)/sim.ome.tif --fovs 4 --frames 40 --size 512 --seed 0
+	$(BIN)/fovflow simulate $(DEMO_DIR)/sim.ome.tif --fovs 4 --frames 40 --size 512 --seed 0 --force
 	$(BIN)/fovflow inspect $(DEMO_DIR)/sim.ome.tif
 
 test: $(VENV)/.installed-test
