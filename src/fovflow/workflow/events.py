@@ -1,0 +1,89 @@
+"""What a run tells its caller: small, frozen, picklable event records.
+
+Workers create events and send them through a queue; the caller's `on_event` receives them in
+the caller's thread. `ProgressReporter` turns the algorithms' ``progress(done, total)`` calls
+into `StepProgress` events throttled by time, and checks for cancellation on every call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fovflow.workflow.cancel import CancelToken
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    fov: int
+    step: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    fov: int
+    step: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FovFinished:
+    """One FOV ended: ``ok`` with no error, cancelled, or failed with message and traceback."""
+
+    fov: int
+    ok: bool
+    cancelled: bool = False
+    error: str | None = None
+    traceback: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    report: Any  # the run's report object, defined by the engine
+
+
+Event = StepProgress | StepFinished | FovFinished | RunFinished
+Send = Callable[[Event], None]
+Progress = Callable[[int, int], None]
+
+DEFAULT_INTERVAL_S = 0.1  # about 10 progress events per second per FOV
+
+
+class ProgressReporter:
+    """Progress callbacks for the steps of one FOV.
+
+    Each callback raises `Cancelled` as soon as the token is set, and sends a `StepProgress`
+    at most every `interval` seconds; the first and the last call of a step (``done ==
+    total``) are always sent, so a caller always sees where a step starts and that it ended.
+    """
+
+    def __init__(
+        self,
+        fov: int,
+        send: Send,
+        cancel: CancelToken,
+        *,
+        interval: float = DEFAULT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fov, self._send, self._cancel = fov, send, cancel
+        self._interval, self._clock = interval, clock
+
+    def step(self, name: str) -> Progress:
+        """The callback to hand to the algorithm that runs step `name`."""
+        last_sent: float | None = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal last_sent
+            self._cancel.raise_if_cancelled()
+            now = self._clock()
+            if last_sent is None or done >= total or now - last_sent >= self._interval:
+                self._send(StepProgress(self._fov, name, done, total))
+                last_sent = now
+
+        return progress
