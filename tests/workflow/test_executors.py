@@ -1,0 +1,174 @@
+"""Every executor runs items dynamically, streams events, isolates failures and cancels fast."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from fovflow.errors import ConfigError
+from fovflow.workflow.cancel import CancelToken
+from fovflow.workflow.events import ProgressReporter, StepProgress
+from fovflow.workflow.executors import (
+    ProcessExecutor,
+    SerialExecutor,
+    TaskContext,
+    ThreadExecutor,
+    make_executor,
+)
+
+KINDS = ["serial", "thread", "process"]
+
+
+@dataclass(frozen=True)
+class Job:
+    index: int
+    frames: int = 5
+    frame_s: float = 0.0
+    fail: bool = False
+    die: bool = False
+
+
+@dataclass(frozen=True)
+class Started:
+    index: int
+    pid: int
+
+
+def run_job(job: Job, context: TaskContext) -> tuple[int, int]:
+    """A stand-in for one FOV: a frame loop that reports progress and honours cancellation."""
+    context.send(Started(job.index, os.getpid()))
+    if job.die:
+        os.kill(os.getpid(), signal.SIGKILL)
+    progress = ProgressReporter(job.index, context.send, context.cancel, interval=0).step("work")
+    for frame in range(1, job.frames + 1):
+        time.sleep(job.frame_s)
+        if job.fail and frame == 2:
+            raise ValueError(f"bad frame {frame} in item {job.index}")
+        progress(frame, job.frames)
+    logging.getLogger("fovflow.test").info("item %d done", job.index)
+    return job.index * 10, os.getpid()
+
+
+@pytest.fixture(params=KINDS)
+def executor(request):
+    with make_executor(request.param, n_workers=2) as executor:
+        yield executor
+
+
+def test_every_item_yields_one_outcome_with_its_result(executor) -> None:
+    outcomes = list(executor.map_unordered(run_job, [Job(i) for i in range(6)]))
+    assert sorted(o.item.index for o in outcomes) == list(range(6))
+    assert all(o.ok and o.result[0] == o.item.index * 10 for o in outcomes)
+
+
+def test_events_reach_the_caller_thread_in_order_before_the_outcome(executor) -> None:
+    caller, seen, order = threading.get_ident(), [], []
+
+    def on_event(event) -> None:
+        assert threading.get_ident() == caller
+        seen.append(event)
+        order.append(("event", event.index if isinstance(event, Started) else event.fov))
+
+    for outcome in executor.map_unordered(run_job, [Job(i) for i in range(4)], on_event=on_event):
+        order.append(("outcome", outcome.item.index))
+    for index in range(4):
+        progress = [e for e in seen if isinstance(e, StepProgress) and e.fov == index]
+        assert [e.done for e in progress] == [1, 2, 3, 4, 5]
+        mine = [kind for kind, i in order if i == index]
+        assert mine[-1] == "outcome" and mine.count("outcome") == 1
+
+
+def test_a_failing_item_is_reported_and_the_others_go_on(executor) -> None:
+    jobs = [Job(0), Job(1, fail=True), Job(2), Job(3)]
+    outcomes = {o.item.index: o for o in executor.map_unordered(run_job, jobs)}
+    assert [outcomes[i].ok for i in range(4)] == [True, False, True, True]
+    assert outcomes[1].error == "ValueError: bad frame 2 in item 1"
+    assert "Traceback" in outcomes[1].traceback and "run_job" in outcomes[1].traceback
+    assert not outcomes[1].cancelled
+
+
+def test_cancel_stops_running_items_fast_and_queued_items_never_start(executor) -> None:
+    token, started = CancelToken(), []
+    jobs = [Job(i, frames=400, frame_s=0.01) for i in range(6)]  # 4 s each if not cancelled
+
+    def on_event(event) -> None:
+        if isinstance(event, Started):
+            started.append(event.index)
+        if isinstance(event, StepProgress) and event.done == 20 and not token.cancelled:
+            token.cancel()
+            cancel_time.append(time.perf_counter())
+
+    cancel_time: list[float] = []
+    outcomes = list(executor.map_unordered(run_job, jobs, on_event=on_event, cancel=token))
+    latency = time.perf_counter() - cancel_time[0]
+    assert latency < 2.0
+    assert all(o.cancelled and not o.ok for o in outcomes)
+    assert len(outcomes) == 6
+    assert len(started) <= executor.max_in_flight
+
+
+def test_batch_size_bounds_items_in_flight() -> None:
+    running, peak, lock = set(), [0], threading.Lock()
+
+    def on_event(event) -> None:
+        with lock:
+            if isinstance(event, Started):
+                running.add(event.index)
+                peak[0] = max(peak[0], len(running))
+            elif isinstance(event, StepProgress) and event.done == event.total:
+                running.discard(event.fov)
+
+    with ThreadExecutor(n_workers=4, max_in_flight=2) as executor:
+        jobs = [Job(i, frames=3, frame_s=0.02) for i in range(8)]
+        assert all(o.ok for o in executor.map_unordered(run_job, jobs, on_event=on_event))
+    assert peak[0] == 2
+
+
+def test_killed_worker_fails_only_its_item_and_is_replaced() -> None:
+    with ProcessExecutor(n_workers=2) as executor:
+        jobs = [Job(0, frame_s=0.05), Job(1, die=True), Job(2), Job(3), Job(4)]
+        outcomes = {o.item.index: o for o in executor.map_unordered(run_job, jobs)}
+        assert [outcomes[i].ok for i in range(5)] == [True, False, True, True, True]
+        assert "killed by signal 9" in outcomes[1].error
+        again = list(executor.map_unordered(run_job, [Job(5), Job(6)]))
+        assert all(o.ok for o in again)
+
+
+def test_process_workers_live_for_the_whole_executor() -> None:
+    with ProcessExecutor(n_workers=2) as executor:
+        first = {o.result[1] for o in executor.map_unordered(run_job, [Job(i) for i in range(4)])}
+        second = {o.result[1] for o in executor.map_unordered(run_job, [Job(i) for i in range(4)])}
+    assert len(first) == 2 and first | second == first  # the same two processes both times
+    assert os.getpid() not in first
+
+
+def test_a_long_item_does_not_hold_back_the_others() -> None:
+    jobs = [Job(0, frames=1, frame_s=1.5)] + [Job(i, frames=1, frame_s=0.02) for i in range(1, 9)]
+    with ProcessExecutor(n_workers=2) as executor:
+        pids = {o.item.index: o.result[1] for o in executor.map_unordered(run_job, jobs)}
+    long_pid = pids[0]
+    assert sum(1 for i in range(1, 9) if pids[i] == long_pid) <= 1  # the other worker took them
+
+
+def test_worker_logs_reach_the_caller(caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="fovflow.test"), ProcessExecutor(1) as executor:
+        list(executor.map_unordered(run_job, [Job(7)]))
+    assert "item 7 done" in caplog.text
+
+
+def test_serial_executor_runs_in_the_callers_thread() -> None:
+    pids = [o.result[1] for o in SerialExecutor().map_unordered(run_job, [Job(0), Job(1)])]
+    assert pids == [os.getpid(), os.getpid()]
+
+
+@pytest.mark.parametrize(("kind", "workers", "batch"), [("fast", 2, None), ("process", 0, None),
+                                                       ("thread", 2, 0)])
+def test_bad_executor_settings_are_clear_errors(kind, workers, batch) -> None:
+    with pytest.raises(ConfigError):
+        make_executor(kind, n_workers=workers or -1, max_in_flight=batch)
