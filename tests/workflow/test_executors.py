@@ -22,7 +22,7 @@ from fovflow.workflow.executors import (
     make_executor,
 )
 
-KINDS = ["serial", "thread", "process"]
+KINDS = ["serial", "thread", "process", "dask"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Job:
     frame_s: float = 0.0
     fail: bool = False
     die: bool = False
+    die_once_marker: str | None = None  # die only if this file does not exist yet (then create)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class Started:
 def run_job(job: Job, context: TaskContext) -> tuple[int, int]:
     """A stand-in for one FOV: a frame loop that reports progress and honours cancellation."""
     context.send(Started(job.index, os.getpid()))
+    if job.die_once_marker and not os.path.exists(job.die_once_marker):
+        open(job.die_once_marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
     if job.die:
         os.kill(os.getpid(), signal.SIGKILL)
     progress = ProgressReporter(job.index, context.send, context.cancel, interval=0).step("work")
@@ -55,8 +59,9 @@ def run_job(job: Job, context: TaskContext) -> tuple[int, int]:
     return job.index * 10, os.getpid()
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(scope="module", params=KINDS)
 def executor(request):
+    """One executor per kind for the whole module, as a run keeps one pool."""
     with make_executor(request.param, n_workers=2) as executor:
         yield executor
 
@@ -156,10 +161,10 @@ def test_a_long_item_does_not_hold_back_the_others() -> None:
     assert sum(1 for i in range(1, 9) if pids[i] == long_pid) <= 1  # the other worker took them
 
 
-def test_worker_logs_reach_the_caller(caplog) -> None:
-    with caplog.at_level(logging.INFO, logger="fovflow.test"), ProcessExecutor(1) as executor:
+def test_worker_logs_reach_the_caller(executor, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="fovflow.test"):
         list(executor.map_unordered(run_job, [Job(7)]))
-    assert "item 7 done" in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.name == "fovflow.test"] == ["item 7 done"]
 
 
 def test_serial_executor_runs_in_the_callers_thread() -> None:
@@ -172,3 +177,12 @@ def test_serial_executor_runs_in_the_callers_thread() -> None:
 def test_bad_executor_settings_are_clear_errors(kind, workers, batch) -> None:
     with pytest.raises(ConfigError):
         make_executor(kind, n_workers=workers or -1, max_in_flight=batch)
+
+
+def test_dask_run_completes_when_a_worker_is_killed(tmp_path) -> None:
+    marker = str(tmp_path / "killed-once")
+    jobs = [Job(0, frames=3, frame_s=0.05), Job(1, die_once_marker=marker), Job(2), Job(3)]
+    with make_executor("dask", n_workers=2) as executor:
+        outcomes = {o.item.index: o for o in executor.map_unordered(run_job, jobs)}
+    assert os.path.exists(marker)
+    assert all(outcomes[i].ok for i in range(4))

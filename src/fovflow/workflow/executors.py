@@ -98,20 +98,29 @@ class Executor:
 
 
 def make_executor(
-    kind: Literal["serial", "thread", "process"] | str,
+    kind: Literal["serial", "thread", "process", "dask"] | str,
     *,
     n_workers: int | None = None,
     max_in_flight: int | None = None,
+    scheduler: str | None = None,
 ) -> Executor:
-    """An executor by name; `n_workers` defaults to the machine's CPU count."""
+    """An executor by name; `n_workers` defaults to the machine's CPU count.
+
+    For ``"dask"``, `scheduler` is the address of a running scheduler (``tcp://host:8786``);
+    without it an in-process LocalCluster with `n_workers` single-threaded workers is started.
+    """
     workers = n_workers or os.cpu_count() or 1
+    if kind == "dask":
+        from fovflow.workflow.dask_executor import DaskExecutor
+
+        return DaskExecutor(workers, max_in_flight, scheduler=scheduler)
     if kind == "serial":
         return SerialExecutor()
     if kind == "thread":
         return ThreadExecutor(workers, max_in_flight)
     if kind == "process":
         return ProcessExecutor(workers, max_in_flight)
-    raise ConfigError(f"unknown executor {kind!r}; choose serial, thread or process")
+    raise ConfigError(f"unknown executor {kind!r}; choose serial, thread, process or dask")
 
 
 class SerialExecutor(Executor):
@@ -122,9 +131,9 @@ class SerialExecutor(Executor):
         send = on_event or _ignore
         for item in items:
             if token.cancelled:
-                yield _cancelled(item)
+                yield cancelled_outcome(item)
                 continue
-            yield _run_task(task, item, TaskContext(send, token))
+            yield run_task(task, item, TaskContext(send, token))
 
 
 class ThreadExecutor(Executor):
@@ -142,11 +151,11 @@ class ThreadExecutor(Executor):
         running: dict[Future[Outcome[Any, Any]], Any] = {}
         while pending or running:
             if token.cancelled:
-                yield from (_cancelled(item) for item in pending)
+                yield from (cancelled_outcome(item) for item in pending)
                 pending.clear()
             while pending and len(running) < self.max_in_flight:
                 item = pending.popleft()
-                running[self._pool.submit(_run_task, task, item, context)] = item
+                running[self._pool.submit(run_task, task, item, context)] = item
             done, _ = wait(running, timeout=_POLL_S, return_when=FIRST_COMPLETED)
             _deliver_all(events, on_event)  # a task's events come before its outcome
             for future in done:
@@ -177,7 +186,7 @@ class ProcessExecutor(Executor):
             while pending or busy:
                 if token.cancelled:
                     self._cancel_flag.set()
-                    yield from (_cancelled(item) for item in pending)
+                    yield from (cancelled_outcome(item) for item in pending)
                     pending.clear()
                 while pending and len(busy) < self.max_in_flight:
                     worker = self._take_worker()
@@ -265,12 +274,12 @@ def _worker_main(conn: connection.Connection, cancel_flag: Any) -> None:
         with lock:
             conn.send((kind, payload))
 
-    logging.getLogger().addHandler(_PipeLogHandler(send))
+    logging.getLogger().addHandler(ForwardingLogHandler(send))
     logging.getLogger().setLevel(logging.INFO)
     context = TaskContext(lambda event: send("event", event), CancelToken(cancel_flag))
     while (message := conn.recv()) is not None:
         task, item = message
-        outcome = _run_task(task, item, context)
+        outcome = run_task(task, item, context)
         try:
             send("outcome", outcome)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
@@ -278,7 +287,7 @@ def _worker_main(conn: connection.Connection, cancel_flag: Any) -> None:
                                     seconds=outcome.seconds))
 
 
-class _PipeLogHandler(logging.Handler):
+class ForwardingLogHandler(logging.Handler):
     """Forwards a worker's log records to the caller, formatted, whole and in order."""
 
     def __init__(self, send: Callable[[str, Any], None]) -> None:
@@ -293,7 +302,7 @@ class _PipeLogHandler(logging.Handler):
         self._send("log", record)
 
 
-def _run_task(task: Task[T, R], item: T, context: TaskContext) -> Outcome[T, R]:
+def run_task(task: Task[T, R], item: T, context: TaskContext) -> Outcome[T, R]:
     """Run one item, turning cancellation and any exception into an `Outcome`."""
     start = time.perf_counter()
     try:
@@ -314,7 +323,7 @@ def _worker_died(item: Any, worker: _Worker, seconds: float) -> Outcome[Any, Any
                    error=f"worker process {worker.process.pid} {how} while running this item")
 
 
-def _cancelled(item: Any) -> Outcome[Any, Any]:
+def cancelled_outcome(item: Any) -> Outcome[Any, Any]:
     return Outcome(item, ok=False, cancelled=True)
 
 
