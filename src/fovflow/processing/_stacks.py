@@ -1,0 +1,88 @@
+"""Frame-by-frame access to image stacks, validated once at the boundary of each step.
+
+A *stack* is anything with ``len()`` whose ``stack[t]`` returns a 2-D array: a numpy array, a
+``np.memmap``, a zarr array or a lazy reader. Steps read one frame at a time through
+`iter_frames`, so a stack never has to fit in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``, called once per frame; it may raise `fovflow.errors.Cancelled`."""
+
+
+class Stack(Protocol):
+    """A sequence of 2-D frames (T, Y, X) that may be read lazily."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+class OutputStack(Stack, Protocol):
+    """A writable stack with a shape, such as a numpy array, ``np.memmap`` or zarr array."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+
+    def __setitem__(self, index: int, value: NDArray[Any], /) -> None: ...
+
+
+def iter_frames(
+    *stacks: tuple[str, Stack, str]
+) -> Iterator[tuple[int, tuple[NDArray[Any], ...]]]:
+    """Yield ``(t, frames)`` over stacks of equal length, checking every frame once.
+
+    Each stack comes as ``(name, stack, kinds)`` where `kinds` lists the allowed numpy dtype
+    kinds (e.g. ``"uif"``). Every frame must be 2-D and have the shape of the first frame.
+    """
+    lengths = {name: len(stack) for name, stack, _ in stacks}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"stacks must have the same number of frames, got {lengths}")
+    if not next(iter(lengths.values())):
+        raise ValueError(f"{stacks[0][0]} has no frames")
+    shape: tuple[int, ...] | None = None
+    for t in range(len(stacks[0][1])):
+        frames = []
+        for name, stack, kinds in stacks:
+            frame = np.asarray(stack[t])
+            if frame.ndim != 2:
+                raise ValueError(f"{name}[{t}] must be a 2-D frame, got shape {frame.shape}")
+            if frame.dtype.kind not in kinds:
+                raise ValueError(f"{name}[{t}] has dtype {frame.dtype}; {_describe(kinds)}")
+            shape = shape or frame.shape
+            if frame.shape != shape:
+                raise ValueError(f"{name}[{t}] has shape {frame.shape}, expected {shape}")
+            frames.append(frame)
+        yield t, tuple(frames)
+
+
+def output_stack(
+    out: OutputStack | None, n_frames: int, shape: tuple[int, ...], dtype: DTypeLike
+) -> OutputStack:
+    """`out` checked against the expected (T, Y, X) shape, or a new array of `dtype`."""
+    if out is None:
+        return np.empty((n_frames, *shape), dtype)
+    if tuple(out.shape) != (n_frames, *shape):
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {(n_frames, *shape)}")
+    return out
+
+
+def check_finite(frame: NDArray[Any], name: str) -> None:
+    """Raise if a floating-point frame holds NaN or infinity (integer frames cannot)."""
+    if frame.dtype.kind == "f" and not np.isfinite(frame).all():
+        raise ValueError(f"{name} contains NaN or infinite values; replace them first")
+
+
+def _describe(kinds: str) -> str:
+    names = {"b": "bool", "i": "signed integer", "u": "unsigned integer", "f": "floating point"}
+    return "expected " + " or ".join(names[kind] for kind in kinds)

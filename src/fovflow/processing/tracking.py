@@ -1,0 +1,181 @@
+"""Tracking of segmented cells from frame to frame by optimal one-to-one overlap matching."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
+
+from fovflow.processing._stacks import OutputStack, Progress, Stack, iter_frames, output_stack
+
+__all__ = ["match_regions", "track_cells"]
+
+_MAX_DENSE_PAIRS = 1 << 20  # larger label-pair histograms are counted sparsely (np.unique)
+
+
+def track_cells(
+    masks: Stack,
+    *,
+    min_iou: float = 0.1,
+    min_size: int = 0,
+    max_size: int | None = None,
+    connectivity: int = 4,
+    out: OutputStack | None = None,
+    progress: Progress | None = None,
+) -> OutputStack:
+    """Label the cells of a mask stack with one id per track, stable across frames.
+
+    Each frame's mask is split into connected regions; regions whose area is outside
+    [`min_size`, `max_size`] are dropped. A region continues the track of the region of the
+    previous frame it is matched to (`match_regions`); a region left unmatched starts a new
+    track, so cells that appear late or enter the field are tracked from their first frame.
+    Track ids are 1, 2, ... in order of appearance (row-major within a frame); 0 is background.
+
+    Parameters
+    ----------
+    masks : (T, Y, X) stack of bool (or integer, nonzero = cell) frames
+        E.g. from `segment_phase_contrast`; read one frame at a time.
+    min_iou : float
+        Smallest intersection over union for two regions to be matched, in (0, 1].
+    min_size, max_size : int
+        Smallest and largest region area in pixels (None: no upper bound).
+    connectivity : {4, 8}
+        Pixel connectivity of a region.
+    out : writable (T, Y, X) stack of unsigned integers, optional
+        Where to write the labels; a new uint32 array if None.
+    progress : callable, optional
+        ``progress(done, total)`` after each frame; may raise `fovflow.errors.Cancelled`, which
+        stops the work at once and propagates.
+
+    Returns
+    -------
+    (T, Y, X) uint32 array, or `out`
+
+    Raises
+    ------
+    ValueError
+        If a frame is not 2-D or has another shape than the first, a parameter is out of
+        range, or there are more tracks than the dtype of `out` holds.
+
+    Notes
+    -----
+    O(pixels) per frame for the overlaps (one histogram of label pairs), plus the assignment,
+    which runs only on the regions with more than one candidate partner. Memory: a few int32
+    frames.
+    """
+    if not 0.0 < min_iou <= 1.0:
+        raise ValueError(f"min_iou must be in (0, 1], got {min_iou}")
+    if connectivity not in (4, 8):
+        raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
+    if min_size < 0 or (max_size is not None and max_size < min_size):
+        raise ValueError(f"need 0 <= min_size <= max_size, got {min_size} and {max_size}")
+    result: OutputStack | None = None
+    previous: NDArray[np.int32] | None = None  # regions of the previous frame
+    previous_tracks = np.zeros(1, np.int64)  # track id per previous region, 0 = background
+    n_tracks = 0
+    for t, (mask,) in iter_frames(("masks", masks, "biu")):
+        if result is None:
+            result = output_stack(out, len(masks), mask.shape, np.uint32)
+            max_id = np.iinfo(result.dtype).max
+        regions, n_regions = _regions(mask, connectivity, min_size, max_size)
+        tracks = np.zeros(n_regions + 1, np.int64)
+        if previous is not None:
+            matched_previous, matched_current = match_regions(previous, regions, min_iou=min_iou)
+            tracks[matched_current] = previous_tracks[matched_previous]
+        new = np.flatnonzero(tracks[1:] == 0) + 1
+        tracks[new] = np.arange(n_tracks + 1, n_tracks + 1 + len(new))
+        n_tracks += len(new)
+        if n_tracks > max_id:
+            raise ValueError(f"{n_tracks} tracks do not fit in the dtype of out; use uint32")
+        result[t] = tracks.astype(np.uint32)[regions]
+        previous, previous_tracks = regions, tracks
+        if progress is not None:
+            progress(t + 1, len(masks))
+    assert result is not None  # iter_frames raises on an empty stack
+    return result
+
+
+def match_regions(
+    previous: NDArray[np.integer[Any]], current: NDArray[np.integer[Any]], *, min_iou: float = 0.1
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Optimal one-to-one matching of the labelled regions of two frames by overlap.
+
+    The intersection over union of every pair of overlapping regions comes from one histogram
+    of (previous label, current label) pixel pairs. Among pairs with IoU >= `min_iou`, the
+    matching maximises the summed IoU (Hungarian algorithm).
+
+    Parameters
+    ----------
+    previous, current : (Y, X) arrays of non-negative integer labels, 0 = background
+        Labels should be compact (1..n), since histograms have one bin per label pair.
+
+    Returns
+    -------
+    previous_labels, current_labels : int arrays
+        Matched pairs, sorted by current label.
+
+    Notes
+    -----
+    O(pixels + pairs); the assignment runs only on regions with more than one candidate
+    partner (where cells merge, split or crowd), so it stays small.
+    """
+    pair_previous, pair_current, intersection, area_previous, area_current = _overlaps(
+        previous, current)
+    n_previous, n_current = len(area_previous) - 1, len(area_current) - 1
+    iou = intersection / (area_previous[pair_previous] + area_current[pair_current]
+                          - intersection)
+    keep = iou >= min_iou
+    pair_previous, pair_current, iou = pair_previous[keep], pair_current[keep], iou[keep]
+    degree_previous = np.bincount(pair_previous, minlength=n_previous + 1)
+    degree_current = np.bincount(pair_current, minlength=n_current + 1)
+    unique = (degree_previous[pair_previous] == 1) & (degree_current[pair_current] == 1)
+    matches = [(pair_previous[unique], pair_current[unique])]
+    if not unique.all():
+        rows, row_index = np.unique(pair_previous[~unique], return_inverse=True)
+        columns, column_index = np.unique(pair_current[~unique], return_inverse=True)
+        gain = np.zeros((len(rows), len(columns)))
+        gain[row_index, column_index] = iou[~unique]
+        chosen_rows, chosen_columns = linear_sum_assignment(gain, maximize=True)
+        chosen = gain[chosen_rows, chosen_columns] > 0
+        matches.append((rows[chosen_rows[chosen]], columns[chosen_columns[chosen]]))
+    matched_previous = np.concatenate([m[0] for m in matches])
+    matched_current = np.concatenate([m[1] for m in matches])
+    order = np.argsort(matched_current)
+    return matched_previous[order], matched_current[order]
+
+
+def _overlaps(previous: NDArray[Any], current: NDArray[Any]) -> tuple[NDArray[np.intp], ...]:
+    """Overlapping label pairs (both nonzero) with their pixel counts, and the label areas."""
+    n_previous, n_current = int(previous.max(initial=0)), int(current.max(initial=0))
+    if (n_previous + 1) * (n_current + 1) <= _MAX_DENSE_PAIRS:
+        keys = previous.astype(np.int32) * np.int32(n_current + 1) + current
+        counts = np.bincount(keys.ravel(), minlength=(n_previous + 1) * (n_current + 1))
+        counts = counts.reshape(n_previous + 1, n_current + 1)
+        area_previous, area_current = counts.sum(axis=1), counts.sum(axis=0)
+        pairs = np.nonzero(counts[1:, 1:])
+        return (pairs[0] + 1, pairs[1] + 1, counts[1:, 1:][pairs], area_previous,
+                area_current)
+    both = (previous != 0) & (current != 0)
+    keys = previous[both].astype(np.int64) * (n_current + 1) + current[both]
+    keys, counts = np.unique(keys, return_counts=True)
+    return (keys // (n_current + 1), keys % (n_current + 1), counts,
+            np.bincount(previous.ravel(), minlength=n_previous + 1),
+            np.bincount(current.ravel(), minlength=n_current + 1))
+
+
+def _regions(mask: NDArray[Any], connectivity: int, min_size: int, max_size: int | None
+             ) -> tuple[NDArray[np.int32], int]:
+    """Connected regions labelled 1..n (row-major order), without those outside the sizes."""
+    n, labels = cv2.connectedComponents(np.asarray(mask != 0, np.uint8), connectivity=connectivity,
+                                        ltype=cv2.CV_32S)
+    if min_size <= 1 and max_size is None:
+        return labels, n - 1
+    areas = np.bincount(labels.ravel(), minlength=n)
+    keep = (areas >= min_size) & (areas <= (max_size if max_size is not None else areas.max()))
+    keep[0] = False
+    relabel = np.zeros(n, np.int32)
+    relabel[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return relabel[labels], int(keep.sum())

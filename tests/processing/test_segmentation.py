@@ -1,0 +1,138 @@
+"""Specification of `fovflow.processing.segmentation`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from processing_reference import LazyStack
+from processing_reference import segment as reference_segment
+from scipy import ndimage
+
+from fovflow.io.synthetic import SimulatedFov, SimulationConfig, simulate_fov
+from fovflow.processing.segmentation import segment_frame, segment_phase_contrast
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_segmentation_reaches_jaccard_0_9_on_simulated_phase_contrast(
+    simulated: SimulatedFov, simulated_masks: np.ndarray
+) -> None:
+    truth = simulated.labels > 0
+    assert _jaccard(simulated_masks, truth) >= 0.9
+    assert min(_jaccard(m, t) for m, t in zip(simulated_masks, truth, strict=True)) >= 0.9
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_segmentation_equals_scipy_reference_on_small_images(seed: int) -> None:
+    sim = simulate_fov(SimulationConfig(n_frames=1, height=96, width=128, cell_radius_px=14,
+                                        cells_per_megapixel=400, seed=seed), fov=0)
+    frame = sim.phase[0]
+    assert frame.any()
+    np.testing.assert_array_equal(segment_frame(frame), reference_segment(frame))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_segmentation_equals_scipy_reference_on_noise(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    frame = rng.normal(1000, 10, (64, 80)).astype(np.float32)
+    frame[10:40, 5:50] = rng.normal(1000, 200, (30, 45)).clip(1)
+    frame.flat[rng.choice(frame.size, 40)] = 1600  # specks for the opening to remove
+    kwargs = {"bins": 50, "n_sigma": 2.0}
+    expected = reference_segment(frame, size=3, iterations=2, **kwargs)
+    result = segment_frame(frame, opening_size=3, opening_iterations=2, closing_size=3,
+                           closing_iterations=2, **kwargs)
+    assert expected.any() and not expected.all()
+    np.testing.assert_array_equal(result, expected)
+
+
+@pytest.mark.parametrize("iterations", [1, 2, 3])
+def test_iterated_7x7_square_equals_one_larger_square_in_scipy(iterations: int) -> None:
+    rng = np.random.default_rng(iterations)
+    mask = ndimage.binary_dilation(rng.random((90, 70)) > 0.97, np.ones((5, 5), bool))
+    side = iterations * 6 + 1
+    for operation, border in ((ndimage.binary_erosion, 1), (ndimage.binary_dilation, 0)):
+        repeated = operation(mask, np.ones((7, 7), bool), iterations, border_value=border)
+        once = operation(mask, np.ones((side, side), bool), border_value=border)
+        np.testing.assert_array_equal(repeated, once)
+
+
+def test_cells_touching_the_border_are_not_eroded() -> None:
+    rng = np.random.default_rng(0)
+    frame = rng.normal(1000, 5, (128, 128))
+    frame[:50, :40] = rng.normal(600, 120, (50, 40))  # a textured cell in the corner
+    mask = segment_frame(frame.clip(1))
+    assert mask[:48, :38].all()
+    assert mask[0, :38].all() and mask[:48, 0].all()
+    assert not mask[60:, 60:].any()
+
+
+def test_holes_inside_a_cell_are_filled_but_open_regions_are_not() -> None:
+    rng = np.random.default_rng(1)
+    frame = rng.normal(1000, 5, (160, 160))
+    frame[20:120, 20:120] = rng.normal(600, 120, (100, 100))
+    frame[50:90, 50:90] = rng.normal(1000, 5, (40, 40))  # smooth hole, larger than the closing
+    mask = segment_frame(frame.clip(1))
+    assert mask[50:90, 50:90].all()
+    assert not mask[130:, 130:].any()
+
+
+def test_a_frame_without_cells_gives_an_empty_mask() -> None:
+    flat = np.full((64, 64), 1200, np.uint16)
+    assert not segment_frame(flat).any()
+    rng = np.random.default_rng(2)
+    noise = rng.normal(1000, 10, (64, 64)).astype(np.uint16)
+    assert segment_frame(noise).mean() < 0.01
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32, np.float64])
+def test_integer_and_float_frames_give_the_same_mask(
+    simulated: SimulatedFov, dtype: type
+) -> None:
+    frame = simulated.phase[3] // 16  # fits uint8
+    expected = segment_frame(frame.astype(np.float64))
+    assert _jaccard(expected, simulated.labels[3] > 0) > 0.85
+    np.testing.assert_array_equal(segment_frame(frame.astype(dtype)), expected)
+
+
+def test_32x32_frames_are_segmented() -> None:
+    sim = simulate_fov(SimulationConfig(n_frames=3, height=32, width=32, cell_radius_px=10,
+                                        cells_per_megapixel=2000, seed=3), fov=0)
+    masks = segment_phase_contrast(sim.phase, opening_size=3, closing_size=3)  # 10 px cells
+    assert masks.shape == (3, 32, 32) and masks.dtype == bool
+    assert _jaccard(masks, sim.labels > 0) > 0.7
+
+
+def test_nan_in_a_frame_is_a_clear_error() -> None:
+    frames = np.full((2, 40, 40), 100.0)
+    frames[1, 5, 5] = np.nan
+    with pytest.raises(ValueError, match=r"NaN"):
+        segment_phase_contrast(frames)
+
+
+@pytest.mark.parametrize(("stack", "message"), [
+    (np.zeros((0, 8, 8)), "no frames"),
+    (np.zeros((4, 8)), "2-D"),
+    (np.zeros((2, 8, 8), complex), "dtype"),
+    ([np.zeros((8, 8)), np.zeros((8, 9))], "shape"),
+])
+def test_invalid_stacks_are_rejected_with_a_clear_message(stack: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        segment_phase_contrast(stack)
+
+
+@pytest.mark.parametrize("kwargs", [{"window": 4}, {"bins": 1}, {"n_sigma": -1},
+                                    {"opening_size": 6}, {"closing_iterations": -1}])
+def test_invalid_parameters_are_rejected(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        segment_phase_contrast(np.ones((1, 32, 32)), **kwargs)
+
+
+def test_stack_is_read_one_frame_at_a_time_into_out(simulated: SimulatedFov, tmp_path) -> None:
+    lazy = LazyStack(simulated.phase[:5])
+    out = np.lib.format.open_memmap(tmp_path / "seg.npy", "w+", bool, (5, 512, 512))
+    result = segment_phase_contrast(lazy, out=out)
+    assert result is out
+    assert lazy.read == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(out[4], segment_frame(simulated.phase[4]))
