@@ -68,12 +68,11 @@ def _main(
     ] = False,
 ) -> None:
     ctx.obj = {"verbose": verbose}
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
-        force=True,
-    )
+    # The console shows warnings and errors; --verbose mirrors the full log (run.log gets INFO).
+    console_handler = RichHandler(console=err_console, show_path=False, show_time=False)
+    console_handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[console_handler], force=True)
     if not verbose:
         # tifffile and bioio log every oddity they recover from; our own errors say what matters.
         noisy_loggers = ("tifffile", "bioio", "bioio_base", "bioio_ome_tiff", "ome_types")
@@ -156,3 +155,9 @@ def _progress_bar() -> Progress:
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeRemainingColumn(), console=err_console, transient=True,
     )
+
+
+# Commands defined in their own modules register themselves on `app`.
+from fovflow.cli import run_command as _run_command  # noqa: E402
+
+_run_command.register(app)

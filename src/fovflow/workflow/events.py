@@ -16,6 +16,15 @@ from fovflow.workflow.cancel import CancelToken
 
 
 @dataclass(frozen=True)
+class RunStarted:
+    """The first event of a run: the FOVs it covers and the steps each will run."""
+
+    fovs: tuple[int, ...]
+    todo: dict[int, tuple[str, ...]]
+    n_frames: int
+
+
+@dataclass(frozen=True)
 class StepProgress:
     fov: int
     step: str
@@ -32,11 +41,13 @@ class StepFinished:
 
 @dataclass(frozen=True)
 class FovFinished:
-    """One FOV ended: ``ok`` with no error, cancelled, or failed with message and traceback."""
+    """One FOV ended: ``ok`` (``skipped`` if its outputs were already complete and current),
+    cancelled, or failed with message and traceback."""
 
     fov: int
     ok: bool
     cancelled: bool = False
+    skipped: bool = False
     error: str | None = None
     traceback: str | None = None
     seconds: float = 0.0
@@ -47,7 +58,7 @@ class RunFinished:
     report: Any  # the run's report object, defined by the engine
 
 
-Event = StepProgress | StepFinished | FovFinished | RunFinished
+Event = RunStarted | StepProgress | StepFinished | FovFinished | RunFinished
 Send = Callable[[Event], None]
 Progress = Callable[[int, int], None]
 

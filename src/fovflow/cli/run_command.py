@@ -1,0 +1,183 @@
+"""`fovflow run`: process a microscopy file with progress bars, clean Ctrl-C and a summary."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from fovflow.cli.main import console, err_console
+from fovflow.ranges import format_ranges, parse_ranges
+from fovflow.workflow.cancel import CancelToken
+from fovflow.workflow.config import WorkflowConfig
+from fovflow.workflow.events import FovFinished, RunStarted, StepFinished, StepProgress
+from fovflow.workflow.run import RunReport, run_workflow
+
+log = logging.getLogger("fovflow.cli")
+EXIT_FAILED, EXIT_CANCELLED = 1, 130
+
+
+def run(
+    input: Annotated[Path, typer.Argument(help="Microscopy file (OME-TIFF, ND2, CZI).")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder.")] = None,
+    pc: Annotated[int | None, typer.Option(help="Phase-contrast channel index.")] = None,
+    fl: Annotated[str | None, typer.Option(help="Fluorescence channels, e.g. 1,2.")] = None,
+    fovs: Annotated[str | None, typer.Option(help="FOVs to process, e.g. 0-9,12.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Most FOVs in flight at once.")] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="process (default), thread, serial or dask.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address, e.g. tcp://host:8786.")
+    ] = None,
+    min_length: Annotated[
+        int | None, typer.Option(help="Frames a cell needs to count as good (default 30).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML configuration; options override it.")
+    ] = None,
+) -> None:
+    """Segment, correct, track and measure every selected FOV, in parallel and resumably.
+
+    Rerunning the same command skips the work already done. Ctrl-C cancels cleanly (finished
+    FOVs are kept, nothing partial is left); a second Ctrl-C aborts at once.
+    """
+    overrides: dict[str, Any] = {"input": input}
+    for key, value in [("output", output), ("pc_channel", pc), ("fovs", fovs),
+                       ("n_workers", workers), ("batch_size", batch_size),
+                       ("executor", executor), ("scheduler", scheduler)]:
+        if value is not None:
+            overrides[key] = value
+    if fl is not None:
+        overrides["fl_channels"] = _channels(fl)
+    if min_length is not None:
+        overrides["extraction"] = {"min_length": min_length}
+    if config is not None:
+        workflow = WorkflowConfig.load(config, **overrides)
+    elif output is None:
+        raise typer.BadParameter("give the run folder with -o OUT (or a --config file)")
+    else:
+        workflow = WorkflowConfig.from_dict(overrides)
+
+    token = CancelToken()
+    with _RunDisplay() as display, _cancel_on_ctrl_c(token):
+        report = run_workflow(workflow, on_event=display.on_event, cancel=token)
+    _print_summary(report)
+    if report.cancelled:
+        raise typer.Exit(EXIT_CANCELLED)
+    if report.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+
+
+def _channels(text: str) -> tuple[int, ...]:
+    return tuple(parse_ranges(text))
+
+
+class _RunDisplay:
+    """Rich progress: all FOVs, the whole run's work with ETA, and one bar per active FOV."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=True,
+        )
+        self._fovs: TaskID | None = None
+        self._work: TaskID | None = None
+        self._bars: dict[int, TaskID] = {}
+        self._todo: dict[int, tuple[str, ...]] = {}
+        self._fov_work: dict[int, float] = {}
+
+    def __enter__(self) -> _RunDisplay:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._progress.stop()
+
+    def on_event(self, event: Any) -> None:
+        progress = self._progress
+        if isinstance(event, RunStarted):
+            self._todo = event.todo
+            self._fovs = progress.add_task("FOVs", total=len(event.fovs))
+            steps = sum(len(todo) for todo in self._todo.values())
+            self._work = progress.add_task("all steps", total=max(1, steps))
+        elif isinstance(event, StepProgress):
+            bar = self._bars.get(event.fov)
+            if bar is None:
+                bar = self._bars[event.fov] = progress.add_task("", total=event.total)
+            progress.update(bar, description=f"  FOV {event.fov}: {event.step}",
+                            completed=event.done, total=event.total)
+            steps = self._todo.get(event.fov, ())
+            finished = steps.index(event.step) if event.step in steps else 0
+            self._set_work(event.fov, finished + event.done / max(event.total, 1))
+        elif isinstance(event, StepFinished):
+            log.debug("FOV %d: %s finished in %.2f s", event.fov, event.step, event.seconds)
+        elif isinstance(event, FovFinished):
+            if event.fov in self._bars:
+                progress.remove_task(self._bars.pop(event.fov))
+            self._set_work(event.fov, len(self._todo.get(event.fov, ())))
+            if self._fovs is not None:
+                progress.advance(self._fovs)
+            if not event.ok and not event.cancelled:
+                err_console.print(f"FOV {event.fov} failed: {event.error}", markup=False,
+                                  highlight=False, soft_wrap=True)
+
+    def _set_work(self, fov: int, units: float) -> None:
+        self._fov_work[fov] = units
+        if self._work is not None:
+            self._progress.update(self._work, completed=sum(self._fov_work.values()))
+
+
+class _cancel_on_ctrl_c:  # noqa: N801 - used as a context manager, reads as a phrase
+    """First Ctrl-C sets the token (clean cancel); the second one aborts at once."""
+
+    def __init__(self, token: CancelToken) -> None:
+        self._token = token
+        self._previous: Any = None
+
+    def __enter__(self) -> None:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def __exit__(self, *exc_info: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._token.cancelled:
+            raise KeyboardInterrupt
+        self._token.cancel()
+        err_console.print("cancelling: running FOVs stop at their next frame "
+                          "(Ctrl-C again to abort)")
+
+
+def _print_summary(report: RunReport) -> None:
+    table = Table(title=f"run folder {report.output}", title_justify="left")
+    table.add_column("FOVs", style="bold")
+    table.add_column("count", justify="right")
+    table.add_column("which")
+    for label, fovs in [("processed", report.processed), ("already complete", report.skipped),
+                        ("cancelled", report.cancelled), ("failed", tuple(report.failed))]:
+        if fovs:
+            table.add_row(label, str(len(fovs)), format_ranges(fovs))
+    console.print(table)
+    for fov, error in report.failed.items():
+        console.print(f"FOV {fov}: {error}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"{report.seconds:.1f} s; details in {report.output / 'run.log'}")

@@ -1,0 +1,191 @@
+"""The run folder: per-FOV outputs written atomically, and the manifest that makes runs resumable.
+
+::
+
+    out/
+      processing_results.yaml   manifest: input, config, time unit, per-FOV step status and hashes
+      run_config.yaml           the configuration the run was started with
+      run.log                   appended by every run
+      fov_000/  pc.zarr fl_ch_1.zarr seg.zarr fl_corrected_ch_1.zarr labels.zarr traces_ch_1.csv
+
+Every output is written under ``<name>.partial`` and renamed when complete, so a file without
+that suffix is always whole. The manifest is rewritten atomically (temporary file + rename)
+after every step; a step counts as done only if the manifest records it with the current
+parameter hash *and* all its outputs exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+import zarr
+from zarr.codecs import BloscCodec
+
+from fovflow.errors import ConfigError
+
+MANIFEST_NAME = "processing_results.yaml"
+CONFIG_NAME = "run_config.yaml"
+LOG_NAME = "run.log"
+PARTIAL = ".partial"
+MANIFEST_FORMAT = 1
+_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
+
+
+def fov_dir(output: Path, fov: int) -> Path:
+    return output / f"fov_{fov:03d}"
+
+
+@contextlib.contextmanager
+def staged(folder: Path, names: Sequence[str]) -> Iterator[dict[str, Path]]:
+    """Paths to write `names` under in `folder`; all renamed into place only on success.
+
+    On any exception (including `Cancelled`) the partial outputs are removed and the
+    previous complete outputs, if any, are left as they were.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = {name: folder / (name + PARTIAL) for name in names}
+    for path in partial.values():
+        _remove(path)
+    try:
+        yield partial
+    except BaseException:
+        for path in partial.values():
+            _remove(path)
+        raise
+    for name, path in partial.items():
+        final = folder / name
+        _remove(final)
+        os.replace(path, final)
+
+
+class Frames:
+    """A (T, Y, X) Zarr array seen as a stack of frames: ``len()``, ``[t]`` and ``[t] = frame``.
+
+    Zarr arrays have no ``len()``; the processing functions take any sequence of frames.
+    """
+
+    def __init__(self, array: zarr.Array) -> None:
+        self.array = array
+
+    def __len__(self) -> int:
+        return int(self.array.shape[0])
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        return np.asarray(self.array[t])
+
+    def __setitem__(self, t: int, frame: np.ndarray) -> None:
+        self.array[t] = frame
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return np.dtype(self.array.dtype)
+
+    @property
+    def attrs(self) -> Any:
+        return self.array.attrs
+
+
+def create_frames(path: Path, n_frames: int, shape: tuple[int, ...], dtype: Any) -> Frames:
+    """A new (T, Y, X) Zarr array chunked one frame per chunk (napari and Dask open it).
+
+    Blosc LZ4 with bit shuffle: 2-4x faster to write than Zarr's default zstd for microscopy
+    frames at a similar size (labels and masks still compress to almost nothing); see
+    benchmarks/RESULTS.md.
+    """
+    return Frames(zarr.create_array(store=path, shape=(n_frames, *shape), chunks=(1, *shape),
+                                    dtype=np.dtype(dtype), compressors=[_CODEC], overwrite=True))
+
+
+def open_frames(path: Path) -> Frames:
+    return Frames(zarr.open_array(path, mode="r"))
+
+
+def remove_partials(output: Path, fov: int | None = None) -> int:
+    """Delete leftovers (``*.partial``) of an interrupted run or a dead worker.
+
+    Only call this while nothing writes there (before a run, or for a FOV whose worker has
+    ended). Returns how many were removed.
+    """
+    pattern = f"{fov_dir(output, fov).name if fov is not None else 'fov_*'}/*{PARTIAL}"
+    leftovers = list(output.glob(pattern)) if output.exists() else []
+    for path in leftovers:
+        _remove(path)
+    return len(leftovers)
+
+
+class Manifest:
+    """``processing_results.yaml``: what the run folder holds, FOV by FOV and step by step."""
+
+    def __init__(self, output: Path, data: dict[str, Any]) -> None:
+        self.output = output
+        self.data = data
+
+    @classmethod
+    def open(cls, output: Path, *, input_path: Path, header: Mapping[str, Any]) -> Manifest:
+        """The folder's manifest, or a new one; refuses a folder that holds another input's run."""
+        path = output / MANIFEST_NAME
+        if not path.exists():
+            return cls(output, {"format": MANIFEST_FORMAT, **header, "fovs": {}})
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is damaged ({exc}); move it away to start over") from exc
+        if not isinstance(data, dict) or "fovs" not in data:
+            raise ConfigError(f"{path} is not a fovflow manifest; choose another output folder")
+        if data.get("input", {}).get("path") != str(input_path):
+            raise ConfigError(
+                f"{output} holds a run of {data.get('input', {}).get('path')}, not {input_path}; "
+                "choose another output folder (-o)"
+            )
+        data.update(header)
+        return cls(output, data)
+
+    def done_steps(self, fov: int, hashes: Mapping[str, str],
+                   outputs: Mapping[str, Sequence[str]]) -> set[str]:
+        """Steps of `fov` recorded with the current hash whose outputs all exist."""
+        record = self.data["fovs"].get(fov, {}).get("steps", {})
+        folder = fov_dir(self.output, fov)
+        return {step for step, info in record.items()
+                if info.get("hash") == hashes.get(step)
+                and all((folder / name).exists() for name in outputs.get(step, ()))}
+
+    def record_step(self, fov: int, step: str, *, digest: str, seconds: float,
+                    outputs: Sequence[str]) -> None:
+        entry = self.data["fovs"].setdefault(fov, {"status": "running", "steps": {}})
+        entry["steps"][step] = {"hash": digest, "seconds": round(seconds, 3),
+                                "outputs": list(outputs)}
+        self.write()
+
+    def record_fov(self, fov: int, *, status: str, seconds: float = 0.0,
+                   error: str | None = None) -> None:
+        entry = self.data["fovs"].setdefault(fov, {"steps": {}})
+        entry.update(status=status, seconds=round(seconds, 3))
+        if error:
+            entry["error"] = error
+        else:
+            entry.pop("error", None)
+        self.write()
+
+    def write(self) -> None:
+        path = self.output / MANIFEST_NAME
+        temporary = path.with_name(path.name + PARTIAL)
+        temporary.write_text(yaml.safe_dump(self.data, sort_keys=False, allow_unicode=True))
+        os.replace(temporary, path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

@@ -1,0 +1,176 @@
+"""`run_workflow`: every selected FOV through the steps, in parallel, resumable, observable.
+
+The caller's thread owns the manifest: it records each finished step as its `StepFinished`
+event arrives, and each FOV as it ends, so an interrupted run loses at most the step that was
+running. Events reach `on_event` in the caller's thread, ending with `RunFinished(report)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fovflow import __version__
+from fovflow.io.microscopy import open_dataset
+from fovflow.io.store import CONFIG_NAME, LOG_NAME, Manifest, remove_partials
+from fovflow.workflow.cancel import CancelToken
+from fovflow.workflow.config import WorkflowConfig
+from fovflow.workflow.events import FovFinished, RunFinished, RunStarted, StepFinished
+from fovflow.workflow.executors import Executor, make_executor
+from fovflow.workflow.steps import (
+    STEPS,
+    FovTask,
+    process_fov,
+    step_hashes,
+    step_outputs,
+    steps_to_run,
+)
+
+log = logging.getLogger(__name__)
+OnEvent = Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run did, FOV by FOV."""
+
+    output: Path
+    selected: tuple[int, ...]
+    processed: tuple[int, ...] = ()
+    skipped: tuple[int, ...] = ()
+    failed: dict[int, str] = field(default_factory=dict)
+    cancelled: tuple[int, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every selected FOV is complete (processed now or before)."""
+        return not self.failed and not self.cancelled
+
+
+def run_workflow(
+    config: WorkflowConfig,
+    *,
+    executor: Executor | None = None,
+    on_event: OnEvent | None = None,
+    cancel: CancelToken | None = None,
+) -> RunReport:
+    """Process the FOVs `config` selects; return when all have ended or the run is cancelled.
+
+    Parameters
+    ----------
+    config : WorkflowConfig
+        Validated against the file before anything is written.
+    executor : Executor, optional
+        Where FOVs run; by default the one `config` names, created and shut down here.
+    on_event : callable, optional
+        Receives every event (progress, step and FOV ends, the final `RunFinished`) in the
+        caller's thread.
+    cancel : CancelToken, optional
+        Set it (from another thread or a signal handler) to stop: running FOVs stop at their
+        next frame and leave no partial output, queued FOVs never start.
+
+    Raises
+    ------
+    FovflowError
+        On a bad input file or configuration, before any FOV starts.
+    """
+    start = time.perf_counter()
+    with open_dataset(config.input) as dataset:
+        metadata = dataset.metadata
+    config.validate(metadata)
+    fovs = config.selected_fovs(metadata)
+    output = config.output
+    output.mkdir(parents=True, exist_ok=True)
+    handler = _attach_run_log(output / LOG_NAME)
+    try:
+        log.info("fovflow %s: run of %s into %s, FOVs %s", __version__, metadata.path, output,
+                 config.fovs)
+        if removed := remove_partials(output):
+            log.info("removed %d partial outputs of an interrupted run", removed)
+        manifest = Manifest.open(output, input_path=metadata.path, header={
+            "fovflow_version": __version__,
+            "input": {"path": str(metadata.path), "format": metadata.format,
+                      "n_fovs": metadata.n_fovs, "n_frames": metadata.n_frames,
+                      "channel_names": list(metadata.channel_names)},
+            "time_unit": metadata.time_unit,
+            "channels": {"pc": config.pc_channel, "fl": list(config.fl_channels)},
+            "config": config.to_dict(),
+        })
+        manifest.write()
+        config.save(output / CONFIG_NAME)
+        hashes = step_hashes(config, metadata)
+        outputs = {step: step_outputs(step, config.fl_channels) for step in STEPS}
+        deliver = on_event or (lambda event: None)
+        todo = {fov: steps_to_run(manifest.done_steps(fov, hashes, outputs)) for fov in fovs}
+        deliver(RunStarted(tuple(fovs), todo, metadata.n_frames))
+        tasks = [FovTask(metadata, config, fov, steps) for fov, steps in todo.items() if steps]
+        skipped = [fov for fov, steps in todo.items() if not steps]
+        for fov in skipped:
+            deliver(FovFinished(fov, ok=True, skipped=True))
+        if skipped:
+            log.info("FOVs already complete and current, skipped: %s", skipped)
+
+        def on_worker_event(event: Any) -> None:
+            if isinstance(event, StepFinished):
+                manifest.record_step(event.fov, event.step, digest=hashes[event.step],
+                                     seconds=event.seconds, outputs=outputs[event.step])
+            deliver(event)
+
+        processed, failed, cancelled = [], {}, []
+        own_executor = executor is None
+        executor = executor or make_executor(config.executor, n_workers=config.n_workers,
+                                             max_in_flight=config.batch_size,
+                                             scheduler=config.scheduler)
+        try:
+            for outcome in executor.map_unordered(process_fov, tasks, on_event=on_worker_event,
+                                                  cancel=cancel):
+                fov = outcome.item.fov
+                if outcome.ok:
+                    processed.append(fov)
+                    manifest.record_fov(fov, status="done", seconds=outcome.seconds)
+                elif outcome.cancelled:
+                    cancelled.append(fov)
+                    manifest.record_fov(fov, status="cancelled", seconds=outcome.seconds)
+                else:
+                    remove_partials(output, fov)  # a worker that died could not clean up
+                    failed[fov] = outcome.error or "unknown error"
+                    manifest.record_fov(fov, status="failed", seconds=outcome.seconds,
+                                        error=outcome.error)
+                    log.error("FOV %d failed: %s\n%s", fov, outcome.error,
+                              outcome.traceback or "")
+                deliver(FovFinished(fov, ok=outcome.ok, cancelled=outcome.cancelled,
+                                    error=outcome.error, traceback=outcome.traceback,
+                                    seconds=outcome.seconds))
+        finally:
+            if own_executor:
+                executor.shutdown()
+        report = RunReport(output=output, selected=tuple(fovs), processed=tuple(sorted(processed)),
+                           skipped=tuple(skipped), failed=dict(sorted(failed.items())),
+                           cancelled=tuple(sorted(cancelled)),
+                           seconds=time.perf_counter() - start)
+        log.info("run finished in %.1f s: %d processed, %d skipped, %d failed, %d cancelled",
+                 report.seconds, len(report.processed), len(report.skipped), len(report.failed),
+                 len(report.cancelled))
+        deliver(RunFinished(report))
+        return report
+    finally:
+        logging.getLogger("fovflow").removeHandler(handler)
+        handler.close()
+
+
+def _attach_run_log(path: Path) -> logging.Handler:
+    """Append this run's records (the workers' too: they are forwarded) to ``run.log``."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)-7s %(processName)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    logger = logging.getLogger("fovflow")
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    return handler

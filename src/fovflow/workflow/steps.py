@@ -1,0 +1,198 @@
+"""One FOV through copy -> segmentation -> background -> tracking -> extraction.
+
+`process_fov` is the task the executors run: it reads its own frames from the input, skips
+nothing it was not told to skip (the caller decides from the manifest), writes every output
+atomically (`fovflow.io.store.staged`), reports progress per frame and `StepFinished` per step,
+and stops at the next frame when the run is cancelled.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fovflow.io.microscopy import Dataset, DatasetMetadata
+from fovflow.io.store import create_frames, fov_dir, open_frames, staged
+from fovflow.processing.background import correct_background
+from fovflow.processing.extraction import extract_features
+from fovflow.processing.segmentation import segment_phase_contrast
+from fovflow.processing.tracking import track_cells
+from fovflow.workflow.config import WorkflowConfig
+from fovflow.workflow.events import Progress, ProgressReporter, StepFinished
+from fovflow.workflow.executors import TaskContext
+
+log = logging.getLogger(__name__)
+
+STEPS = ("copy", "segmentation", "background", "tracking", "extraction")
+UPSTREAM: dict[str, tuple[str, ...]] = {
+    "copy": (),
+    "segmentation": ("copy",),
+    "background": ("copy", "segmentation"),
+    "tracking": ("segmentation",),
+    "extraction": ("background", "tracking"),
+}
+
+
+def step_outputs(step: str, fl_channels: tuple[int, ...]) -> list[str]:
+    """File names (inside the FOV folder) that `step` writes."""
+    per_channel = {
+        "copy": "fl_ch_{}.zarr",
+        "background": "fl_corrected_ch_{}.zarr",
+        "extraction": "traces_ch_{}.csv",
+    }
+    names = [per_channel[step].format(c) for c in fl_channels] if step in per_channel else []
+    fixed = {"copy": ["pc.zarr"], "segmentation": ["seg.zarr"], "tracking": ["labels.zarr"]}
+    return fixed.get(step, []) + names
+
+
+def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata) -> dict[str, str]:
+    """A digest per step of everything its outputs depend on, upstream steps included."""
+    parameters = config.step_parameters()
+    own: dict[str, Any] = {
+        "copy": {"input": str(metadata.path), "frames": metadata.n_frames,
+                 "size": [metadata.height, metadata.width], "pc": config.pc_channel,
+                 "fl": list(config.fl_channels)},
+        "segmentation": parameters["segmentation"],
+        "background": parameters["background"],
+        "tracking": parameters["tracking"],
+        "extraction": {**parameters["extraction"], "features": list(config.features),
+                       "times": metadata.time_unit},
+    }
+    digests: dict[str, str] = {}
+    for step in STEPS:  # in order, so upstream digests exist when needed
+        payload = {"step": step, "parameters": own[step],
+                   "upstream": [digests[name] for name in UPSTREAM[step]]}
+        text = json.dumps(payload, sort_keys=True, default=str)
+        digests[step] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return digests
+
+
+def steps_to_run(done: set[str]) -> tuple[str, ...]:
+    """Steps not done, plus every step downstream of one that reruns."""
+    todo: list[str] = []
+    for step in STEPS:
+        if step not in done or any(name in todo for name in UPSTREAM[step]):
+            todo.append(step)
+    return tuple(todo)
+
+
+@dataclass(frozen=True)
+class FovTask:
+    """Everything a worker needs for one FOV (small: metadata, not an open file)."""
+
+    metadata: DatasetMetadata
+    config: WorkflowConfig
+    fov: int
+    todo: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FovResult:
+    fov: int
+    step_seconds: dict[str, float]
+    n_cells: int
+
+
+def process_fov(task: FovTask, context: TaskContext) -> FovResult:
+    """Run `task.todo` for one FOV; the executors call this inside a worker."""
+    folder = fov_dir(task.config.output, task.fov)
+    reporter = ProgressReporter(task.fov, context.send, context.cancel)
+    parameters = task.config.step_parameters()
+    seconds: dict[str, float] = {}
+    for step in task.todo:
+        start = time.perf_counter()
+        log.info("FOV %d: %s started", task.fov, step)
+        _STEP_RUNNERS[step](task, folder, parameters.get(step, {}), reporter.step(step))
+        seconds[step] = time.perf_counter() - start
+        log.info("FOV %d: %s finished in %.2f s", task.fov, step, seconds[step])
+        context.send(StepFinished(task.fov, step, seconds[step]))
+    labels = open_frames(folder / "labels.zarr")
+    return FovResult(task.fov, seconds, int(labels.attrs.get("n_tracks", 0)))
+
+
+@functools.lru_cache(maxsize=2)
+def _dataset(metadata: DatasetMetadata) -> Dataset:
+    """One open handle per worker process and file, reused by every FOV the worker runs."""
+    return Dataset(metadata)
+
+
+def _copy(task: FovTask, folder: Path, _: dict[str, Any], progress: Progress) -> None:
+    meta, config = task.metadata, task.config
+    channels = {"pc.zarr": config.pc_channel,
+                **{f"fl_ch_{c}.zarr": c for c in config.fl_channels}}
+    dataset = _dataset(meta)
+    with staged(folder, list(channels)) as paths:
+        arrays = {name: create_frames(paths[name], meta.n_frames, (meta.height, meta.width),
+                                      meta.dtype) for name in channels}
+        for t in range(meta.n_frames):
+            for name, channel in channels.items():
+                arrays[name][t] = dataset.frame(task.fov, channel, t)
+            progress(t + 1, meta.n_frames)
+
+
+def _segment(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
+    phase = open_frames(folder / "pc.zarr")
+    with staged(folder, ["seg.zarr"]) as paths:
+        out = create_frames(paths["seg.zarr"], phase.shape[0], phase.shape[1:], bool)
+        segment_phase_contrast(phase, out=out, progress=progress, **parameters)
+
+
+def _correct(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
+    masks = open_frames(folder / "seg.zarr")
+    channels = task.config.fl_channels
+    names = [f"fl_corrected_ch_{c}.zarr" for c in channels]
+    with staged(folder, names) as paths:
+        for index, (channel, name) in enumerate(zip(channels, names, strict=True)):
+            raw = open_frames(folder / f"fl_ch_{channel}.zarr")
+            out = create_frames(paths[name], raw.shape[0], raw.shape[1:], np.float32)
+            correct_background(raw, masks, out=out, progress=_part(progress, index, len(names)),
+                               **parameters)
+
+
+def _track(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
+    masks = open_frames(folder / "seg.zarr")
+    with staged(folder, ["labels.zarr"]) as paths:
+        out = create_frames(paths["labels.zarr"], masks.shape[0], masks.shape[1:], np.uint32)
+        track_cells(masks, out=out, progress=progress, **parameters)
+        out.attrs["n_tracks"] = int(max(int(out[t].max()) for t in range(out.shape[0])))
+
+
+def _extract(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
+    labels = open_frames(folder / "labels.zarr")
+    channels = task.config.fl_channels
+    names = [f"traces_ch_{c}.csv" for c in channels]
+    times = task.metadata.times[task.fov]
+    with staged(folder, names) as paths:
+        for index, (channel, name) in enumerate(zip(channels, names, strict=True)):
+            table = extract_features(
+                labels, open_frames(folder / f"fl_corrected_ch_{channel}.zarr"),
+                features=task.config.features, times=times, fov=task.fov,
+                progress=_part(progress, index, len(names)), **parameters,
+            )
+            pd.DataFrame(table).to_csv(paths[name], index=False)
+
+
+def _part(progress: Progress, index: int, count: int) -> Progress:
+    """Progress of part `index` of `count` equal parts, reported as one step."""
+    def report(done: int, total: int) -> None:
+        progress(index * total + done, count * total)
+    return report
+
+
+_STEP_RUNNERS: dict[str, Callable[[FovTask, Path, dict[str, Any], Progress], None]] = {
+    "copy": _copy,
+    "segmentation": _segment,
+    "background": _correct,
+    "tracking": _track,
+    "extraction": _extract,
+}
