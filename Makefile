@@ -20,9 +20,12 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev,gui,dask]"
 	touch $@ $(VENV)/.installed-base
 
-demo: $(VENV)/.installed-base
-	$(BIN)/fovflow simulate $(DEMO_DIR)/sim.ome.tif --fovs 4 --frames 40 --size 512 --seed 0 --force
+demo: $(DEMO_DIR)/sim.ome.tif
 	$(BIN)/fovflow inspect $(DEMO_DIR)/sim.ome.tif
+	$(BIN)/fovflow run $(DEMO_DIR)/sim.ome.tif -o $(DEMO_DIR)/out --pc 0 --fl 1
+
+$(DEMO_DIR)/sim.ome.tif: | $(VENV)/.installed-base
+	$(BIN)/fovflow simulate $@ --fovs 4 --frames 40 --size 512 --seed 0 --force
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks

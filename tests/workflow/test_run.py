@@ -210,6 +210,8 @@ def test_worker_logs_are_forwarded_to_the_run_log(movie, tmp_path) -> None:
      ({"fovs": "1,x"}, "'x'"),
      ({"segmentation": {"windw": 5}}, "unknown segmentation parameters"),
      ({"tracking": {"min_iou": "high"}}, "min_iou"),
+     ({"segmentation": {"window": 4}}, "invalid segmentation parameters: window"),
+     ({"background": {"weight": 1.5}}, "invalid background parameters: weight"),
      ({"features": ("intensity_totl",)}, "unknown features"),
      ({"executor": "gpu"}, "unknown executor"),
      ({"scheduler": "tcp://localhost:8786"}, "dask executor")],

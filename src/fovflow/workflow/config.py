@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from fovflow.errors import ConfigError
@@ -80,7 +81,7 @@ class WorkflowConfig:
                               f"{', '.join(sorted(FEATURES))}")
         if self.scheduler and self.executor != "dask":
             raise ConfigError("a scheduler address needs the dask executor (--executor dask)")
-        self.step_parameters()  # unknown or mistyped step parameters fail here, not in a worker
+        _dry_run(self.step_parameters())  # bad step parameters fail here, not in every worker
         if self.fovs.strip().lower() != "all":
             parse_ranges(self.fovs)
 
@@ -146,6 +147,17 @@ class WorkflowConfig:
 
     def with_overrides(self, **changes: Any) -> WorkflowConfig:
         return replace(self, **changes)
+
+
+def _dry_run(parameters: Mapping[str, Mapping[str, Any]]) -> None:
+    """Run each step on one blank 32x32 frame so the algorithms check their own parameters."""
+    blank = np.zeros((1, 32, 32), np.uint16)
+    for step, function in _STEP_FUNCTIONS.items():
+        inputs = {"background": (blank, blank), "extraction": (blank, blank)}.get(step, (blank,))
+        try:
+            function(*inputs, **parameters[step])
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"invalid {step} parameters: {exc}") from exc
 
 
 def _defaults_of(function: Callable[..., Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ item starts; running items stop at their next check and are reported as cancelle
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import pickle
@@ -40,6 +41,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 OnEvent = Callable[[Any], None]
 _POLL_S = 0.05  # how often the caller's thread looks at the cancel token while waiting
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                     "OPENCV_FOR_THREADS_NUM")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,9 @@ class Executor:
     ) -> Iterator[Outcome[T, R]]:
         raise NotImplementedError
 
+    def start(self) -> None:
+        """Start the workers now rather than at the first item (they boot while you work)."""
+
     def shutdown(self) -> None:
         """Release the workers; idempotent."""
 
@@ -103,8 +109,12 @@ def make_executor(
     n_workers: int | None = None,
     max_in_flight: int | None = None,
     scheduler: str | None = None,
+    preload: tuple[str, ...] = (),
 ) -> Executor:
     """An executor by name; `n_workers` defaults to the machine's CPU count.
+
+    `preload` names modules that process workers import as they start (the task's module),
+    so a started pool is ready when the first item arrives.
 
     For ``"dask"``, `scheduler` is the address of a running scheduler (``tcp://host:8786``);
     without it an in-process LocalCluster with `n_workers` single-threaded workers is started.
@@ -119,7 +129,7 @@ def make_executor(
     if kind == "thread":
         return ThreadExecutor(workers, max_in_flight)
     if kind == "process":
-        return ProcessExecutor(workers, max_in_flight)
+        return ProcessExecutor(workers, max_in_flight, preload=preload)
     raise ConfigError(f"unknown executor {kind!r}; choose serial, thread, process or dask")
 
 
@@ -169,8 +179,12 @@ class ThreadExecutor(Executor):
 class ProcessExecutor(Executor):
     """Spawned worker processes kept for the executor's life; a dead worker is replaced."""
 
-    def __init__(self, n_workers: int = 2, max_in_flight: int | None = None) -> None:
+    def __init__(
+        self, n_workers: int = 2, max_in_flight: int | None = None, *,
+        preload: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(n_workers, max_in_flight)
+        self._preload = preload
         self._context = get_context("spawn")
         self._cancel_flag = self._context.Event()  # handed to workers when they start
         self._idle: list[_Worker] = []
@@ -218,20 +232,26 @@ class ProcessExecutor(Executor):
             worker.stop()
         self._idle.clear()
 
+    def start(self) -> None:
+        while self._started < self.max_in_flight:
+            self._idle.append(self._new_worker())
+
     def _take_worker(self) -> _Worker:
-        if self._idle:
-            return self._idle.pop()
+        return self._idle.pop() if self._idle else self._new_worker()
+
+    def _new_worker(self) -> _Worker:
         self._started += 1
-        return _Worker(self._context, self._cancel_flag, self._started)
+        return _Worker(self._context, self._cancel_flag, self._started, self._preload)
 
 
 class _Worker:
     """One spawned process and the caller's end of its private pipe."""
 
-    def __init__(self, context: Any, cancel_flag: Any, number: int) -> None:
+    def __init__(self, context: Any, cancel_flag: Any, number: int,
+                 preload: tuple[str, ...]) -> None:
         self.conn, child_conn = context.Pipe(duplex=True)
         self.process: SpawnProcess = context.Process(
-            target=_worker_main, args=(child_conn, cancel_flag),
+            target=_worker_main, args=(child_conn, cancel_flag, preload),
             name=f"fovflow-worker-{number}", daemon=True,
         )
         self.process.start()
@@ -264,10 +284,17 @@ class _Worker:
         self.conn.close()
 
 
-def _worker_main(conn: connection.Connection, cancel_flag: Any) -> None:
+def _worker_main(conn: connection.Connection, cancel_flag: Any,
+                 preload: tuple[str, ...]) -> None:
     """A worker process: run tasks sent through `conn` until it sends None."""
     # Ctrl-C reaches the whole process group; the caller turns it into a cancel request.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The pool is the parallelism: one thread per worker in numerical libraries avoids
+    # oversubscribing the cores (set before the first task imports numpy or OpenCV).
+    for variable in _THREAD_VARIABLES:
+        os.environ[variable] = "1"
+    for module in preload:
+        importlib.import_module(module)
     lock = threading.Lock()
 
     def send(kind: str, payload: Any) -> None:

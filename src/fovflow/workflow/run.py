@@ -80,6 +80,21 @@ def run_workflow(
         On a bad input file or configuration, before any FOV starts.
     """
     start = time.perf_counter()
+    own_executor = executor is None
+    if executor is None:  # its workers boot while the file's metadata is read
+        executor = make_executor(config.executor, n_workers=config.n_workers,
+                                 max_in_flight=config.batch_size, scheduler=config.scheduler,
+                                 preload=(process_fov.__module__,))
+        executor.start()
+    try:
+        return _run(config, executor, on_event, cancel, start)
+    finally:
+        if own_executor:
+            executor.shutdown()
+
+
+def _run(config: WorkflowConfig, executor: Executor, on_event: OnEvent | None,
+         cancel: CancelToken | None, start: float) -> RunReport:
     with open_dataset(config.input) as dataset:
         metadata = dataset.metadata
     config.validate(metadata)
@@ -121,37 +136,25 @@ def run_workflow(
                                      seconds=event.seconds, outputs=outputs[event.step])
             deliver(event)
 
-        processed, failed, cancelled = [], {}, []
-        own_executor = executor is None
-        executor = executor or make_executor(config.executor, n_workers=config.n_workers,
-                                             max_in_flight=config.batch_size,
-                                             scheduler=config.scheduler)
-        try:
-            for outcome in executor.map_unordered(process_fov, tasks, on_event=on_worker_event,
-                                                  cancel=cancel):
-                fov = outcome.item.fov
-                if outcome.ok:
-                    processed.append(fov)
-                    manifest.record_fov(fov, status="done", seconds=outcome.seconds)
-                elif outcome.cancelled:
-                    cancelled.append(fov)
-                    manifest.record_fov(fov, status="cancelled", seconds=outcome.seconds)
-                else:
-                    remove_partials(output, fov)  # a worker that died could not clean up
-                    failed[fov] = outcome.error or "unknown error"
-                    manifest.record_fov(fov, status="failed", seconds=outcome.seconds,
-                                        error=outcome.error)
-                    log.error("FOV %d failed: %s\n%s", fov, outcome.error,
-                              outcome.traceback or "")
-                deliver(FovFinished(fov, ok=outcome.ok, cancelled=outcome.cancelled,
-                                    error=outcome.error, traceback=outcome.traceback,
-                                    seconds=outcome.seconds))
-        finally:
-            if own_executor:
-                executor.shutdown()
-        report = RunReport(output=output, selected=tuple(fovs), processed=tuple(sorted(processed)),
-                           skipped=tuple(skipped), failed=dict(sorted(failed.items())),
-                           cancelled=tuple(sorted(cancelled)),
+        results: dict[str, list[int]] = {"done": [], "cancelled": [], "failed": []}
+        errors: dict[int, str] = {}
+        for outcome in executor.map_unordered(process_fov, tasks, on_event=on_worker_event,
+                                              cancel=cancel):
+            fov = outcome.item.fov
+            status = "done" if outcome.ok else "cancelled" if outcome.cancelled else "failed"
+            results[status].append(fov)
+            if status == "failed":
+                remove_partials(output, fov)  # a worker that died could not clean up
+                errors[fov] = outcome.error or "unknown error"
+                log.error("FOV %d failed: %s\n%s", fov, outcome.error, outcome.traceback or "")
+            manifest.record_fov(fov, status=status, seconds=outcome.seconds, error=outcome.error)
+            deliver(FovFinished(fov, ok=outcome.ok, cancelled=outcome.cancelled,
+                                error=outcome.error, traceback=outcome.traceback,
+                                seconds=outcome.seconds))
+        report = RunReport(output=output, selected=tuple(fovs),
+                           processed=tuple(sorted(results["done"])), skipped=tuple(skipped),
+                           failed=dict(sorted(errors.items())),
+                           cancelled=tuple(sorted(results["cancelled"])),
                            seconds=time.perf_counter() - start)
         log.info("run finished in %.1f s: %d processed, %d skipped, %d failed, %d cancelled",
                  report.seconds, len(report.processed), len(report.skipped), len(report.failed),

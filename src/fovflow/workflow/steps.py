@@ -58,8 +58,10 @@ def step_outputs(step: str, fl_channels: tuple[int, ...]) -> list[str]:
 def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata) -> dict[str, str]:
     """A digest per step of everything its outputs depend on, upstream steps included."""
     parameters = config.step_parameters()
+    stat = metadata.path.stat()  # a replaced or rewritten input invalidates every output
     own: dict[str, Any] = {
-        "copy": {"input": str(metadata.path), "frames": metadata.n_frames,
+        "copy": {"input": str(metadata.path), "bytes": stat.st_size,
+                 "modified_ns": stat.st_mtime_ns, "frames": metadata.n_frames,
                  "size": [metadata.height, metadata.width], "pc": config.pc_channel,
                  "fl": list(config.fl_channels)},
         "segmentation": parameters["segmentation"],
