@@ -15,12 +15,12 @@ from fovflow.errors import ConfigError
 from fovflow.workflow.cancel import CancelToken
 from fovflow.workflow.events import ProgressReporter, StepProgress
 from fovflow.workflow.executors import (
-    ProcessExecutor,
     SerialExecutor,
     TaskContext,
     ThreadExecutor,
     make_executor,
 )
+from fovflow.workflow.process_executor import ProcessExecutor
 
 KINDS = ["serial", "thread", "process", "dask"]
 

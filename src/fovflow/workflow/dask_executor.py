@@ -19,6 +19,7 @@ from typing import Any
 from fovflow.errors import ConfigError, FovflowError
 from fovflow.workflow.cancel import CancelToken
 from fovflow.workflow.executors import (
+    POLL_S,
     Executor,
     ForwardingLogHandler,
     Outcome,
@@ -27,7 +28,6 @@ from fovflow.workflow.executors import (
     run_task,
 )
 
-_POLL_S = 0.05
 _CANCEL_CHECK_S = 0.1  # a distributed.Event check is a scheduler round trip: cache it this long
 
 
@@ -73,7 +73,7 @@ class DaskExecutor(Executor):
                     item = pending.popleft()
                     future = self._client.submit(_run_on_worker, task, item, name, pure=False)
                     running[future] = item
-                time.sleep(_POLL_S)
+                time.sleep(POLL_S)
                 done = [future for future in running if future.done()]
                 _deliver(events, on_event)  # a task's events come before its outcome
                 for future in done:

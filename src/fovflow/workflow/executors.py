@@ -9,29 +9,22 @@ item starts; running items stop at their next check and are reported as cancelle
 
 - `SerialExecutor`: in the caller's thread, deterministic, for debugging.
 - `ThreadExecutor`: a thread pool; fine when the work releases the GIL.
-- `ProcessExecutor`: spawned worker processes that live for the whole executor (one pool per
-  run). Each worker talks to the caller through its own pipe, so a worker that dies (segfault,
-  ``kill -9``, out of memory) fails only the item it was running and is replaced.
+- `ProcessExecutor` (`fovflow.workflow.process_executor`): spawned worker processes kept for
+  the whole run, each with its own pipe, so a worker that dies fails only its item.
+- `DaskExecutor` (`fovflow.workflow.dask_executor`): a Dask cluster.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging
 import os
-import pickle
 import queue
-import signal
-import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing import connection, get_context
-from multiprocessing.context import SpawnProcess
 from typing import Any, Generic, Literal, TypeVar
 
 from fovflow.errors import Cancelled, ConfigError
@@ -40,9 +33,7 @@ from fovflow.workflow.cancel import CancelToken
 T = TypeVar("T")
 R = TypeVar("R")
 OnEvent = Callable[[Any], None]
-_POLL_S = 0.05  # how often the caller's thread looks at the cancel token while waiting
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                     "OPENCV_FOR_THREADS_NUM")
+POLL_S = 0.05  # how often the caller's thread looks at the cancel token while waiting
 
 
 @dataclass(frozen=True)
@@ -129,6 +120,8 @@ def make_executor(
     if kind == "thread":
         return ThreadExecutor(workers, max_in_flight)
     if kind == "process":
+        from fovflow.workflow.process_executor import ProcessExecutor
+
         return ProcessExecutor(workers, max_in_flight, preload=preload)
     raise ConfigError(f"unknown executor {kind!r}; choose serial, thread, process or dask")
 
@@ -138,7 +131,7 @@ class SerialExecutor(Executor):
 
     def map_unordered(self, task, items, *, on_event=None, cancel=None):
         token = cancel or CancelToken()
-        send = on_event or _ignore
+        send = on_event or ignore_event
         for item in items:
             if token.cancelled:
                 yield cancelled_outcome(item)
@@ -166,7 +159,7 @@ class ThreadExecutor(Executor):
             while pending and len(running) < self.max_in_flight:
                 item = pending.popleft()
                 running[self._pool.submit(run_task, task, item, context)] = item
-            done, _ = wait(running, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+            done, _ = wait(running, timeout=POLL_S, return_when=FIRST_COMPLETED)
             _deliver_all(events, on_event)  # a task's events come before its outcome
             for future in done:
                 del running[future]
@@ -174,144 +167,6 @@ class ThreadExecutor(Executor):
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-class ProcessExecutor(Executor):
-    """Spawned worker processes kept for the executor's life; a dead worker is replaced."""
-
-    def __init__(
-        self, n_workers: int = 2, max_in_flight: int | None = None, *,
-        preload: tuple[str, ...] = (),
-    ) -> None:
-        super().__init__(n_workers, max_in_flight)
-        self._preload = preload
-        self._context = get_context("spawn")
-        self._cancel_flag = self._context.Event()  # handed to workers when they start
-        self._idle: list[_Worker] = []
-        self._started = 0
-
-    def map_unordered(self, task, items, *, on_event=None, cancel=None):
-        token = cancel or CancelToken()
-        deliver = on_event or _ignore
-        pending = deque(items)
-        busy: dict[_Worker, tuple[Any, float]] = {}
-        self._cancel_flag.clear()
-        try:
-            while pending or busy:
-                if token.cancelled:
-                    self._cancel_flag.set()
-                    yield from (cancelled_outcome(item) for item in pending)
-                    pending.clear()
-                while pending and len(busy) < self.max_in_flight:
-                    worker = self._take_worker()
-                    item = pending.popleft()
-                    worker.conn.send((task, item))
-                    busy[worker] = (item, time.perf_counter())
-                waitables = [w.conn for w in busy] + [w.process.sentinel for w in busy]
-                ready = set(connection.wait(waitables, timeout=_POLL_S))
-                for worker in list(busy):
-                    outcome = worker.drain(deliver) if worker.conn in ready else None
-                    if outcome is None and (worker.process.sentinel in ready or worker.broken):
-                        item, started = busy[worker]
-                        outcome = _worker_died(item, worker, time.perf_counter() - started)
-                        worker.stop()
-                    elif outcome is None:
-                        continue
-                    else:
-                        self._idle.append(worker)
-                    del busy[worker]
-                    yield outcome
-        finally:
-            if busy:  # the caller stopped iterating early: do not leave work running
-                self._cancel_flag.set()
-                for worker in busy:
-                    worker.stop()
-
-    def shutdown(self) -> None:
-        for worker in self._idle:
-            worker.stop()
-        self._idle.clear()
-
-    def start(self) -> None:
-        while self._started < self.max_in_flight:
-            self._idle.append(self._new_worker())
-
-    def _take_worker(self) -> _Worker:
-        return self._idle.pop() if self._idle else self._new_worker()
-
-    def _new_worker(self) -> _Worker:
-        self._started += 1
-        return _Worker(self._context, self._cancel_flag, self._started, self._preload)
-
-
-class _Worker:
-    """One spawned process and the caller's end of its private pipe."""
-
-    def __init__(self, context: Any, cancel_flag: Any, number: int,
-                 preload: tuple[str, ...]) -> None:
-        self.conn, child_conn = context.Pipe(duplex=True)
-        self.process: SpawnProcess = context.Process(
-            target=_worker_main, args=(child_conn, cancel_flag, preload),
-            name=f"fovflow-worker-{number}", daemon=True,
-        )
-        self.process.start()
-        child_conn.close()
-        self.broken = False
-
-    def drain(self, deliver: OnEvent) -> Outcome[Any, Any] | None:
-        """Deliver every message waiting in the pipe; the outcome if the task has finished."""
-        try:
-            while self.conn.poll():
-                kind, payload = self.conn.recv()
-                if kind == "event":
-                    deliver(payload)
-                elif kind == "log":
-                    logging.getLogger(payload.name).handle(payload)
-                else:
-                    return payload
-        except (EOFError, OSError):
-            self.broken = True  # the process died mid-message or closed its pipe
-        return None
-
-    def stop(self) -> None:
-        if self.process.is_alive():
-            with contextlib.suppress(OSError):  # a closed pipe: the kill below ends it
-                self.conn.send(None)
-            self.process.join(2)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(2)
-        self.conn.close()
-
-
-def _worker_main(conn: connection.Connection, cancel_flag: Any,
-                 preload: tuple[str, ...]) -> None:
-    """A worker process: run tasks sent through `conn` until it sends None."""
-    # Ctrl-C reaches the whole process group; the caller turns it into a cancel request.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The pool is the parallelism: one thread per worker in numerical libraries avoids
-    # oversubscribing the cores (set before the first task imports numpy or OpenCV).
-    for variable in _THREAD_VARIABLES:
-        os.environ[variable] = "1"
-    for module in preload:
-        importlib.import_module(module)
-    lock = threading.Lock()
-
-    def send(kind: str, payload: Any) -> None:
-        with lock:
-            conn.send((kind, payload))
-
-    logging.getLogger().addHandler(ForwardingLogHandler(send))
-    logging.getLogger().setLevel(logging.INFO)
-    context = TaskContext(lambda event: send("event", event), CancelToken(cancel_flag))
-    while (message := conn.recv()) is not None:
-        task, item = message
-        outcome = run_task(task, item, context)
-        try:
-            send("outcome", outcome)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            send("outcome", Outcome(item, ok=False, error=f"result cannot be sent back: {exc}",
-                                    seconds=outcome.seconds))
 
 
 class ForwardingLogHandler(logging.Handler):
@@ -342,14 +197,6 @@ def run_task(task: Task[T, R], item: T, context: TaskContext) -> Outcome[T, R]:
     return Outcome(item, ok=True, result=result, seconds=time.perf_counter() - start)
 
 
-def _worker_died(item: Any, worker: _Worker, seconds: float) -> Outcome[Any, Any]:
-    worker.process.join(1)
-    code = worker.process.exitcode
-    how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
-    return Outcome(item, ok=False, seconds=seconds,
-                   error=f"worker process {worker.process.pid} {how} while running this item")
-
-
 def cancelled_outcome(item: Any) -> Outcome[Any, Any]:
     return Outcome(item, ok=False, cancelled=True)
 
@@ -364,5 +211,5 @@ def _deliver_all(events: queue.SimpleQueue[Any], on_event: OnEvent | None) -> No
             on_event(event)
 
 
-def _ignore(event: Any) -> None:
+def ignore_event(event: Any) -> None:
     """Default `on_event`: the caller did not ask for events."""

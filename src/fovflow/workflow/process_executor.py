@@ -1,0 +1,185 @@
+"""Worker processes that live for a whole run and survive each other's crashes.
+
+Each worker is a spawned process with a private pipe to the caller: tasks go down the pipe;
+events, log records and outcomes come back up. No lock or queue is shared between workers, so
+a worker that dies (segfault, ``kill -9``, out of memory) cannot wedge the others: the caller
+sees its pipe close or its sentinel fire, fails only the item it was running and starts a
+replacement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import pickle
+import signal
+import threading
+import time
+from collections import deque
+from multiprocessing import connection, get_context
+from multiprocessing.context import SpawnProcess
+from typing import Any
+
+from fovflow.workflow.cancel import CancelToken
+from fovflow.workflow.executors import (
+    POLL_S,
+    Executor,
+    ForwardingLogHandler,
+    OnEvent,
+    Outcome,
+    TaskContext,
+    cancelled_outcome,
+    ignore_event,
+    run_task,
+)
+
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                     "OPENCV_FOR_THREADS_NUM")
+
+
+class ProcessExecutor(Executor):
+    """Spawned worker processes kept for the executor's life; a dead worker is replaced."""
+
+    def __init__(
+        self, n_workers: int = 2, max_in_flight: int | None = None, *,
+        preload: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(n_workers, max_in_flight)
+        self._preload = preload
+        self._context = get_context("spawn")
+        self._cancel_flag = self._context.Event()  # handed to workers when they start
+        self._idle: list[_Worker] = []
+        self._started = 0
+
+    def map_unordered(self, task, items, *, on_event=None, cancel=None):
+        token = cancel or CancelToken()
+        deliver = on_event or ignore_event
+        pending = deque(items)
+        busy: dict[_Worker, tuple[Any, float]] = {}
+        self._cancel_flag.clear()
+        try:
+            while pending or busy:
+                if token.cancelled:
+                    self._cancel_flag.set()
+                    yield from (cancelled_outcome(item) for item in pending)
+                    pending.clear()
+                while pending and len(busy) < self.max_in_flight:
+                    worker = self._take_worker()
+                    item = pending.popleft()
+                    worker.conn.send((task, item))
+                    busy[worker] = (item, time.perf_counter())
+                waitables = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+                ready = set(connection.wait(waitables, timeout=POLL_S))
+                for worker in list(busy):
+                    outcome = worker.drain(deliver) if worker.conn in ready else None
+                    if outcome is None and (worker.process.sentinel in ready or worker.broken):
+                        item, started = busy[worker]
+                        outcome = _worker_died(item, worker, time.perf_counter() - started)
+                        worker.stop()
+                    elif outcome is None:
+                        continue
+                    else:
+                        self._idle.append(worker)
+                    del busy[worker]
+                    yield outcome
+        finally:
+            if busy:  # the caller stopped iterating early: do not leave work running
+                self._cancel_flag.set()
+                for worker in busy:
+                    worker.stop()
+
+    def shutdown(self) -> None:
+        for worker in self._idle:
+            worker.stop()
+        self._idle.clear()
+
+    def start(self) -> None:
+        while self._started < self.max_in_flight:
+            self._idle.append(self._new_worker())
+
+    def _take_worker(self) -> _Worker:
+        return self._idle.pop() if self._idle else self._new_worker()
+
+    def _new_worker(self) -> _Worker:
+        self._started += 1
+        return _Worker(self._context, self._cancel_flag, self._started, self._preload)
+
+
+class _Worker:
+    """One spawned process and the caller's end of its private pipe."""
+
+    def __init__(self, context: Any, cancel_flag: Any, number: int,
+                 preload: tuple[str, ...]) -> None:
+        self.conn, child_conn = context.Pipe(duplex=True)
+        self.process: SpawnProcess = context.Process(
+            target=_worker_main, args=(child_conn, cancel_flag, preload),
+            name=f"fovflow-worker-{number}", daemon=True,
+        )
+        self.process.start()
+        child_conn.close()
+        self.broken = False
+
+    def drain(self, deliver: OnEvent) -> Outcome[Any, Any] | None:
+        """Deliver every message waiting in the pipe; the outcome if the task has finished."""
+        try:
+            while self.conn.poll():
+                kind, payload = self.conn.recv()
+                if kind == "event":
+                    deliver(payload)
+                elif kind == "log":
+                    logging.getLogger(payload.name).handle(payload)
+                else:
+                    return payload
+        except (EOFError, OSError):
+            self.broken = True  # the process died mid-message or closed its pipe
+        return None
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(OSError):  # a closed pipe: the kill below ends it
+                self.conn.send(None)
+            self.process.join(2)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(2)
+        self.conn.close()
+
+
+def _worker_main(conn: connection.Connection, cancel_flag: Any,
+                 preload: tuple[str, ...]) -> None:
+    """A worker process: run tasks sent through `conn` until it sends None."""
+    # Ctrl-C reaches the whole process group; the caller turns it into a cancel request.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The pool is the parallelism: one thread per worker in numerical libraries avoids
+    # oversubscribing the cores (set before the first task imports numpy or OpenCV).
+    for variable in _THREAD_VARIABLES:
+        os.environ[variable] = "1"
+    for module in preload:
+        importlib.import_module(module)
+    lock = threading.Lock()
+
+    def send(kind: str, payload: Any) -> None:
+        with lock:
+            conn.send((kind, payload))
+
+    logging.getLogger().addHandler(ForwardingLogHandler(send))
+    logging.getLogger().setLevel(logging.INFO)
+    context = TaskContext(lambda event: send("event", event), CancelToken(cancel_flag))
+    while (message := conn.recv()) is not None:
+        task, item = message
+        outcome = run_task(task, item, context)
+        try:
+            send("outcome", outcome)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            send("outcome", Outcome(item, ok=False, error=f"result cannot be sent back: {exc}",
+                                    seconds=outcome.seconds))
+
+
+def _worker_died(item: Any, worker: _Worker, seconds: float) -> Outcome[Any, Any]:
+    worker.process.join(1)
+    code = worker.process.exitcode
+    how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
+    return Outcome(item, ok=False, seconds=seconds,
+                   error=f"worker process {worker.process.pid} {how} while running this item")
