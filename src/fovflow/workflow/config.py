@@ -140,13 +140,20 @@ class WorkflowConfig:
         except OSError as exc:
             raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+            raise ConfigError(f"{path} is not valid YAML ({_yaml_problem(exc)})") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of configuration keys")
         return cls.from_dict({**data, **overrides})
 
     def with_overrides(self, **changes: Any) -> WorkflowConfig:
         return replace(self, **changes)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: what is wrong and where (PyYAML's own message spans several lines)."""
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
 
 
 def _dry_run(parameters: Mapping[str, Mapping[str, Any]]) -> None:

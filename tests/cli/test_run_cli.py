@@ -1,0 +1,98 @@
+"""`fovflow run` as a user runs it: progress, summary, exit status, clean Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fovflow.io.synthetic import SimulationConfig, write_simulation
+
+FOVFLOW = Path(sys.executable).with_name("fovflow")
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory) -> Path:
+    config = SimulationConfig(n_fovs=3, n_frames=10, height=96, width=96, seed=2)
+    return write_simulation(tmp_path_factory.mktemp("cli_run") / "sim.ome.tif", config).image
+
+
+def fovflow(*args: object, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([FOVFLOW, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_run_processes_every_fov_then_a_rerun_skips_them(movie, tmp_path) -> None:
+    first = fovflow("run", movie, "-o", tmp_path, "--fl", "1", "--workers", "2",
+                    "--min-length", "3")
+    assert first.returncode == 0, first.stderr
+    assert "processed" in first.stdout and "0-2" in first.stdout
+    assert all((tmp_path / f"fov_{f:03d}" / "traces_ch_1.csv").exists() for f in range(3))
+    again = fovflow("run", movie, "-o", tmp_path, "--fl", "1", "--min-length", "3",
+                    "--executor", "serial")
+    assert again.returncode == 0 and "already complete" in again.stdout
+
+
+def test_a_failed_fov_gives_exit_status_1_and_names_the_error(movie, tmp_path) -> None:
+    (tmp_path / "fov_001").write_text("not a folder")
+    result = fovflow("run", movie, "-o", tmp_path, "--fl", "1", "--executor", "thread")
+    assert result.returncode == 1
+    assert "FOV 1 failed" in result.stderr
+    assert "failed" in result.stdout and "processed" in result.stdout
+
+
+def test_config_file_with_command_line_overrides(movie, tmp_path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(f"input: {movie}\noutput: {tmp_path / 'out'}\nfl_channels: [1]\n"
+                      "executor: serial\nfovs: '0'\nextraction: {min_length: 3}\n")
+    result = fovflow("run", movie, "--config", config, "--fovs", "2")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").glob("fov_*")) == ["fov_002"]
+
+
+def test_malformed_config_file_is_a_one_line_error(movie, tmp_path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text("input: [unclosed\noutput: out\n")
+    result = fovflow("run", movie, "--config", config)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and "not valid YAML" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("--fl", "5"), "fluorescence channel 5 is out of range"),
+     (("--fl", "0"), "both the phase-contrast"),
+     (("--fovs", "2-1"), "reversed range"),
+     (("--executor", "cloud"), "unknown executor")],
+)
+def test_bad_run_options_are_one_line_errors(movie, tmp_path, args, message) -> None:
+    result = fovflow("run", movie, "-o", tmp_path / "out", *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0]
+
+
+def test_ctrl_c_cancels_cleanly_and_exits_130(tmp_path) -> None:
+    config = SimulationConfig(n_fovs=4, n_frames=80, height=192, width=192, seed=3)
+    movie = write_simulation(tmp_path / "long.ome.tif", config).image
+    out = tmp_path / "out"
+    process = subprocess.Popen([FOVFLOW, "run", movie, "-o", out, "--fl", "1", "--workers", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "run.log"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if log.exists() and "copy finished" in log.read_text():
+            break
+        time.sleep(0.05)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 5
+    assert process.returncode == 130, stderr
+    assert "cancelled" in stdout
+    assert not list(out.rglob("*.partial"))
+    assert "Traceback" not in stderr
