@@ -9,7 +9,9 @@ largest worker process (``ru_maxrss`` of the ended children; the caller's own fo
 - scaling: process executor with 1 and 2 workers (goal: speedup >= 1.8x on 2 cores),
   thread and dask with 2 workers for comparison;
 - overhead: wall time x workers minus the steps' time, over wall time x workers;
-- memory: peak worker RSS for 4 and 16 FOVs (goal: equal within 10 %).
+- memory: peak worker RSS for 4 and 16 FOVs (goal: equal within 10 %);
+- cancel latency: time from `cancel()` to `run_workflow` returning, at 10 points spread over
+  a run (goal: median <= 1 s).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +55,8 @@ def main() -> None:
             done = subprocess.run([sys.executable, __file__, "--case", json.dumps(case)],
                                   capture_output=True, text=True, check=True)
             results.append({**case, **json.loads(done.stdout.strip().splitlines()[-1])})
+        latencies = [_cancel_latency(movie, root / f"cancel_{i}", delay=0.5 + 0.6 * i)
+                     for i in range(10)]
     print(f"{args.fovs} FOVs x {args.frames} frames x {args.size}x{args.size}, 2 channels")
     print(f"{'executor':<9}{'workers':>8}{'FOVs':>6}{'wall s':>9}{'steps s':>9}"
           f"{'overhead':>10}{'speedup':>9}{'peak RSS MB':>13}")
@@ -61,6 +66,29 @@ def main() -> None:
         speedup = f"{base / r['wall']:.2f}x" if r["fovs"] == args.fovs else ""
         print(f"{r['executor']:<9}{r['workers']:>8}{r['fovs']:>6}{r['wall']:>9.1f}"
               f"{r['steps']:>9.1f}{overhead:>9.1%}{speedup:>9}{r['peak_rss_mb']:>13.0f}")
+    ordered = sorted(latencies)
+    print(f"cancel latency over {len(ordered)} runs: median {statistics.median(ordered):.2f} s, "
+          f"max {ordered[-1]:.2f} s")
+
+
+def _cancel_latency(movie: Path, output: Path, *, delay: float) -> float:
+    """Seconds from cancel() to run_workflow returning, cancelling `delay` s after the start."""
+    import threading
+
+    from fovflow.workflow.cancel import CancelToken
+    from fovflow.workflow.config import WorkflowConfig
+    from fovflow.workflow.run import run_workflow
+
+    token, cancelled_at = CancelToken(), []
+
+    def cancel_later() -> None:
+        time.sleep(delay)
+        cancelled_at.append(time.perf_counter())
+        token.cancel()
+
+    threading.Thread(target=cancel_later, daemon=True).start()
+    run_workflow(WorkflowConfig(input=movie, output=output, n_workers=2), cancel=token)
+    return time.perf_counter() - cancelled_at[0] if cancelled_at else 0.0
 
 
 def _run_case(case: dict) -> dict:

@@ -35,6 +35,11 @@ def test_malformed_selection_is_a_clear_error(text, message: str) -> None:
         parse_ranges(text)
 
 
+def test_huge_index_is_refused_before_any_work() -> None:
+    with pytest.raises(ConfigError, match="too large"):
+        parse_ranges("0-1000000000000")
+
+
 def test_index_beyond_the_limit_names_the_valid_range() -> None:
     with pytest.raises(ConfigError, match=r"index 12 .* there are 10 \(0 to 9\)"):
         parse_ranges("0-3,12", limit=10)

@@ -46,3 +46,11 @@ class ConfigError(FovflowError, ValueError):
 
 class Cancelled(Exception):  # noqa: N818 - reads as an event, like concurrent.futures.CancelledError
     """Raised from a progress callback to stop work cooperatively; not an error of the user."""
+
+
+class TableError(FovflowError, ValueError):
+    """A traces, sample or fitted table is missing a column, has a bad value, or a bad header."""
+
+
+class PluginError(FovflowError):
+    """A plugin (a file in a plugins folder or an entry point) does not define a valid model."""

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 
 from fovflow.errors import ConfigError
 
+MAX_INDEX = 99_999  # no microscope file holds more FOVs; bounds the work a typo can cause
+
 
 def parse_ranges(text: str | int | Sequence[int | str], *, limit: int | None = None) -> list[int]:
     """Sorted unique indices from ``"1-4,6,9-20"``, a single int, or a list of ints/ranges.
@@ -72,6 +74,8 @@ def _parse_part(part: str, whole: object) -> range:
         ) from None
     if stop < start:
         raise ConfigError(f"reversed range {part!r} in {whole!r}; write it as {stop}-{start}")
+    if stop > MAX_INDEX:
+        raise ConfigError(f"index {stop} in {whole!r} is too large (at most {MAX_INDEX})")
     return range(start, stop + 1)
 
 

@@ -1,0 +1,1 @@
+"""From traces to kinetics: samples, merged tables, model fits and reports."""

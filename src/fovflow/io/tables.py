@@ -1,0 +1,210 @@
+"""Traces, sample and fitted tables: read, write and validate, with errors naming file and column.
+
+- traces (``fov_XXX/traces_ch_C.csv``, long): ``fov, cell, frame, time, good, position_x,
+  position_y, <features...>``, one row per cell and frame.
+- sample tables, wide: a first line ``# Time units: <unit>``, then ``time`` and one column per
+  ``fov_XXX_cell_N`` (tables of the older PyAMA tool, in min, h or s, load too); long: the same
+  header line, then ``time, fov, cell, value``.
+- fitted tables: ``fov, cell, model, success, r_squared, rmse, <params>, ...`` after a
+  ``# Fit: {json}`` line recording the settings that produced them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fovflow.errors import ConfigError, TableError
+
+TRACE_COLUMNS = ("fov", "cell", "frame", "time", "good", "position_x", "position_y")
+HOURS_PER_UNIT = {"h": 1.0, "min": 1 / 60, "s": 1 / 3600}
+_UNIT_NAMES = {"h": "h", "hour": "h", "hours": "h", "min": "min", "minute": "min",
+               "minutes": "min", "s": "s", "sec": "s", "second": "s", "seconds": "s",
+               "frame": "frame", "frames": "frame"}
+_HEADER = "# Time units:"
+_CELL = re.compile(r"fov_(\d+)_cell_(\d+)\Z")
+
+
+def time_unit(name: str, *, source: str = "") -> str:
+    """The canonical unit (``h``, ``min``, ``s`` or ``frame``) for a unit name."""
+    name = str(name).strip()
+    unit = _UNIT_NAMES.get(name.lower())
+    if unit is None:
+        raise TableError(f"{source + ': ' if source else ''}unknown time unit {name!r}; "
+                         f"use s, min, h or frame")
+    return unit
+
+
+def to_hours(times: np.ndarray, unit: str, *, frame_interval_h: float | None = None) -> np.ndarray:
+    """Times converted to hours; frame indices need `frame_interval_h`."""
+    if unit == "frame":
+        if frame_interval_h is None:
+            raise ConfigError("the times are frame indices; give the frame interval "
+                              "(--frame-interval MINUTES) to fit models in hours")
+        return np.asarray(times, dtype=float) * frame_interval_h
+    return np.asarray(times, dtype=float) * HOURS_PER_UNIT[unit]
+
+
+def cell_column(fov: int, cell: int) -> str:
+    return f"fov_{fov:03d}_cell_{cell}"
+
+
+@dataclass(frozen=True)
+class SampleTable:
+    """A wide table: `values` has a float ``time`` index and one column per cell."""
+
+    values: pd.DataFrame
+    time_unit: str
+
+    @property
+    def cells(self) -> list[tuple[int, int]]:
+        """(fov, cell) of every column."""
+        return [_parse_cell(name, "table") for name in self.values.columns]
+
+
+def read_traces(path: str | Path) -> pd.DataFrame:
+    """A traces CSV, checked: required columns, integer ids, boolean ``good``, numeric features."""
+    path = Path(path)
+    frame = _read_csv(path)
+    missing = [c for c in TRACE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise TableError(f"{path}: missing column(s) {', '.join(missing)}; a traces table has "
+                         f"{', '.join(TRACE_COLUMNS)} and feature columns")
+    for column in frame.columns.drop("good"):
+        _require_numeric(frame, column, path)
+    good = frame["good"].astype(str).str.strip().str.lower()
+    if not good.isin(["true", "false", "1", "0"]).all():
+        bad = frame["good"][~good.isin(["true", "false", "1", "0"])].iloc[0]
+        raise TableError(f"{path}: column 'good' must hold True/False, found {bad!r}")
+    frame["good"] = good.isin(["true", "1"])
+    return frame.astype({"fov": int, "cell": int, "frame": int})
+
+
+def read_sample_table(path: str | Path) -> SampleTable:
+    """A wide sample table (fovflow's or the older PyAMA tool's)."""
+    path = Path(path)
+    unit = _read_header(path)
+    frame = _read_csv(path, skiprows=1)
+    if "time" not in frame.columns:
+        raise TableError(f"{path}: no 'time' column after the header line")
+    for column in frame.columns:
+        if column != "time":
+            _parse_cell(column, path)
+        _require_numeric(frame, column, path)
+    return SampleTable(frame.set_index("time").astype(float), unit)
+
+
+def write_sample_table(table: SampleTable, path: str | Path) -> None:
+    """Write a wide table atomically (a temporary file renamed when complete)."""
+    _write_text(path, f"{_HEADER} {table.time_unit}\n" + table.values.to_csv(index_label="time"))
+
+
+def to_long(table: SampleTable) -> pd.DataFrame:
+    """``time, fov, cell, value`` rows for every non-missing value, by cell then time."""
+    long = table.values.rename_axis(columns="column").stack().dropna().rename("value")
+    long = long.reset_index()
+    cells = pd.DataFrame(table.cells, columns=["fov", "cell"], index=table.values.columns)
+    long = long.join(cells, on="column")
+    return long[["time", "fov", "cell", "value"]].sort_values(["fov", "cell", "time"],
+                                                              ignore_index=True)
+
+
+def from_long(long: pd.DataFrame, unit: str) -> SampleTable:
+    """The wide table of long rows (the inverse of `to_long`)."""
+    long = long.assign(column=[cell_column(f, c) for f, c in zip(long.fov, long.cell, strict=True)])
+    wide = long.pivot(index="time", columns="column", values="value").sort_index()
+    order = sorted(wide.columns, key=lambda name: _parse_cell(name, "table"))
+    return SampleTable(wide[order].rename_axis(columns=None).astype(float), unit)
+
+
+def write_long_table(table: SampleTable, path: str | Path) -> None:
+    _write_text(path, f"{_HEADER} {table.time_unit}\n" + to_long(table).to_csv(index=False))
+
+
+def read_long_table(path: str | Path) -> SampleTable:
+    path = Path(path)
+    unit = _read_header(path)
+    long = _read_csv(path, skiprows=1)
+    for column in ("time", "fov", "cell", "value"):
+        if column not in long.columns:
+            raise TableError(f"{path}: missing column {column!r} of a long table")
+        _require_numeric(long, column, path)
+    if long.duplicated(["time", "fov", "cell"]).any():
+        raise TableError(f"{path}: a cell has two values at the same time")
+    return from_long(long.astype({"fov": int, "cell": int}), unit)
+
+
+def write_fitted_table(fitted: pd.DataFrame, path: str | Path, settings: dict[str, Any]) -> None:
+    """Write fitted parameters after a ``# Fit:`` line holding `settings` as JSON."""
+    _write_text(path, f"# Fit: {json.dumps(settings, sort_keys=True)}\n"
+                + fitted.to_csv(index=False))
+
+
+def read_fitted_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The fitted table and the settings recorded with it."""
+    path = Path(path)
+    first = _first_line(path)
+    if not first.startswith("# Fit:"):
+        raise TableError(f"{path}: not a fitted table (first line must be '# Fit: {{...}}')")
+    try:
+        settings = json.loads(first.removeprefix("# Fit:"))
+    except json.JSONDecodeError as exc:
+        raise TableError(f"{path}: the '# Fit:' line is not valid JSON: {exc}") from None
+    fitted = _read_csv(path, skiprows=1)
+    for column in ("fov", "cell", "model", "success", "r_squared", "rmse"):
+        if column not in fitted.columns:
+            raise TableError(f"{path}: missing column {column!r} of a fitted table")
+    return fitted, settings
+
+
+def _read_header(path: Path) -> str:
+    first = _first_line(path)
+    if not first.startswith(_HEADER):
+        raise TableError(f"{path}: the first line must be '{_HEADER} <unit>', not {first[:60]!r}")
+    return time_unit(first.removeprefix(_HEADER), source=str(path))
+
+
+def _first_line(path: Path) -> str:
+    if not path.is_file():
+        raise TableError(f"{path}: no such file")
+    with path.open(encoding="utf-8") as handle:
+        return handle.readline().strip()
+
+
+def _read_csv(path: Path, skiprows: int = 0) -> pd.DataFrame:
+    if not path.is_file():
+        raise TableError(f"{path}: no such file")
+    try:
+        return pd.read_csv(path, skiprows=skiprows)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise TableError(f"{path}: not a readable CSV table: {exc}") from None
+
+
+def _require_numeric(frame: pd.DataFrame, column: str, path: Path) -> None:
+    converted = pd.to_numeric(frame[column], errors="coerce")
+    bad = converted.isna() & frame[column].notna()
+    if bad.any():
+        raise TableError(f"{path}: column {column!r} must be numeric, found "
+                         f"{frame[column][bad].iloc[0]!r} in row {int(np.argmax(bad)) + 1}")
+    frame[column] = converted
+
+
+def _parse_cell(name: str, source: object) -> tuple[int, int]:
+    match = _CELL.match(str(name))
+    if match is None:
+        raise TableError(f"{source}: column {name!r} is not named fov_XXX_cell_N")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
