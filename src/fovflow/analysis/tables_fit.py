@@ -8,6 +8,7 @@ complete and current when it exists and records the same settings; it is then sk
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -106,6 +107,8 @@ def _fit_one(
     on_event: Callable[[TableFitted], None] | None,
 ) -> Path:
     output = fitted_path(table_path, settings.model)
+    # The table's digest is part of the record: a table merged anew is fitted anew.
+    record = {**record, "table_sha256": hashlib.sha256(table_path.read_bytes()).hexdigest()}
     if not force and output.is_file() and _recorded(output) == record:
         fitted, _ = read_fitted_table(output)
         event = TableFitted(table_path, output, len(fitted), int(fitted.success.sum()), True)
