@@ -252,3 +252,36 @@ def test_config_round_trips_through_yaml(movie, tmp_path) -> None:
     (tmp_path / "odd.yaml").write_text("input: a.ome.tif\noutput: out\ncolour: red\n")
     with pytest.raises(ConfigError, match="unknown configuration keys"):
         WorkflowConfig.load(tmp_path / "odd.yaml")
+
+
+FEATURE_PLUGIN = '''
+import numpy as np
+from scipy import ndimage
+
+def intensity_max(cells):
+    return np.asarray(ndimage.maximum(cells.intensity_frame, cells.label_frame, cells.ids))
+
+FEATURES = {"intensity_max": intensity_max}
+'''
+
+
+def test_plugin_features_are_extracted_in_worker_processes(movie, tmp_path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "brightest.py").write_text(FEATURE_PLUGIN)
+    config = config_for(movie, tmp_path / "out", executor="process", fovs="1",
+                        features=("intensity_total", "intensity_max"), plugins=(str(plugins),))
+    assert run_workflow(config).ok
+    table = traces(tmp_path / "out", 1)
+    assert list(table.columns[-2:]) == ["intensity_total", "intensity_max"]
+    labels = zarr.open_array(tmp_path / "out" / "fov_001" / "labels.zarr", mode="r")
+    corrected = zarr.open_array(tmp_path / "out" / "fov_001" / "fl_corrected_ch_1.zarr", mode="r")
+    row = table.iloc[len(table) // 2]
+    frame = int(row["frame"])
+    pixels = corrected[frame][labels[frame] == row["cell"]]
+    assert row["intensity_max"] == pytest.approx(float(pixels.max()), rel=1e-5)
+
+
+def test_unknown_feature_is_a_clear_error(movie, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="unknown features"):
+        config_for(movie, tmp_path, features=("intensity_max_missing",))

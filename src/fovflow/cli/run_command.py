@@ -48,6 +48,12 @@ def run(
     min_length: Annotated[
         int | None, typer.Option(help="Frames a cell needs to count as good (default 30).")
     ] = None,
+    features: Annotated[
+        str | None, typer.Option(help="Features to extract, e.g. intensity_total,area.")
+    ] = None,
+    plugins: Annotated[
+        list[Path] | None, typer.Option("--plugins", help="Folder of plugin files (features).")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="YAML configuration; options override it.")
     ] = None,
@@ -67,6 +73,10 @@ def run(
         overrides["fl_channels"] = _channels(fl)
     if min_length is not None:
         overrides["extraction"] = {"min_length": min_length}
+    if features is not None:
+        overrides["features"] = tuple(name.strip() for name in features.split(",") if name.strip())
+    if plugins:
+        overrides["plugins"] = tuple(str(folder) for folder in plugins)
     if config is not None:
         workflow = WorkflowConfig.load(config, **overrides)
     elif output is None:

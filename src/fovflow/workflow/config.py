@@ -19,6 +19,7 @@ import yaml
 
 from fovflow.errors import ConfigError
 from fovflow.io.microscopy import DatasetMetadata
+from fovflow.plugins import load_feature_plugins
 from fovflow.processing.background import correct_background
 from fovflow.processing.extraction import DEFAULT_FEATURES, FEATURES, extract_features
 from fovflow.processing.segmentation import segment_phase_contrast
@@ -47,6 +48,7 @@ class WorkflowConfig:
     fl_channels: tuple[int, ...] = (1,)
     fovs: str = "all"
     features: tuple[str, ...] = DEFAULT_FEATURES
+    plugins: tuple[str, ...] = ()  # folders of plugin files (besides $FOVFLOW_PLUGINS)
     segmentation: Mapping[str, Any] = field(default_factory=dict)
     background: Mapping[str, Any] = field(default_factory=dict)
     tracking: Mapping[str, Any] = field(default_factory=dict)
@@ -61,6 +63,7 @@ class WorkflowConfig:
         object.__setattr__(self, "output", Path(self.output).expanduser())
         object.__setattr__(self, "fl_channels", tuple(int(c) for c in self.fl_channels))
         object.__setattr__(self, "features", tuple(self.features))
+        object.__setattr__(self, "plugins", tuple(str(folder) for folder in self.plugins))
         object.__setattr__(self, "fovs", str(self.fovs))
         if not self.fl_channels:
             raise ConfigError("choose at least one fluorescence channel (--fl)")
@@ -75,6 +78,7 @@ class WorkflowConfig:
             raise ConfigError(f"batch_size must be at least 1, not {self.batch_size}")
         if self.executor not in EXECUTORS:
             raise ConfigError(f"unknown executor {self.executor!r}; choose {', '.join(EXECUTORS)}")
+        load_feature_plugins(self.plugins)
         unknown = [name for name in self.features if name not in FEATURES]
         if unknown or not self.features:
             raise ConfigError(f"unknown features {unknown or '(none)'}; choose from "
@@ -108,7 +112,8 @@ class WorkflowConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(input=str(self.input), output=str(self.output),
-                    fl_channels=list(self.fl_channels), features=list(self.features))
+                    fl_channels=list(self.fl_channels), features=list(self.features),
+                    plugins=list(self.plugins))
         for name in ("segmentation", "background", "tracking", "extraction"):
             data[name] = dict(getattr(self, name))
         return data

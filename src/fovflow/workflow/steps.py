@@ -23,6 +23,7 @@ import pandas as pd
 
 from fovflow.io.microscopy import Dataset, DatasetMetadata
 from fovflow.io.store import create_frames, fov_dir, open_frames, staged
+from fovflow.plugins import load_feature_plugins
 from fovflow.processing.background import correct_background
 from fovflow.processing.extraction import extract_features
 from fovflow.processing.segmentation import segment_phase_contrast
@@ -108,6 +109,7 @@ class FovResult:
 def process_fov(task: FovTask, context: TaskContext) -> FovResult:
     """Run `task.todo` for one FOV; the executors call this inside a worker."""
     folder = fov_dir(task.config.output, task.fov)
+    load_feature_plugins(task.config.plugins)  # user features, in this worker process too
     reporter = ProgressReporter(task.fov, context.send, context.cancel)
     parameters = task.config.step_parameters()
     seconds: dict[str, float] = {}

@@ -21,13 +21,12 @@ from fovflow.analysis.models.base import Model, Parameter
 from fovflow.analysis.models.builtin import BUILTIN_MODELS
 from fovflow.analysis.models.registry import (
     ENTRY_POINT_GROUP,
-    PLUGINS_ENV,
     available_models,
     get_model,
     load_plugin_file,
-    plugin_folders,
     validate_model,
 )
+from fovflow.plugins import PLUGINS_ENV, plugin_folders
 
 __all__ = [
     "BUILTIN_MODELS",

@@ -9,11 +9,9 @@ loaded; a malformed one raises `PluginError` saying which file or entry point an
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -22,17 +20,11 @@ import numpy as np
 from fovflow.analysis.models.base import Model, Parameter
 from fovflow.analysis.models.builtin import BUILTIN_MODELS
 from fovflow.errors import ConfigError, PluginError
+from fovflow.plugins import PLUGINS_ENV, import_plugin, plugin_files
 
-PLUGINS_ENV = "FOVFLOW_PLUGINS"
 ENTRY_POINT_GROUP = "fovflow.models"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _CHECK_TIMES = np.linspace(0.0, 48.0, 25)
-
-
-def plugin_folders(extra: Iterable[str | Path] = ()) -> tuple[Path, ...]:
-    """The folders named in ``FOVFLOW_PLUGINS`` followed by `extra`."""
-    from_env = [part for part in os.environ.get(PLUGINS_ENV, "").split(os.pathsep) if part]
-    return tuple(Path(folder) for folder in [*from_env, *extra])
 
 
 def available_models(plugins: Sequence[str | Path] = ()) -> dict[str, Model]:
@@ -49,8 +41,8 @@ def available_models(plugins: Sequence[str | Path] = ()) -> dict[str, Model]:
         When a plugin cannot be imported, defines no valid model, or reuses a model's name.
     """
     models = {model.name: model for model in BUILTIN_MODELS}
-    found = [*_entry_point_models(), *(m for folder in plugin_folders(plugins)
-                                       for m in _folder_models(folder))]
+    found = [*_entry_point_models(),
+             *(model for path in plugin_files(plugins) for model in load_plugin_file(path))]
     for model in found:
         if model.name in models:
             raise PluginError(f"{model.source}: model name {model.name!r} is already used by "
@@ -69,18 +61,11 @@ def get_model(name: str, plugins: Sequence[str | Path] = ()) -> Model:
 
 
 def load_plugin_file(path: str | Path) -> tuple[Model, ...]:
-    """Import one plugin file and return its checked ``MODELS``."""
-    path = Path(path)
-    spec = importlib.util.spec_from_file_location(f"fovflow_plugin_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise PluginError(f"plugin {path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # any error in user code: report it as the plugin's fault
-        raise PluginError(
-            f"plugin {path}: cannot be imported: {type(exc).__name__}: {exc}") from exc
-    models = getattr(module, "MODELS", None)
+    """Import one plugin file and return its checked ``MODELS`` (none for a features file)."""
+    module = import_plugin(path)
+    if not hasattr(module, "MODELS"):
+        return ()
+    models = module.MODELS
     if not isinstance(models, list | tuple) or not models:
         raise PluginError(f"plugin {path}: defines no MODELS list; write MODELS = [Model(...)] "
                           f"(from fovflow.analysis.models import Model)")
@@ -132,13 +117,6 @@ def _check_function(model: Model, where: str) -> None:
     if any(p.linear for p in model.parameters) and np.any(np.abs(without_linear) > 1e-9):
         raise PluginError(f"{where}: parameters marked linear must make the model 0 when they "
                           f"are all 0 (the model must be a sum of them times other terms)")
-
-
-def _folder_models(folder: Path) -> list[Model]:
-    if not folder.is_dir():
-        raise PluginError(f"plugins folder {folder} does not exist or is not a folder")
-    return [model for path in sorted(folder.glob("*.py")) if not path.name.startswith("_")
-            for model in load_plugin_file(path)]
 
 
 def _entry_point_models() -> list[Model]:
