@@ -103,7 +103,6 @@ class FovTask:
 class FovResult:
     fov: int
     step_seconds: dict[str, float]
-    n_cells: int
 
 
 def process_fov(task: FovTask, context: TaskContext) -> FovResult:
@@ -120,8 +119,7 @@ def process_fov(task: FovTask, context: TaskContext) -> FovResult:
         seconds[step] = time.perf_counter() - start
         log.info("FOV %d: %s finished in %.2f s", task.fov, step, seconds[step])
         context.send(StepFinished(task.fov, step, seconds[step]))
-    labels = open_frames(folder / "labels.zarr")
-    return FovResult(task.fov, seconds, int(labels.attrs.get("n_tracks", 0)))
+    return FovResult(task.fov, seconds)
 
 
 @functools.lru_cache(maxsize=2)
@@ -168,7 +166,6 @@ def _track(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Pr
     with staged(folder, ["labels.zarr"]) as paths:
         out = create_frames(paths["labels.zarr"], masks.shape[0], masks.shape[1:], np.uint32)
         track_cells(masks, out=out, progress=progress, **parameters)
-        out.attrs["n_tracks"] = int(max(int(out[t].max()) for t in range(out.shape[0])))
 
 
 def _extract(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
