@@ -1,0 +1,314 @@
+"""Analysis tab: load sample tables, fit a model with progress and cancel, inspect the fits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PySide6.QtCore import QItemSelection, Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from fovflow.analysis.models import Model, available_models
+from fovflow.analysis.tables_fit import TableFitted, fitted_path, sample_tables
+from fovflow.errors import FovflowError
+from fovflow.gui.fit_parameters import FitParameterTable
+from fovflow.gui.fit_plots import draw_fit, draw_histograms
+from fovflow.gui.frame_view import make_canvas
+from fovflow.gui.log_panel import show_error
+from fovflow.gui.run_files import read_any_table, save_fit_report
+from fovflow.gui.table_model import DataFrameModel
+from fovflow.gui.tasks import FitWorker, Progress
+from fovflow.gui.widgets import with_button
+from fovflow.gui.workers import WorkerHandle, start_worker
+from fovflow.io.tables import SampleTable, read_fitted_table, to_hours
+
+
+class AnalysisTab(QWidget):
+    """Signal ``status(str)`` for the status bar."""
+
+    status = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.table_path: Path | None = None
+        self.table: SampleTable | None = None
+        self.fitted = pd.DataFrame()
+        self.handle: WorkerHandle | None = None
+        self.models: dict[str, Model] = {}
+
+        self.path_edit = QLineEdit(placeholderText="sample table or folder of them")
+        self.path_edit.returnPressed.connect(lambda: self.load_path(Path(self.path_edit.text())))
+        self.table_combo = QComboBox()
+        self.table_combo.currentIndexChanged.connect(self._table_chosen)
+        self.model_combo = QComboBox()
+        self.model_combo.currentTextChanged.connect(self._model_chosen)
+        self.parameters = FitParameterTable()
+        self.interval_spin = QDoubleSpinBox(minimum=0.0, maximum=1e6, value=10.0, suffix=" min")
+        self.interval_spin.setToolTip("minutes per frame, for tables timed in frames")
+        self.workers_spin = QSpinBox(minimum=1, maximum=256, value=1)
+        self.all_tables = QCheckBox("fit every table of the folder")
+        self.start_button = QPushButton("Start fitting")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress_bar = QProgressBar(format="%v/%m cells")
+        self.r2_spin = QDoubleSpinBox(minimum=-1.0, maximum=1.0, value=0.9, singleStep=0.05)
+        self.r2_spin.valueChanged.connect(self._refresh_results)
+        self.good_only = QCheckBox("good fits only (R² ≥)")
+        self.good_only.toggled.connect(self._refresh_results)
+        self.count_label = QLabel("")
+        self.results = DataFrameModel()
+        self.results_view = QTableView()
+        self.results_view.setModel(self.results)
+        self.results_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.results_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.results_view.selectionModel().selectionChanged.connect(self._row_chosen)
+        self.save_button = QPushButton("Save plots and tables…")
+        self.save_button.clicked.connect(self._browse_save)
+        self.curve_figure, self.curve_canvas = make_canvas(5, 3)
+        self.hist_figure, self.hist_canvas = make_canvas(5, 3, layout=None)
+
+        form = QFormLayout()
+        form.addRow(with_button(self.path_edit, "Table…", self._browse_table,
+                                ("Folder…", self._browse_folder)))
+        form.addRow("Table", self.table_combo)
+        form.addRow("Model", self.model_combo)
+        form.addRow(self.parameters)
+        form.addRow("Frame interval", self.interval_spin)
+        form.addRow("Workers", self.workers_spin)
+        form.addRow(self.all_tables)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        form.addRow(buttons)
+        form.addRow(self.progress_bar)
+        left = QWidget()
+        left.setLayout(form)
+        filters = QHBoxLayout()
+        for widget in (self.good_only, self.r2_spin, self.count_label):
+            filters.addWidget(widget)
+        filters.addStretch(1)
+        filters.addWidget(self.save_button)
+        middle = QWidget()
+        middle_layout = QVBoxLayout(middle)
+        middle_layout.addLayout(filters)
+        middle_layout.addWidget(self.results_view)
+        plots = QSplitter()
+        plots.setOrientation(plots.orientation().Vertical)
+        plots.addWidget(self.curve_canvas)
+        plots.addWidget(self.hist_canvas)
+        splitter = QSplitter()
+        for widget in (left, middle, plots):
+            splitter.addWidget(widget)
+        splitter.setSizes([400, 460, 540])
+        QVBoxLayout(self).addWidget(splitter)
+        self._load_models()
+
+    # ---- tables ---------------------------------------------------------------------------
+    @Slot(list)
+    def offer_tables(self, written: list[Path]) -> None:
+        """Load the folder of freshly merged tables unless a table is already loaded."""
+        if written and self.table is None:
+            self.load_path(written[0].parent)
+            self.table_combo.setCurrentIndex(max(0, self.table_combo.findText(
+                "intensity_total", Qt.MatchFlag.MatchContains)))
+
+    def load_path(self, path: Path) -> None:
+        """Load a sample table, or list the tables of a folder and load the first."""
+        try:
+            tables = sample_tables(path)
+        except FovflowError as exc:
+            self._on_error(str(exc), "")
+            return
+        self.path_edit.setText(str(path))
+        self.table_combo.blockSignals(True)
+        self.table_combo.clear()
+        for table in tables:
+            self.table_combo.addItem(table.name, table)
+        self.table_combo.blockSignals(False)
+        self._table_chosen()
+
+    def _table_chosen(self) -> None:
+        path = self.table_combo.currentData()
+        if path is None:
+            return
+        try:
+            self.table = read_any_table(path)
+        except FovflowError as exc:
+            self._on_error(str(exc), "")
+            return
+        self.table_path = path
+        self.fitted = pd.DataFrame()
+        for name in self.models:  # previously fitted results load with their table
+            if fitted_path(path, name).is_file():
+                self.model_combo.setCurrentText(name)
+                self.fitted, _ = read_fitted_table(fitted_path(path, name))
+        self._refresh_results()
+        self.status.emit(f"loaded {path.name}: {self.table.values.shape[1]} cells, "
+                         f"{self.table.values.shape[0]} time points ({self.table.time_unit})")
+
+    # ---- fitting --------------------------------------------------------------------------
+    @Slot()
+    def start(self) -> None:
+        """Fit the chosen table (or every table listed) in a worker thread."""
+        try:
+            if self.table_path is None:
+                raise FovflowError("load a sample table first")
+            settings = self.parameters.settings()
+        except FovflowError as exc:
+            self._on_error(str(exc), "")
+            return
+        tables = ([self.table_combo.itemData(i) for i in range(self.table_combo.count())]
+                  if self.all_tables.isChecked() else [self.table_path])
+        interval = self.interval_spin.value()
+        worker = FitWorker(tables, settings, n_workers=self.workers_spin.value(),
+                           frame_interval_h=interval / 60 if interval > 0 else None)
+        worker.progress.connect(self._on_progress)
+        worker.file_processed.connect(self._on_table_fitted)
+        worker.error_occurred.connect(self._on_error)
+        worker.aborted.connect(self._on_aborted)
+        self.handle = start_worker(worker, finished_callback=self._on_finished)
+        self.handle.ended.connect(self._on_ended)
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.emit(f"fitting {settings.model} to {len(tables)} table(s)")
+
+    @Slot()
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.stop()
+            self.cancel_button.setEnabled(False)
+
+    @Slot(object)
+    def _on_progress(self, progress: Progress) -> None:
+        self.progress_bar.setMaximum(progress.total)
+        self.progress_bar.setValue(progress.done)
+        self.status.emit(f"fitting {progress.label}: {progress.done}/{progress.total} cells")
+
+    @Slot(str, object)
+    def _on_table_fitted(self, table: str, event: TableFitted) -> None:
+        self.status.emit(f"{Path(table).name}: {event.n_success}/{event.n_cells} fits succeeded")
+        if Path(table) == self.table_path:
+            self.fitted, _ = read_fitted_table(event.output)
+            self._refresh_results()
+
+    def _on_finished(self, outputs: list[Path]) -> None:
+        self.status.emit(f"fitting finished: {len(outputs)} fitted table(s) written")
+
+    @Slot()
+    def _on_aborted(self) -> None:
+        self.status.emit("fitting cancelled")
+
+    @Slot()
+    def _on_ended(self) -> None:
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    # ---- results --------------------------------------------------------------------------
+    def shown_fits(self) -> pd.DataFrame:
+        """The results as shown: every fit, or the successful ones above the R² threshold."""
+        if not len(self.fitted) or not self.good_only.isChecked():
+            return self.fitted
+        good = self.fitted["success"].astype(bool) & (self.fitted["r_squared"]
+                                                      >= self.r2_spin.value())
+        return self.fitted[good]
+
+    def _refresh_results(self) -> None:
+        shown = self.shown_fits()
+        self.results.set_frame(shown.reset_index(drop=True))
+        self.results_view.resizeColumnsToContents()
+        self.count_label.setText(f"{len(shown)} of {len(self.fitted)} cells")
+        model = self.models.get(self.model_combo.currentText())
+        if model is None or not len(shown):
+            for figure in (self.curve_figure, self.hist_figure):
+                figure.clear()
+                figure.canvas.draw_idle()
+            return
+        varying = [n for n in model.names if n in shown and shown[n].nunique() > 1]
+        draw_histograms(self.hist_figure, shown[shown["success"].astype(bool)], varying)
+        self.results_view.selectRow(0)
+
+    def _row_chosen(self, selected: QItemSelection, deselected: QItemSelection) -> None:
+        rows = selected.indexes()
+        if not rows or self.table is None:
+            return
+        row = self.results.frame.iloc[rows[0].row()]
+        model = self.models.get(str(row["model"]))
+        if model is None:
+            return
+        column = f"fov_{int(row['fov']):03d}_cell_{int(row['cell'])}"
+        times = self.table.values.index.to_numpy(dtype=float)
+        draw_fit(self.curve_figure, times, self._hours(times),
+                 self.table.values[column].to_numpy(), model, row, title=column,
+                 time_unit=self.table.time_unit)
+
+    def save_results(self, folder: Path) -> list[Path]:
+        """Write the shown fits as a fitted table, plus curve and histogram plots and a summary
+        (fits not shown count as unsuccessful in the plots)."""
+        assert self.table is not None and self.table_path is not None
+        settings = self.parameters.settings()
+        written = save_fit_report(self.table, self.table_path.stem, self.fitted,
+                                  self.shown_fits(), settings, self._interval_h(), folder)
+        self.status.emit(f"saved {len(written)} files in {folder}")
+        return written
+
+    # ---- helpers --------------------------------------------------------------------------
+    def _load_models(self) -> None:
+        try:
+            self.models = available_models()
+        except FovflowError as exc:
+            self._on_error(f"model plugins: {exc}", "")
+            self.models = {}
+        self.model_combo.addItems(list(self.models))
+        self.model_combo.setCurrentText("maturation")
+
+    def _model_chosen(self, name: str) -> None:
+        if name in self.models:
+            self.parameters.show_model(self.models[name])
+
+    def _interval_h(self) -> float | None:
+        return self.interval_spin.value() / 60 if self.interval_spin.value() > 0 else None
+
+    def _hours(self, times: np.ndarray) -> np.ndarray:
+        assert self.table is not None
+        return to_hours(times, self.table.time_unit, frame_interval_h=self._interval_h())
+
+    @Slot(str, str)
+    def _on_error(self, message: str, details: str) -> None:
+        self.status.emit(f"error: {message}")
+        show_error(self, "fovflow analysis", message, details)
+
+    def _browse_table(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Sample table", "", "CSV (*.csv)")
+        if path:
+            self.load_path(Path(path))
+
+    def _browse_folder(self) -> None:
+        if folder := QFileDialog.getExistingDirectory(self, "Folder of sample tables"):
+            self.load_path(Path(folder))
+
+    def _browse_save(self) -> None:
+        if not len(self.fitted):
+            self._on_error("fit a table (or load one with its fits) first", "")
+        elif folder := QFileDialog.getExistingDirectory(self, "Save plots and tables in"):
+            self.save_results(Path(folder))
+

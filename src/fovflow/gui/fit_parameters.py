@@ -1,0 +1,76 @@
+"""The fit's parameter table: per parameter a value, a "fixed" box and bounds."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+
+from fovflow.analysis.fitting import FitSettings
+from fovflow.analysis.models import Model
+from fovflow.errors import ConfigError
+
+_COLUMNS = ["parameter", "value", "fixed", "lower", "upper"]
+
+
+class FitParameterTable(QTableWidget):
+    """Shows a model's parameters; `settings()` turns the edits into `FitSettings`."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, len(_COLUMNS), parent)
+        self.setHorizontalHeaderLabels(_COLUMNS)
+        self.verticalHeader().hide()
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.model: Model | None = None
+
+    def show_model(self, model: Model) -> None:
+        self.model = model
+        self.setRowCount(len(model.parameters))
+        for row, parameter in enumerate(model.parameters):
+            name = QTableWidgetItem(parameter.name)
+            name.setFlags(name.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            name.setToolTip(f"{parameter.description} ({parameter.unit})".strip(" ()"))
+            fixed = QTableWidgetItem()
+            fixed.setFlags(fixed.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            fixed.setCheckState(Qt.CheckState.Checked if parameter.fixed
+                                else Qt.CheckState.Unchecked)
+            value = QTableWidgetItem(f"{parameter.default:g}")
+            value.setToolTip("used when the parameter is fixed")
+            self.setItem(row, 0, name)
+            self.setItem(row, 1, value)
+            self.setItem(row, 2, fixed)
+            self.setItem(row, 3, QTableWidgetItem(f"{parameter.lower:g}"))
+            self.setItem(row, 4, QTableWidgetItem(f"{parameter.upper:g}"))
+
+    def settings(self) -> FitSettings:
+        """`FitSettings` with the fixed values and the bounds that differ from the model's.
+
+        Raises
+        ------
+        ConfigError
+            On a value that is not a number, or settings the model refuses.
+        """
+        if self.model is None:
+            raise ConfigError("choose a model")
+        fixed: dict[str, float] = {}
+        bounds: dict[str, tuple[float, float]] = {}
+        for row, parameter in enumerate(self.model.parameters):
+            lower, upper = self._number(row, 3), self._number(row, 4)
+            if (lower, upper) != (parameter.lower, parameter.upper):
+                bounds[parameter.name] = (lower, upper)
+            if self.item(row, 2).checkState() == Qt.CheckState.Checked:
+                fixed[parameter.name] = self._number(row, 1)
+        return FitSettings.create(self.model.name, fixed=fixed, bounds=bounds)
+
+    def _number(self, row: int, column: int) -> float:
+        text = self.item(row, column).text().strip()
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(f"{self.item(row, 0).text()} {_COLUMNS[column]}: {text!r} is not "
+                              f"a number (inf and -inf are allowed)") from None
+        if math.isnan(value):
+            raise ConfigError(f"{self.item(row, 0).text()} {_COLUMNS[column]} must not be nan")
+        return value

@@ -1,0 +1,279 @@
+"""Processing tab: choose a file, channels, features, output and parameters; run and watch it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from fovflow.errors import ConfigError
+from fovflow.gui.log_panel import show_error
+from fovflow.gui.merge_panel import MergePanel
+from fovflow.gui.parameters import ParameterTable
+from fovflow.gui.tasks import MetadataWorker, RunWorker
+from fovflow.gui.widgets import checkable, is_checked, with_button
+from fovflow.gui.workers import WorkerHandle, start_worker
+from fovflow.io.microscopy import DatasetMetadata
+from fovflow.processing.extraction import DEFAULT_FEATURES, FEATURES
+from fovflow.ranges import format_ranges
+from fovflow.workflow.config import WorkflowConfig
+from fovflow.workflow.events import FovFinished, RunFinished, RunStarted, StepProgress
+from fovflow.workflow.run import RunReport
+
+BAR_STEPS = 1000
+
+
+class ProcessingTab(QWidget):
+    """Signals: ``status(str)`` for the status bar, ``run_finished(Path)`` with the run folder."""
+
+    status = Signal(str)
+    run_finished = Signal(Path)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.metadata: DatasetMetadata | None = None
+        self.handle: WorkerHandle | None = None
+        self._todo: dict[int, tuple[str, ...]] = {}
+        self._work: dict[int, float] = {}
+        self._rows: dict[int, int] = {}
+
+        self.input_edit = QLineEdit(placeholderText="microscopy file (OME-TIFF, ND2, CZI)")
+        self.input_edit.returnPressed.connect(self._load_typed)
+        self.metadata_label = QLabel("no file loaded")
+        self.metadata_label.setWordWrap(True)
+        self.pc_combo = QComboBox()
+        self.fl_list = QListWidget()
+        self.feature_list = QListWidget()
+        for name in FEATURES:
+            self.feature_list.addItem(checkable(name, name in DEFAULT_FEATURES))
+        self.fl_list.setMaximumHeight(60)
+        self.feature_list.setMaximumHeight(90)
+        self.output_edit = QLineEdit(placeholderText="run folder")
+        self.parameters = ParameterTable()
+
+        self.start_button = QPushButton("Start")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress_bar = QProgressBar(maximum=BAR_STEPS, format="%p %")
+        self.fov_table = QTableWidget(0, 2)
+        self.fov_table.setHorizontalHeaderLabels(["FOV", "status"])
+        self.fov_table.verticalHeader().hide()
+        self.fov_table.horizontalHeader().setStretchLastSection(True)
+        self.fov_table.horizontalHeader().setSectionResizeMode(
+            0, QHeaderView.ResizeMode.ResizeToContents)
+        self.summary_label = QLabel("")
+        self.summary_label.setWordWrap(True)
+        self.merge_panel = MergePanel()
+        self.merge_panel.status.connect(self.status)
+
+        setup = QGroupBox("Input and parameters")
+        form = QFormLayout(setup)
+        form.addRow("File", with_button(self.input_edit, "Browse…", self._browse_input))
+        form.addRow("", self.metadata_label)
+        form.addRow("Phase contrast", self.pc_combo)
+        form.addRow("Fluorescence", self.fl_list)
+        form.addRow("Features", self.feature_list)
+        form.addRow("Output", with_button(self.output_edit, "Browse…", self._browse_output))
+        form.addRow(self.parameters)
+        run = QGroupBox("Run")
+        run_layout = QVBoxLayout(run)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        run_layout.addLayout(buttons)
+        run_layout.addWidget(self.progress_bar)
+        run_layout.addWidget(self.fov_table, stretch=1)
+        run_layout.addWidget(self.summary_label)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(run)
+        right.addWidget(self.merge_panel)
+        splitter = QSplitter()
+        splitter.addWidget(setup)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        QVBoxLayout(self).addWidget(splitter)
+
+    # ---- input ----------------------------------------------------------------------------
+    def load_file(self, path: Path) -> WorkerHandle:
+        """Read `path`'s metadata in a worker; the channel lists fill when it arrives."""
+        self.input_edit.setText(str(path))
+        self.metadata = None
+        self.metadata_label.setText("reading metadata…")
+        worker = MetadataWorker(Path(path))
+        worker.error_occurred.connect(self._metadata_failed)
+        return start_worker(worker, finished_callback=self._show_metadata)
+
+    def _load_typed(self) -> None:
+        if self.input_edit.text().strip():
+            self.load_file(Path(self.input_edit.text().strip()))
+
+    def _browse_input(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Microscopy file", "",
+                                              "Microscopy (*.ome.tif *.ome.tiff *.nd2 *.czi)")
+        if path:
+            self.load_file(Path(path))
+
+    def _browse_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Run folder")
+        if folder:
+            self.output_edit.setText(folder)
+
+    @Slot(str, str)
+    def _metadata_failed(self, message: str, details: str) -> None:
+        self.metadata_label.setText(f"cannot use this file: {message}")
+        self._on_error(message, details)
+
+    def _show_metadata(self, metadata: DatasetMetadata) -> None:
+        self.metadata = metadata
+        channels = [f"{i}: {name}" for i, name in enumerate(metadata.channel_names)]
+        pixel = f", {metadata.pixel_size_um:g} µm/px" if metadata.pixel_size_um else ""
+        self.metadata_label.setText(
+            f"{metadata.n_fovs} FOVs × {metadata.n_frames} frames × {metadata.n_channels} "
+            f"channels ({', '.join(channels)}); {metadata.height} × {metadata.width} px, "
+            f"{metadata.dtype}{pixel}; times in {metadata.time_unit}")
+        self.pc_combo.clear()
+        self.pc_combo.addItems(channels)
+        self.fl_list.clear()
+        for index, label in enumerate(channels):
+            self.fl_list.addItem(checkable(label, index != 0))
+        if not self.output_edit.text():
+            name = metadata.path.name.split(".")[0]
+            self.output_edit.setText(str(metadata.path.with_name(f"{name}_run")))
+        self.parameters.set_value("fovs", "all" if metadata.n_fovs > 1 else "0")
+        self.status.emit(f"loaded {metadata.path.name}")
+
+    # ---- run ------------------------------------------------------------------------------
+    def config(self) -> WorkflowConfig:
+        """The configuration the widgets describe; `ConfigError` if something is missing."""
+        if self.metadata is None:
+            raise ConfigError("load a microscopy file first")
+        if not self.output_edit.text().strip():
+            raise ConfigError("choose an output folder")
+        fl = [i for i in range(self.fl_list.count()) if is_checked(self.fl_list.item(i))]
+        features = [self.feature_list.item(i).text() for i in range(self.feature_list.count())
+                    if is_checked(self.feature_list.item(i))]
+        return WorkflowConfig.from_dict({
+            "input": self.metadata.path, "output": Path(self.output_edit.text().strip()),
+            "pc_channel": self.pc_combo.currentIndex(), "fl_channels": fl,
+            "features": features, **self.parameters.overrides()})
+
+    @Slot()
+    def start(self) -> None:
+        """Start a run with the current settings (errors go to the status bar and a dialog)."""
+        try:
+            config = self.config()
+        except ConfigError as exc:
+            self._on_error(str(exc), "")
+            return
+        self._todo, self._work, self._rows = {}, {}, {}
+        self.fov_table.setRowCount(0)
+        self.progress_bar.setValue(0)
+        self.summary_label.setText("starting…")
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        worker = RunWorker(config)
+        worker.progress.connect(self._on_event)
+        worker.error_occurred.connect(self._on_error)
+        self.handle = start_worker(worker)
+        self.handle.ended.connect(self._on_ended)
+        self.merge_panel.run_dir_edit.setText(str(config.output))
+        self.status.emit(f"run of {config.input.name} started")
+
+    @Slot()
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.stop()
+            self.cancel_button.setEnabled(False)
+            self.status.emit("cancelling: running FOVs stop at their next frame")
+
+    @property
+    def running(self) -> bool:
+        return self.handle is not None and self.handle.running
+
+    @Slot(object)
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, RunStarted):
+            self._todo = event.todo
+            for fov in event.fovs:
+                self._set_status(fov, "queued")
+        elif isinstance(event, StepProgress):
+            self._set_status(event.fov, f"running {event.step} at frame "
+                                        f"{event.done}/{event.total}")
+            steps = self._todo.get(event.fov, ())
+            finished = steps.index(event.step) if event.step in steps else 0
+            self._advance(event.fov, finished + event.done / max(event.total, 1))
+            self.status.emit(f"FOV {event.fov}: {event.step} {event.done}/{event.total}")
+        elif isinstance(event, FovFinished):
+            self._advance(event.fov, len(self._todo.get(event.fov, ())))
+            item = self._set_status(event.fov, _fov_status(event))
+            item.setToolTip(event.traceback or "")
+        elif isinstance(event, RunFinished):
+            self._show_summary(event.report)
+
+    def _advance(self, fov: int, units: float) -> None:
+        self._work[fov] = units
+        total = sum(len(steps) for steps in self._todo.values())
+        if total:
+            self.progress_bar.setValue(round(BAR_STEPS * sum(self._work.values()) / total))
+
+    def _set_status(self, fov: int, text: str) -> QTableWidgetItem:
+        if fov not in self._rows:
+            row = self._rows[fov] = self.fov_table.rowCount()
+            self.fov_table.insertRow(row)
+            self.fov_table.setItem(row, 0, QTableWidgetItem(f"{fov:03d}"))
+            self.fov_table.setItem(row, 1, QTableWidgetItem())
+        item = self.fov_table.item(self._rows[fov], 1)
+        item.setText(text)
+        return item
+
+    def _show_summary(self, report: RunReport) -> None:
+        if report.ok:
+            self.progress_bar.setValue(BAR_STEPS)
+        parts = [f"{len(fovs)} {label} ({format_ranges(fovs)})" for label, fovs in
+                 [("processed", report.processed), ("already complete", report.skipped),
+                  ("failed", tuple(report.failed)), ("cancelled", report.cancelled)] if fovs]
+        self.summary_label.setText(f"{'; '.join(parts) or 'nothing to do'} in "
+                                   f"{report.seconds:.1f} s; log: {report.output / 'run.log'}")
+        self.status.emit("run finished" if report.ok else "run ended: " + "; ".join(parts))
+        if report.processed or report.skipped:
+            self.run_finished.emit(report.output)
+
+    @Slot(str, str)
+    def _on_error(self, message: str, details: str) -> None:
+        self.status.emit(f"error: {message}")
+        self.summary_label.setText(f"error: {message}")
+        show_error(self, "fovflow", message, details)
+
+    @Slot()
+    def _on_ended(self) -> None:
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+
+def _fov_status(event: FovFinished) -> str:
+    if event.cancelled:
+        return "cancelled"
+    if not event.ok:
+        return f"failed: {event.error}"
+    return "done (already complete)" if event.skipped else f"done in {event.seconds:.1f} s"

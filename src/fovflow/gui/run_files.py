@@ -1,0 +1,85 @@
+"""The files the tabs read and write, without Qt: run folders, traces quality, sample tables,
+fit reports."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from fovflow.analysis.fitting import FitSettings
+from fovflow.analysis.report import write_report
+from fovflow.analysis.tables_fit import fitted_curves
+from fovflow.io.store import MANIFEST_NAME, fov_dir
+from fovflow.io.tables import SampleTable, read_long_table, read_sample_table, write_fitted_table
+
+_FRAME_STACK = re.compile(r"(pc|fl_ch_\d+|fl_corrected_ch_\d+)\.zarr\Z")
+
+
+def tracked_fovs(run_dir: Path) -> list[int]:
+    """The FOVs of a run folder that have a label stack (``fov_XXX/labels.zarr``)."""
+    return sorted(int(p.name[4:]) for p in run_dir.glob("fov_*")
+                  if p.is_dir() and p.name[4:].isdigit() and (p / "labels.zarr").exists())
+
+
+def frame_stacks(folder: Path) -> list[str]:
+    """Names of a FOV folder's frame stacks (``pc`` first, then ``fl_ch_C``, ...)."""
+    names = [p.name.removesuffix(".zarr") for p in folder.iterdir() if _FRAME_STACK.match(p.name)]
+    return sorted(names, key=lambda name: (name != "pc", name))
+
+
+def run_time_unit(run_dir: Path) -> str:
+    """The time unit the run's manifest records (``frame`` when it records none)."""
+    manifest = run_dir / MANIFEST_NAME
+    recorded = yaml.safe_load(manifest.read_text()) if manifest.is_file() else None
+    return str((recorded or {}).get("time_unit", "frame"))
+
+
+def write_quality(run_dir: Path, fov: int, good: Mapping[int, bool]) -> None:
+    """Set ``good`` of the cells in `good` on all their rows in every traces table of `fov`.
+
+    Each table is written to a temporary file and renamed over the old one, so a crash never
+    leaves a half-written table.
+    """
+    for path in sorted(fov_dir(run_dir, fov).glob("traces_ch_*.csv")):
+        table = pd.read_csv(path)
+        table["good"] = [good.get(cell, old) for cell, old in zip(table["cell"], table["good"],
+                                                                  strict=True)]
+        temporary = path.with_name(f".{path.name}.partial")
+        table.to_csv(temporary, index=False)
+        os.replace(temporary, path)
+
+
+def read_any_table(path: Path) -> SampleTable:
+    """A wide sample table (fovflow's or legacy PyAMA's) or a long one (``time, fov, cell,
+    value``)."""
+    with path.open(encoding="utf-8") as handle:
+        handle.readline()  # the "# Time units:" line
+        columns = handle.readline().strip().split(",")
+    if {"fov", "cell", "value"} <= set(columns):
+        return read_long_table(path)
+    return read_sample_table(path)
+
+
+def save_fit_report(table: SampleTable, name: str, fitted: pd.DataFrame, shown: pd.DataFrame,
+                    settings: FitSettings, frame_interval_h: float | None,
+                    folder: Path) -> list[Path]:
+    """Write the `shown` fits as a fitted table, plus curves, histograms and a summary.
+
+    Fits of `fitted` that are not in `shown` (e.g. below an R² threshold) count as unsuccessful
+    in the plots and summary.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    table_path = folder / f"{name}_fitted_{settings.model}_shown.csv"
+    write_fitted_table(shown, table_path, {"model": settings.model, "shown": len(shown)})
+    marked = fitted.assign(success=fitted.index.isin(shown.index)
+                           & fitted["success"].astype(bool))
+    curves = fitted_curves(table, marked, settings, frame_interval_h)
+    free = [p.name for p in settings.resolve().free]
+    written = write_report(table, marked, curves, free, name=name, model=settings.model,
+                           out_dir=folder)
+    return [table_path, *written]

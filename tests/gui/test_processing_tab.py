@@ -1,0 +1,143 @@
+"""Processing tab end to end: run, progress, cancel, responsiveness, errors, closing."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+import pandas as pd
+from gui_helpers import load_movie, set_up_run, statuses, wait_for_run
+from PySide6.QtCore import QTimer
+
+from fovflow.gui.workers import running_handles
+
+
+def test_metadata_is_shown_when_a_file_is_loaded(qtbot, window, movie):
+    tab = window.processing
+    load_movie(qtbot, tab, movie)
+    assert "4 FOVs × 12 frames × 2 channels" in tab.metadata_label.text()
+    assert "128 × 160 px" in tab.metadata_label.text()
+    assert [tab.pc_combo.itemText(i) for i in range(tab.pc_combo.count())] == ["0: Phase",
+                                                                               "1: GFP"]
+
+
+def test_four_fov_run_in_worker_processes_reaches_100_percent_with_traces_on_disk(
+        qtbot, window, movie, tmp_path):
+    tab = window.processing
+    load_movie(qtbot, tab, movie)
+    set_up_run(tab, tmp_path / "out", executor="process")
+    tab.start_button.click()
+    assert not tab.start_button.isEnabled() and tab.cancel_button.isEnabled()
+    wait_for_run(qtbot, tab)
+    assert tab.progress_bar.value() == tab.progress_bar.maximum()
+    assert all(text.startswith("done") for text in statuses(tab).values())
+    assert sorted(statuses(tab)) == [0, 1, 2, 3]
+    for fov in range(4):
+        traces = pd.read_csv(tmp_path / "out" / f"fov_{fov:03d}" / "traces_ch_1.csv")
+        assert len(traces) and {"cell", "frame", "good"} <= set(traces.columns)
+    assert "4 processed (0-3)" in tab.summary_label.text()
+    assert "run finished" in window.log_dock.view.toPlainText()
+    assert window.visualization.run_edit.text() == str(tmp_path / "out")  # offered, opened
+    window.tabs.setCurrentWidget(window.visualization)  # when the tab is shown
+    assert window.visualization.run_dir == tmp_path / "out"
+
+
+def test_cancel_stops_the_run_within_two_seconds_and_the_ui_is_ready_again(
+        qtbot, window, long_movie, tmp_path):
+    tab = window.processing
+    load_movie(qtbot, tab, long_movie)
+    set_up_run(tab, tmp_path / "out", executor="thread")
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: any(s.startswith("running") for s in statuses(tab).values()),
+                    timeout=10_000)
+    start = time.perf_counter()
+    tab.cancel_button.click()
+    wait_for_run(qtbot, tab, timeout_ms=2000)
+    elapsed = time.perf_counter() - start
+    print(f"cancel latency: {elapsed * 1000:.0f} ms")
+    assert elapsed < 2.0
+    assert tab.start_button.isEnabled() and not tab.cancel_button.isEnabled()
+    assert "cancelled" in statuses(tab).values()
+    assert "cancelled" in tab.summary_label.text()
+    assert not list((tmp_path / "out").rglob("*.partial"))
+
+
+def test_the_gui_thread_timer_fires_within_100_ms_while_a_run_is_going(
+        qtbot, window, long_movie, tmp_path):
+    tab = window.processing
+    load_movie(qtbot, tab, long_movie)
+    set_up_run(tab, tmp_path / "out", executor="thread")
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: any(s.startswith("running") for s in statuses(tab).values()),
+                    timeout=10_000)
+    timer.start()
+    qtbot.wait(1500)
+    timer.stop()
+    assert tab.running  # the whole measurement happened during the run
+    tab.cancel_button.click()
+    wait_for_run(qtbot, tab)
+    latencies = [b - a - 0.020 for a, b in itertools.pairwise(ticks)]
+    print(f"timer ticks: {len(ticks)}, worst latency: {max(latencies) * 1000:.1f} ms")
+    assert len(ticks) > 20
+    assert max(latencies) < 0.100
+
+
+def test_a_failing_fov_shows_its_error_and_the_others_finish(qtbot, window, movie, tmp_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "fov_002").write_text("a file where the FOV's folder should be")
+    tab = window.processing
+    load_movie(qtbot, tab, movie)
+    set_up_run(tab, output, executor="serial", workers=1)
+    tab.start_button.click()
+    wait_for_run(qtbot, tab)
+    status = statuses(tab)
+    assert status[2].startswith("failed: ") and "fov_002" in status[2]
+    assert all(status[fov].startswith("done") for fov in (0, 1, 3))
+    assert "1 failed (2)" in tab.summary_label.text()
+    assert tab.start_button.isEnabled()
+
+
+def test_a_bad_parameter_is_reported_without_starting(qtbot, window, movie, tmp_path):
+    tab = window.processing
+    load_movie(qtbot, tab, movie)
+    set_up_run(tab, tmp_path / "out", executor="thread")
+    tab.parameters.set_value("segmentation.window", "-4")
+    tab.start_button.click()
+    assert tab.handle is None  # no run was started
+    assert "invalid segmentation parameters" in window.statusBar().currentMessage()
+    assert tab.start_button.isEnabled()
+
+
+def test_closing_the_window_during_a_run_cancels_it_cleanly(qtbot, qtlog, window, long_movie,
+                                                            tmp_path):
+    tab = window.processing
+    load_movie(qtbot, tab, long_movie)
+    set_up_run(tab, tmp_path / "out", executor="thread")
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: any(s.startswith("running") for s in statuses(tab).values()),
+                    timeout=10_000)
+    start = time.perf_counter()
+    assert window.close() is False  # not yet: the run is cancelled first
+    assert window.closing
+    qtbot.waitUntil(lambda: not running_handles() and not window.isVisible(), timeout=3000)
+    print(f"close during run: window closed {(time.perf_counter() - start) * 1000:.0f} ms later")
+    assert "cancelled" in statuses(tab).values()
+    assert not list(Path(tmp_path / "out").rglob("*.partial"))
+    assert not [r for r in qtlog.records if "Destroyed while thread" in r.message]
+
+
+def test_an_unreadable_file_is_reported_in_the_status_bar_and_a_dialog(qtbot, window, tmp_path):
+    tab = window.processing
+    broken = tmp_path / "broken.ome.tif"
+    broken.write_bytes(b"")
+    tab.load_file(broken)
+    qtbot.waitUntil(lambda: "cannot use this file" in tab.metadata_label.text(), timeout=5000)
+    assert window.statusBar().currentMessage().startswith("error: ")
+    assert "empty" in window.statusBar().currentMessage()
+    assert tab.metadata is None and tab.start_button.isEnabled()
