@@ -192,7 +192,7 @@ class ProcessingTab(QWidget):
         self.summary_label.setText("starting…")
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        worker = RunWorker(config)
+        worker = RunWorker(config, self.metadata)
         worker.progress.connect(self._on_event)
         worker.error_occurred.connect(self._on_error)
         self.handle = start_worker(worker)

@@ -40,12 +40,14 @@ class RunWorker(Worker):
     """Runs the workflow; every engine event is re-emitted as `progress` (a `RunFinished`
     event, with the report, comes last even when the run was cancelled)."""
 
-    def __init__(self, config: WorkflowConfig) -> None:
+    def __init__(self, config: WorkflowConfig, metadata: DatasetMetadata | None = None) -> None:
         super().__init__()
-        self.config = config
+        self.config, self.metadata = config, metadata
 
     def work(self) -> RunReport:
-        return run_workflow(self.config, on_event=self.progress.emit, cancel=self.cancel_token)
+        # The metadata the tab already read: reading the file again would stall the window.
+        return run_workflow(self.config, on_event=self.progress.emit, cancel=self.cancel_token,
+                            metadata=self.metadata)
 
 
 class MergeWorker(Worker):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fovflow import __version__
-from fovflow.io.microscopy import open_dataset
+from fovflow.io.microscopy import DatasetMetadata, open_dataset
 from fovflow.io.store import CONFIG_NAME, LOG_NAME, Manifest, remove_partials
 from fovflow.workflow.cancel import CancelToken
 from fovflow.workflow.config import WorkflowConfig
@@ -58,6 +58,7 @@ def run_workflow(
     executor: Executor | None = None,
     on_event: OnEvent | None = None,
     cancel: CancelToken | None = None,
+    metadata: DatasetMetadata | None = None,
 ) -> RunReport:
     """Process the FOVs `config` selects; return when all have ended or the run is cancelled.
 
@@ -73,6 +74,9 @@ def run_workflow(
     cancel : CancelToken, optional
         Set it (from another thread or a signal handler) to stop: running FOVs stop at their
         next frame and leave no partial output, queued FOVs never start.
+    metadata : DatasetMetadata, optional
+        The input's metadata if the caller has just read it (a GUI has): saves reading the
+        file again. Ignored unless it describes `config.input`.
 
     Raises
     ------
@@ -87,16 +91,19 @@ def run_workflow(
                                  preload=(process_fov.__module__,))
         executor.start()
     try:
-        return _run(config, executor, on_event, cancel, start)
+        return _run(config, executor, on_event, cancel, start, metadata)
     finally:
         if own_executor:
             executor.shutdown()
 
 
 def _run(config: WorkflowConfig, executor: Executor, on_event: OnEvent | None,
-         cancel: CancelToken | None, start: float) -> RunReport:
-    with open_dataset(config.input) as dataset:
-        metadata = dataset.metadata
+         cancel: CancelToken | None, start: float, known: DatasetMetadata | None) -> RunReport:
+    if known is not None and known.path == config.input.resolve():
+        metadata = known
+    else:
+        with open_dataset(config.input) as dataset:
+            metadata = dataset.metadata
     config.validate(metadata)
     fovs = config.selected_fovs(metadata)
     output = config.output
