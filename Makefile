@@ -20,7 +20,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev,gui,dask]"
 	touch $@ $(VENV)/.installed-base
 
-demo: $(DEMO_DIR)/sim.ome.tif
+demo: $(VENV)/.installed-base $(DEMO_DIR)/sim.ome.tif
 	$(BIN)/fovflow inspect $(DEMO_DIR)/sim.ome.tif
 	$(BIN)/fovflow run $(DEMO_DIR)/sim.ome.tif -o $(DEMO_DIR)/out --pc 0 --fl 1
 	$(BIN)/fovflow merge $(DEMO_DIR)/out --samples examples/demo_samples.yaml
