@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 from fovflow.errors import ConfigError
+from fovflow.io.store import MANIFEST_NAME, recorded_time_unit
 from fovflow.io.tables import (
     TRACE_COLUMNS,
     SampleTable,
@@ -35,7 +36,6 @@ from fovflow.io.tables import (
 )
 from fovflow.ranges import format_ranges, parse_ranges
 
-MANIFEST = "processing_results.yaml"
 _TRACES = re.compile(r"traces_ch_(\d+)\.csv\Z")
 _SAMPLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
@@ -149,15 +149,10 @@ def _trace_files(run_dir: Path) -> dict[int, dict[int, Path]]:
 
 
 def _run_time_unit(run_dir: Path, given: str | None) -> str:
-    manifest = run_dir / MANIFEST
-    recorded = None
-    if manifest.is_file():
-        try:
-            recorded = (yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}).get("time_unit")
-        except (yaml.YAMLError, AttributeError) as exc:
-            raise ConfigError(f"{manifest}: not a valid manifest: {exc}") from None
+    manifest = run_dir / MANIFEST_NAME
+    recorded = recorded_time_unit(run_dir)
     if recorded is None and given is None:
-        raise ConfigError(f"{run_dir} records no time unit ({MANIFEST} has no 'time_unit'); "
+        raise ConfigError(f"{run_dir} records no time unit ({MANIFEST_NAME} has no 'time_unit'); "
                           f"pass --time-unit s or frame")
     if recorded is not None and given is not None and time_unit(given) != time_unit(recorded):
         raise ConfigError(f"--time-unit {given} contradicts {manifest} (time_unit: {recorded})")

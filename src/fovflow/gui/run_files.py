@@ -3,18 +3,16 @@ fit reports."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from fovflow.analysis.fitting import FitSettings
 from fovflow.analysis.report import write_report
 from fovflow.analysis.tables_fit import fitted_curves
-from fovflow.io.store import MANIFEST_NAME, fov_dir
+from fovflow.io.store import fov_dir, recorded_time_unit, write_text_atomically
 from fovflow.io.tables import SampleTable, read_long_table, read_sample_table, write_fitted_table
 
 _FRAME_STACK = re.compile(r"(pc|fl_ch_\d+|fl_corrected_ch_\d+)\.zarr\Z")
@@ -34,9 +32,7 @@ def frame_stacks(folder: Path) -> list[str]:
 
 def run_time_unit(run_dir: Path) -> str:
     """The time unit the run's manifest records (``frame`` when it records none)."""
-    manifest = run_dir / MANIFEST_NAME
-    recorded = yaml.safe_load(manifest.read_text()) if manifest.is_file() else None
-    return str((recorded or {}).get("time_unit", "frame"))
+    return str(recorded_time_unit(run_dir) or "frame")
 
 
 def write_quality(run_dir: Path, fov: int, good: Mapping[int, bool]) -> None:
@@ -49,9 +45,7 @@ def write_quality(run_dir: Path, fov: int, good: Mapping[int, bool]) -> None:
         table = pd.read_csv(path)
         table["good"] = [good.get(cell, old) for cell, old in zip(table["cell"], table["good"],
                                                                   strict=True)]
-        temporary = path.with_name(f".{path.name}.partial")
-        table.to_csv(temporary, index=False)
-        os.replace(temporary, path)
+        write_text_atomically(path, table.to_csv(index=False))
 
 
 def read_any_table(path: Path) -> SampleTable:

@@ -111,6 +111,30 @@ def open_frames(path: Path) -> Frames:
     return Frames(zarr.open_array(path, mode="r"))
 
 
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write `path` whole or not at all: to ``<name>.partial`` first, then rename."""
+    temporary = path.with_name(path.name + PARTIAL)
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def recorded_time_unit(output: Path) -> str | None:
+    """The ``time_unit`` the run folder's manifest records, or None (no manifest or no key).
+
+    Raises
+    ------
+    ConfigError
+        If the manifest is not valid YAML or not a mapping.
+    """
+    path = output / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("time_unit")
+    except (yaml.YAMLError, AttributeError) as exc:
+        raise ConfigError(f"{path}: not a valid manifest: {exc}") from None
+
+
 def remove_partials(output: Path, fov: int | None = None) -> int:
     """Delete leftovers (``*.partial``) of an interrupted run or a dead worker.
 
@@ -178,10 +202,8 @@ class Manifest:
         self.write()
 
     def write(self) -> None:
-        path = self.output / MANIFEST_NAME
-        temporary = path.with_name(path.name + PARTIAL)
-        temporary.write_text(yaml.safe_dump(self.data, sort_keys=False, allow_unicode=True))
-        os.replace(temporary, path)
+        write_text_atomically(self.output / MANIFEST_NAME,
+                              yaml.safe_dump(self.data, sort_keys=False, allow_unicode=True))
 
 
 def _remove(path: Path) -> None:

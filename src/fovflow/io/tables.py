@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fovflow.errors import ConfigError, TableError
+from fovflow.io.store import write_text_atomically
 
 TRACE_COLUMNS = ("fov", "cell", "frame", "time", "good", "position_x", "position_y")
 HOURS_PER_UNIT = {"h": 1.0, "min": 1 / 60, "s": 1 / 3600}
@@ -103,7 +103,8 @@ def read_sample_table(path: str | Path) -> SampleTable:
 
 def write_sample_table(table: SampleTable, path: str | Path) -> None:
     """Write a wide table atomically (a temporary file renamed when complete)."""
-    _write_text(path, f"{_HEADER} {table.time_unit}\n" + table.values.to_csv(index_label="time"))
+    text = f"{_HEADER} {table.time_unit}\n" + table.values.to_csv(index_label="time")
+    write_text_atomically(Path(path), text)
 
 
 def to_long(table: SampleTable) -> pd.DataFrame:
@@ -125,7 +126,8 @@ def from_long(long: pd.DataFrame, unit: str) -> SampleTable:
 
 
 def write_long_table(table: SampleTable, path: str | Path) -> None:
-    _write_text(path, f"{_HEADER} {table.time_unit}\n" + to_long(table).to_csv(index=False))
+    text = f"{_HEADER} {table.time_unit}\n" + to_long(table).to_csv(index=False)
+    write_text_atomically(Path(path), text)
 
 
 def read_long_table(path: str | Path) -> SampleTable:
@@ -143,7 +145,7 @@ def read_long_table(path: str | Path) -> SampleTable:
 
 def write_fitted_table(fitted: pd.DataFrame, path: str | Path, settings: dict[str, Any]) -> None:
     """Write fitted parameters after a ``# Fit:`` line holding `settings` as JSON."""
-    _write_text(path, f"# Fit: {json.dumps(settings, sort_keys=True)}\n"
+    write_text_atomically(Path(path), f"# Fit: {json.dumps(settings, sort_keys=True)}\n"
                 + fitted.to_csv(index=False))
 
 
@@ -202,9 +204,3 @@ def _parse_cell(name: str, source: object) -> tuple[int, int]:
         raise TableError(f"{source}: column {name!r} is not named fov_XXX_cell_N")
     return int(match.group(1)), int(match.group(2))
 
-
-def _write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
