@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_helpers import TIMES_H
 
-from conftest import TIMES_H
 from fovflow.analysis.fitting import FitSettings, fit_trace, fit_traces
 from fovflow.analysis.simulate import simulate_traces
 from fovflow.errors import Cancelled

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from analysis_helpers import write_run
 
-from conftest import write_run
 from fovflow.analysis.merge import Sample, merge_run, read_samples
 from fovflow.errors import ConfigError
 from fovflow.io.tables import read_long_table, read_sample_table

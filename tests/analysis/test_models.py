@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from analysis_helpers import PLUGIN, TIMES_H
 
-from conftest import PLUGIN, TIMES_H
 from fovflow import kinetics
 from fovflow.analysis.fitting import FitSettings, fit_traces
 from fovflow.analysis.models import (

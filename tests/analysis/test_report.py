@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from analysis_helpers import TIMES_H
 
-from conftest import TIMES_H
 from fovflow.analysis.fitting import FitSettings
 from fovflow.analysis.report import summarise, write_report
 from fovflow.analysis.simulate import simulate_traces

@@ -15,7 +15,8 @@ from fovflow.analysis.simulate import simulate_traces
 from fovflow.io.tables import SampleTable, cell_column, read_fitted_table, write_sample_table
 
 FOVFLOW = Path(sys.executable).with_name("fovflow")
-PLUGIN = (Path(__file__).parents[1] / "analysis" / "conftest.py").read_text().split("'''")[1]
+HELPERS = Path(__file__).parents[1] / "analysis" / "analysis_helpers.py"
+PLUGIN = HELPERS.read_text().split("'''")[1]
 
 
 def run(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
