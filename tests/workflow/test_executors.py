@@ -145,6 +145,16 @@ def test_killed_worker_fails_only_its_item_and_is_replaced() -> None:
         assert all(o.ok for o in again)
 
 
+def test_workers_that_cannot_start_fail_their_items_not_the_run() -> None:
+    with ProcessExecutor(n_workers=1, preload=("fovflow_no_such_module",)) as executor:
+        executor.start()
+        for worker in executor._idle:  # dead before the first item is sent: its pipe is closed
+            worker.process.join(30)
+        outcomes = list(executor.map_unordered(run_job, [Job(0), Job(1)]))
+    assert [o.ok for o in outcomes] == [False, False]
+    assert all("exited (1)" in (o.error or "") for o in outcomes)
+
+
 def test_process_workers_live_for_the_whole_executor() -> None:
     with ProcessExecutor(n_workers=2) as executor:
         first = {o.result[1] for o in executor.map_unordered(run_job, [Job(i) for i in range(4)])}

@@ -68,7 +68,10 @@ class ProcessExecutor(Executor):
                 while pending and len(busy) < self.max_in_flight:
                     worker = self._take_worker()
                     item = pending.popleft()
-                    worker.conn.send((task, item))
+                    try:
+                        worker.conn.send((task, item))
+                    except OSError:  # it died before taking the item: failed like a crash
+                        worker.broken = True
                     busy[worker] = (item, time.perf_counter())
                 waitables = [w.conn for w in busy] + [w.process.sentinel for w in busy]
                 ready = set(connection.wait(waitables, timeout=POLL_S))

@@ -28,6 +28,7 @@ from fovflow.processing.background import correct_background
 from fovflow.processing.extraction import extract_features
 from fovflow.processing.segmentation import segment_phase_contrast
 from fovflow.processing.tracking import track_cells
+from fovflow.workflow.allocator import reuse_freed_buffers
 from fovflow.workflow.config import WorkflowConfig
 from fovflow.workflow.events import Progress, ProgressReporter, StepFinished
 from fovflow.workflow.executors import TaskContext
@@ -108,6 +109,7 @@ class FovResult:
 def process_fov(task: FovTask, context: TaskContext) -> FovResult:
     """Run `task.todo` for one FOV; the executors call this inside a worker."""
     folder = fov_dir(task.config.output, task.fov)
+    reuse_freed_buffers()
     load_feature_plugins(task.config.plugins)  # user features, in this worker process too
     reporter = ProgressReporter(task.fov, context.send, context.cancel)
     parameters = task.config.step_parameters()
