@@ -177,6 +177,18 @@ def test_worker_logs_reach_the_caller(executor, caplog) -> None:
     assert [r.getMessage() for r in caplog.records if r.name == "fovflow.test"] == ["item 7 done"]
 
 
+def opencv_threads(_: int, context: TaskContext) -> int:
+    import cv2
+
+    return cv2.getNumThreads()
+
+
+def test_worker_processes_run_numerical_libraries_on_one_thread(executor) -> None:
+    if executor.__class__.__name__ not in ("ProcessExecutor", "DaskExecutor"):
+        pytest.skip("threads of the caller's own process are the caller's choice")
+    assert {o.result for o in executor.map_unordered(opencv_threads, [0, 1])} == {1}
+
+
 def test_serial_executor_runs_in_the_callers_thread() -> None:
     pids = [o.result[1] for o in SerialExecutor().map_unordered(run_job, [Job(0), Job(1)])]
     assert pids == [os.getpid(), os.getpid()]

@@ -19,6 +19,7 @@ from typing import Any
 from fovflow.errors import ConfigError, FovflowError
 from fovflow.workflow.cancel import CancelToken
 from fovflow.workflow.executors import (
+    ONE_THREAD_ENVIRONMENT,
     POLL_S,
     Executor,
     ForwardingLogHandler,
@@ -50,7 +51,8 @@ class DaskExecutor(Executor):
                 self.max_in_flight = max_in_flight or _cluster_threads(self._client)
             else:
                 self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1,
-                                             processes=True, dashboard_address=":0")
+                                             processes=True, dashboard_address=":0",
+                                             env=ONE_THREAD_ENVIRONMENT)
                 self._client = Client(self._cluster)
         except OSError as exc:
             raise FovflowError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc

@@ -34,6 +34,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 OnEvent = Callable[[Any], None]
 POLL_S = 0.05  # how often the caller's thread looks at the cancel token while waiting
+# The pool is the parallelism: one thread per worker process in numerical libraries avoids
+# oversubscribing the cores (set before the worker imports numpy or OpenCV).
+ONE_THREAD_ENVIRONMENT = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                  "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Any
 
 from fovflow.workflow.cancel import CancelToken
 from fovflow.workflow.executors import (
+    ONE_THREAD_ENVIRONMENT,
     POLL_S,
     Executor,
     ForwardingLogHandler,
@@ -34,9 +35,6 @@ from fovflow.workflow.executors import (
     ignore_event,
     run_task,
 )
-
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                     "OPENCV_FOR_THREADS_NUM")
 
 
 class ProcessExecutor(Executor):
@@ -155,10 +153,7 @@ def _worker_main(conn: connection.Connection, cancel_flag: Any,
     """A worker process: run tasks sent through `conn` until it sends None."""
     # Ctrl-C reaches the whole process group; the caller turns it into a cancel request.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The pool is the parallelism: one thread per worker in numerical libraries avoids
-    # oversubscribing the cores (set before the first task imports numpy or OpenCV).
-    for variable in _THREAD_VARIABLES:
-        os.environ[variable] = "1"
+    os.environ.update(ONE_THREAD_ENVIRONMENT)
     for module in preload:
         importlib.import_module(module)
     lock = threading.Lock()
