@@ -25,7 +25,8 @@ class Progress:
 
 
 class MetadataWorker(Worker):
-    """Reads a microscopy file's metadata (about a second with bioio: never in the GUI thread)."""
+    """Reads a microscopy file's metadata (seconds for ND2 or CZI through bioio: never in the GUI
+    thread)."""
 
     def __init__(self, path: Path) -> None:
         super().__init__()

@@ -1,9 +1,9 @@
 """Microscopy files as datasets: metadata plus lazy, per-frame access.
 
-`open_dataset(path)` understands a file once with bioio (formats, scenes, channels, pixel size,
-per-plane timestamps) and then reads single frames on demand. One FOV is one scene. OME-TIFF
-planes are read straight from their TIFF pages with tifffile (bioio's per-frame path is 30-60x
-slower); other formats go through bioio's lazy dask arrays.
+`open_dataset(path)` understands a file once (FOVs, channels, pixel size, per-plane timestamps)
+and then reads single frames on demand. One FOV is one scene. OME-TIFF goes through tifffile
+(`fovflow.io.ome_tiff`: metadata in ~20 ms, frames straight from their TIFF pages); ND2 and CZI
+through bioio and its reader plugins (extras), frames through bioio's lazy dask arrays.
 
 A `Dataset` pickles as its path and metadata, never as an open handle, so a worker process
 reopens it cheaply (no second metadata parse) on its first frame read.
@@ -14,13 +14,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
 import numpy as np
-import tifffile
 from numpy.typing import NDArray
 
 from fovflow.errors import (
@@ -31,56 +29,23 @@ from fovflow.errors import (
     NotAFileError,
     UnsupportedFormatError,
 )
+from fovflow.io.metadata import (  # noqa: F401 - DatasetMetadata and FRAME_UNIT are public here
+    FRAME_UNIT,
+    DatasetMetadata,
+    Plane,
+    acquisition_times,
+    common_shape,
+)
+from fovflow.io.ome_tiff import OmeTiffPages, read_ome_tiff_metadata
 
 log = logging.getLogger(__name__)
 
 _FORMATS = {".ome.tif": "ome-tiff", ".ome.tiff": "ome-tiff", ".nd2": "nd2", ".czi": "czi"}
 # Format -> (bioio reader plugin module, pip extra that installs it).
 _READERS: dict[str, tuple[str, str | None]] = {
-    "ome-tiff": ("bioio_ome_tiff", None),
     "nd2": ("bioio_nd2", "nd2"),
     "czi": ("bioio_czi", "czi"),
 }
-_SECONDS_PER_UNIT = {"ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-FRAME_UNIT = "frame"
-
-
-@dataclass(frozen=True)
-class DatasetMetadata:
-    """What a microscopy file holds. All FOVs share frame count, channels and frame size.
-
-    `times` has one row per FOV and one column per frame, in `time_unit`: seconds when the file
-    records acquisition times, else the frame index with unit ``"frame"``.
-    """
-
-    path: Path
-    format: str
-    n_fovs: int
-    n_frames: int
-    n_channels: int
-    channel_names: tuple[str, ...]
-    height: int
-    width: int
-    dtype: str
-    times: tuple[tuple[float, ...], ...]
-    time_unit: str
-    pixel_size_um: float | None
-    fov_names: tuple[str, ...]
-
-    @property
-    def has_times(self) -> bool:
-        return self.time_unit != FRAME_UNIT
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain types only (for JSON and YAML)."""
-        return {
-            "path": str(self.path), "format": self.format, "n_fovs": self.n_fovs,
-            "n_frames": self.n_frames, "n_channels": self.n_channels,
-            "channel_names": list(self.channel_names), "height": self.height, "width": self.width,
-            "dtype": self.dtype, "time_unit": self.time_unit,
-            "times": [list(t) for t in self.times],
-            "pixel_size_um": self.pixel_size_um, "fov_names": list(self.fov_names),
-        }
 
 
 class _PlaneReader(Protocol):
@@ -260,7 +225,9 @@ def _format_of(file: Path) -> str:
 
 
 def _read_metadata(file: Path, fmt: str) -> DatasetMetadata:
-    from bioio import BioImage  # deferred: importing bioio costs ~0.5 s, workers never need it
+    if fmt == "ome-tiff":
+        return read_ome_tiff_metadata(file)
+    from bioio import BioImage  # deferred: importing bioio takes seconds; OME-TIFF never needs it
 
     reader_class = _reader_class(file, fmt)
     try:
@@ -284,18 +251,8 @@ def _read_metadata(file: Path, fmt: str) -> DatasetMetadata:
             raise CorruptFileError(f"{file}: cannot be read as {fmt}; it is truncated, damaged "
                                    "or of another format: re-export or re-copy it") from exc
         raise
-    first = shapes[0]
-    if any(shape != first for shape in shapes):
-        raise UnsupportedFormatError(
-            f"{file}: its FOVs differ in size or frame count; fovflow needs every FOV alike"
-        )
-    if first.get("Z", 1) != 1:
-        raise UnsupportedFormatError(f"{file}: has {first['Z']} Z planes; fovflow reads 2-D "
-                                     "time-lapses: project or pick one Z plane first")
-    if first.get("S", 1) != 1:
-        raise UnsupportedFormatError(f"{file}: holds RGB samples; convert to one channel per "
-                                     "fluorophore first")
-    times, unit = _timestamps(ome, len(scenes), first["T"])
+    first = common_shape(file, shapes)
+    times, unit = acquisition_times(_ome_images(ome), len(scenes), first["T"])
     return DatasetMetadata(
         path=file.resolve(), format=fmt, n_fovs=len(scenes), n_frames=first["T"],
         n_channels=first["C"], channel_names=channel_names, height=first["Y"],
@@ -323,93 +280,19 @@ def _ome_metadata(image: Any) -> Any:
         return None
 
 
-def _timestamps(ome: Any, n_fovs: int, n_frames: int) -> tuple[tuple[tuple[float, ...], ...], str]:
-    """Per-FOV, per-frame times in seconds from OME planes (first channel) or TimeIncrement."""
-    if ome is None or len(ome.images) < n_fovs:
-        return _frame_indices(n_fovs, n_frames)
-    rows = []
-    for image in ome.images[:n_fovs]:
-        pixels = image.pixels
-        times: dict[int, float] = {}
-        for plane in pixels.planes:
-            if plane.the_c == 0 and plane.the_z == 0 and plane.delta_t is not None:
-                times[plane.the_t] = plane.delta_t * _seconds_per(plane.delta_t_unit)
-        if len(times) == n_frames:
-            rows.append(tuple(times[t] for t in range(n_frames)))
-        elif pixels.time_increment:
-            step = pixels.time_increment * _seconds_per(pixels.time_increment_unit)
-            rows.append(tuple(step * t for t in range(n_frames)))
-        else:
-            return _frame_indices(n_fovs, n_frames)
-    return tuple(rows), "s"
-
-
-def _seconds_per(unit: Any) -> float:
-    symbol = getattr(unit, "value", unit) or "s"
-    if symbol not in _SECONDS_PER_UNIT:
-        raise ValueError(f"unknown time unit {symbol!r}")
-    return _SECONDS_PER_UNIT[symbol]
-
-
-def _frame_indices(n_fovs: int, n_frames: int) -> tuple[tuple[tuple[float, ...], ...], str]:
-    return tuple(tuple(float(t) for t in range(n_frames)) for _ in range(n_fovs)), FRAME_UNIT
+def _ome_images(ome: Any) -> list[tuple[list[Plane], float | None, Any]]:
+    """Planes and time increment per image of ome-types metadata (none without metadata)."""
+    if ome is None:
+        return []
+    return [([(p.the_c, p.the_z, p.the_t, p.delta_t, p.delta_t_unit) for p in image.pixels.planes],
+             image.pixels.time_increment, image.pixels.time_increment_unit)
+            for image in ome.images]
 
 
 def _make_reader(metadata: DatasetMetadata) -> _PlaneReader:
     if metadata.format == "ome-tiff":
-        return _OmeTiffPages(metadata)
+        return OmeTiffPages(metadata)
     return _BioioPlanes(metadata)
-
-
-class _OmeTiffPages:
-    """Reads OME-TIFF planes directly from their TIFF pages (one seek and read per frame)."""
-
-    def __init__(self, metadata: DatasetMetadata) -> None:
-        self._path = metadata.path
-        try:
-            self._tiff = tifffile.TiffFile(metadata.path)
-            series = self._tiff.series
-            if len(series) < metadata.n_fovs:
-                raise ValueError(f"{len(series)} image series for {metadata.n_fovs} FOVs")
-            self._pages = [self._index(s, metadata) for s in series[: metadata.n_fovs]]
-        except (OSError, ValueError, IndexError, tifffile.TiffFileError) as exc:
-            self.close()
-            raise CorruptFileError(f"{metadata.path}: its TIFF pages are incomplete ({exc}); "
-                                   "the file may be truncated: re-export or re-copy it") from exc
-
-    def read(self, fov: int, channel: int, t: int) -> NDArray[Any]:
-        return self._pages[fov][t][channel].asarray()
-
-    def close(self) -> None:
-        if getattr(self, "_tiff", None) is not None:
-            self._tiff.close()
-
-    def _index(self, series: Any, metadata: DatasetMetadata) -> list[list[Any]]:
-        """Pages of one series as ``pages[t][c]``, checked to lie wholly inside the file."""
-        axes = series.get_axes(False)
-        shape = series.get_shape(False)
-        plane_axes = [(axis, size) for axis, size in zip(axes, shape, strict=True)
-                      if axis not in "YXS"]
-        sizes = tuple(size for _, size in plane_axes)
-        pages = series.pages
-        file_size = self._path.stat().st_size
-        table: list[list[Any]] = []
-        for t in range(metadata.n_frames):
-            row = []
-            for c in range(metadata.n_channels):
-                position = {"T": t, "C": c}
-                index = np.ravel_multi_index(
-                    tuple(position.get(axis, 0) for axis, _ in plane_axes), sizes
-                ) if sizes else 0
-                page = pages[int(index)]
-                if page is None:
-                    raise ValueError(f"plane T={t} C={c} is missing")
-                end = max(o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True))
-                if end > file_size:
-                    raise ValueError(f"plane T={t} C={c} ends past the end of the file")
-                row.append(page)
-            table.append(row)
-        return table
 
 
 class _BioioPlanes:
