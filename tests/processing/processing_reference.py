@@ -15,7 +15,7 @@ from scipy.optimize import linear_sum_assignment
 
 
 def segment(frame: np.ndarray, *, window: int = 3, bins: int = 200, n_sigma: float = 3.0,
-            size: int = 7, iterations: int = 3) -> np.ndarray:
+            size: int = 7, iterations: int = 3, min_border_area: int = 30) -> np.ndarray:
     log = np.log1p(np.maximum(frame.astype(np.float64), 0.0))
     mean = ndimage.uniform_filter(log, window, mode="reflect")
     mean_square = ndimage.uniform_filter(log**2, window, mode="reflect")
@@ -28,9 +28,14 @@ def segment(frame: np.ndarray, *, window: int = 3, bins: int = 200, n_sigma: flo
     mask = ndimage.binary_fill_holes(deviation > mode + n_sigma * sigma)
     square = np.ones((size, size), bool)
     # border_value=1 for erosion and 0 for dilation: pixels outside the image never count.
-    mask = ndimage.binary_erosion(mask, square, iterations, border_value=1)
-    mask = ndimage.binary_dilation(mask, square, iterations, border_value=0)
-    mask = ndimage.binary_dilation(mask, square, iterations, border_value=0)
+    opened = ndimage.binary_erosion(mask, square, iterations, border_value=1)
+    opened = ndimage.binary_dilation(opened, square, iterations, border_value=0)
+    lost, _ = ndimage.label(mask & ~opened, np.ones((3, 3), bool))
+    edge = np.unique(np.concatenate([lost[0], lost[-1], lost[:, 0], lost[:, -1]]))
+    for piece in edge[edge > 0]:  # pieces cut by the border are put back when large enough
+        if np.sum(lost == piece) >= min_border_area:
+            opened |= lost == piece
+    mask = ndimage.binary_dilation(opened, square, iterations, border_value=0)
     return ndimage.binary_erosion(mask, square, iterations, border_value=1)
 
 

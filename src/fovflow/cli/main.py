@@ -159,9 +159,11 @@ def _progress_bar() -> Progress:
 
 # Commands defined in their own modules register themselves on `app`.
 from fovflow.cli import analysis as _analysis  # noqa: E402
+from fovflow.cli import evaluation as _evaluation  # noqa: E402
 from fovflow.cli import gui_command as _gui_command  # noqa: E402
 from fovflow.cli import run_command as _run_command  # noqa: E402
 
 _run_command.register(app)
 _analysis.register(app)
+_evaluation.register(app)
 _gui_command.register(app)

@@ -1,0 +1,138 @@
+"""The evaluation commands: ``score`` (a run against simulated ground truth) and ``export-ctc``."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from fovflow.cli.main import _progress_bar, console
+from fovflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fovflow.evaluation.scores import CellValues, Scores
+
+_TRACES = re.compile(r"traces_ch_(\d+)\.csv\Z")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the evaluation commands to `app`."""
+    app.command()(score)
+    app.command("export-ctc")(export_ctc)
+
+
+def score(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder of `fovflow run`.")],
+    truth: Annotated[Path, typer.Option(help="Ground truth of `fovflow simulate` (sim.truth).")],
+    fovs: Annotated[str | None, typer.Option(help="FOVs to score, e.g. 0-3 (default: all "
+                                                  "FOVs of the run).")] = None,
+    min_area: Annotated[int, typer.Option(help="Leave out true cells smaller than this many "
+                                               "pixels in a frame (border slivers).", min=0)] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Score a run against simulated ground truth: segmentation, detection, tracking, traces."""
+    from fovflow.evaluation.scores import Scores
+    from fovflow.io.ctc import read_truth_traces, require_fovs, run_fovs, truth_fovs
+    from fovflow.ranges import parse_ranges
+
+    in_run = run_fovs(run_dir)
+    selected = parse_ranges(fovs) if fovs is not None else in_run
+    require_fovs(selected, in_run, f"run {run_dir}")  # before any work, not at the bad FOV
+    require_fovs(selected, truth_fovs(truth), f"ground truth {truth}")
+    true_traces = read_truth_traces(truth)
+    results: dict[int, Scores] = {}
+    with _progress_bar() as bar:
+        task = bar.add_task("scoring", total=len(selected))
+        for fov in selected:
+            results[fov] = _score_fov(run_dir, truth, fov, true_traces, min_area)
+            bar.update(task, advance=1)
+    overall = sum(results.values(), start=Scores())
+    if as_json:
+        document = {"run": str(run_dir), "truth": str(truth), "min_area": min_area,
+                    "fovs": {str(fov): _plain(s.as_dict()) for fov, s in results.items()},
+                    "all": _plain(overall.as_dict())}
+        print(json.dumps(document, indent=2))  # plain print: machine-readable stdout
+        return
+    table = Table("FOV", "Jaccard", "SEG", "recall", "precision", "complete tracks",
+                  "ID switches", "trace error median, p95",
+                  title=f"{run_dir} against {truth}", title_justify="left")
+    for name, scores in [*((str(fov), s) for fov, s in results.items()), ("all", overall)]:
+        table.add_row(name, *_row(scores), end_section=name == str(selected[-1]))
+    console.print(table)
+
+
+def export_ctc(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder of `fovflow run`.")],
+    out_dir: Annotated[Path, typer.Argument(help="New folder for the result, e.g. 01_RES.")],
+    fov: Annotated[int, typer.Option(help="The FOV to export.", min=0)],
+) -> None:
+    """Write one FOV's tracked labels in the Cell Tracking Challenge result format."""
+    from fovflow.io.ctc import export_run_ctc
+
+    tracks = export_run_ctc(run_dir, fov, out_dir)
+    split = len(tracks.cell) - len(np.unique(tracks.cell))
+    console.print(f"wrote [bold]{out_dir}[/] ({len(tracks.label)} tracks"
+                  f"{f', {split} of them parts of interrupted tracks' if split else ''})",
+                  soft_wrap=True)
+
+
+def _score_fov(run_dir: Path, truth: Path, fov: int, true_traces: pd.DataFrame,
+               min_area: int) -> Scores:
+    """Scores of one FOV, trace errors pooled over the run's fluorescence channels."""
+    from fovflow.evaluation.scores import relative_errors, score_labels
+    from fovflow.io.ctc import SmallCellsRemoved, run_labels, truth_labels
+    from fovflow.io.store import fov_dir
+    from fovflow.io.tables import read_traces
+
+    predicted, true = run_labels(run_dir, fov), truth_labels(truth, fov)
+    if predicted.shape != true.shape:
+        raise ConfigError(f"FOV {fov}: the run's labels have shape {predicted.shape}, the "
+                          f"ground truth's {true.shape}; is {truth} the truth of this run?")
+    scores, matches = score_labels(SmallCellsRemoved(true, min_area) if min_area else true,
+                                   predicted)
+    true_rows = true_traces[true_traces["fov"] == fov]
+    errors = [np.empty(0)]
+    for path in sorted(fov_dir(run_dir, fov).glob("traces_ch_*.csv")):
+        channel = _TRACES.match(path.name)
+        column = f"intensity_total_ch_{channel[1]}" if channel else ""
+        if column not in true_rows.columns:
+            continue
+        measured = read_traces(path)
+        if "intensity_total" in measured.columns:
+            errors.append(relative_errors(matches, _values(true_rows, column),
+                                          _values(measured, "intensity_total")))
+    return replace(scores, trace_errors=np.concatenate(errors))
+
+
+def _values(table: pd.DataFrame, column: str) -> CellValues:
+    from fovflow.evaluation.scores import CellValues
+
+    return CellValues(table["frame"].to_numpy(np.int64), table["cell"].to_numpy(np.int64),
+                      table[column].to_numpy(float))
+
+
+def _row(scores: Scores) -> list[str]:
+    errors = (f"{100 * scores.trace_error_median:.1f} %, {100 * scores.trace_error_p95:.1f} %"
+              if scores.trace_errors.size else "-")
+    return [_number(scores.jaccard), _number(scores.seg), _number(scores.recall),
+            _number(scores.precision), f"{scores.n_complete_tracks}/{scores.n_tracks}",
+            str(scores.id_switches), errors]
+
+
+def _number(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.3f}"
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN: undefined scores become null."""
+    return {key: None if isinstance(value, float) and math.isnan(value) else value
+            for key, value in values.items()}

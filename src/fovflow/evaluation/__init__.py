@@ -1,0 +1,1 @@
+"""Measuring a run against ground truth: pure scores over label stacks and tables."""
