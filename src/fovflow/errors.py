@@ -54,3 +54,10 @@ class TableError(FovflowError, ValueError):
 
 class PluginError(FovflowError):
     """A plugin (a file in a plugins folder or an entry point) does not define a valid model."""
+
+
+def yaml_problem(exc: Exception) -> str:
+    """One line: what is wrong in a YAML text and where (PyYAML's own message spans several)."""
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem

@@ -21,7 +21,8 @@ def parse_ranges(text: str | int | Sequence[int | str], *, limit: int | None = N
         On an empty selection, a malformed part, a negative index, a reversed range, or an
         index at or above `limit`; the message quotes the offending part.
     """
-    if isinstance(text, bool):
+    if isinstance(text, bool) or not isinstance(text, int | str | list | tuple):
+        # e.g. None or 1.5 from a YAML file
         raise ConfigError(f"invalid index selection {text!r}; write e.g. '0-3,5'")
     if isinstance(text, int):
         parts: list[str] = [str(text)]

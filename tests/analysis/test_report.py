@@ -37,6 +37,17 @@ def test_report_writes_plots_and_a_summary(tmp_path: Path) -> None:
     assert summary.loc[("ktl", "ctrl"), "median"] == fitted.ktl[:5].median()
 
 
+def test_a_table_without_cells_gets_a_report_that_says_so(tmp_path: Path) -> None:
+    table = SampleTable(pd.DataFrame(index=pd.Index(TIMES_H, name="time")), "h")
+    settings = FitSettings.create("trivial")
+    fitted = fit_table(table, settings)
+    paths = write_report(table, fitted, fitted_curves(table, fitted, settings),
+                         list(settings.resolve().names), name="empty", model="trivial",
+                         out_dir=tmp_path)
+    assert len(paths) == 5 and all(p.stat().st_size > 0 for p in paths)
+    assert (pd.read_csv(paths[-1])["n"] == 0).all()
+
+
 def test_summary_gives_median_and_iqr_of_successful_fits() -> None:
     fitted = pd.DataFrame({"success": [True] * 5 + [False], "r_squared": [0.9] * 6,
                            "beta": [1.0, 2.0, 3.0, 4.0, 5.0, 100.0]})

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from fovflow.errors import ConfigError
+from fovflow.errors import ConfigError, yaml_problem
 from fovflow.io.store import MANIFEST_NAME, recorded_time_unit
 from fovflow.io.tables import (
     TRACE_COLUMNS,
@@ -53,8 +53,11 @@ def read_samples(path: str | Path) -> list[Sample]:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such samples file") from None
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, unreadable, or not text
+        raise ConfigError(f"{path}: cannot read it as a samples file "
+                          f"({getattr(exc, 'strerror', None) or 'not UTF-8 text'})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+        raise ConfigError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
     entries = document.get("samples") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: expected 'samples:' with a list of {{name: ..., fovs: ...}}")
@@ -63,8 +66,11 @@ def read_samples(path: str | Path) -> list[Sample]:
     for number, entry in enumerate(entries, start=1):
         if not isinstance(entry, dict) or set(entry) != {"name", "fovs"}:
             raise ConfigError(f"{path}: sample {number} must have exactly 'name' and 'fovs'")
-        name = str(entry["name"])
-        if not _SAMPLE_NAME.match(name) or any(s.name == name for s in samples):
+        name = entry["name"]
+        if isinstance(name, int) and not isinstance(name, bool):
+            name = str(name)  # "name: 2024" reads as a number
+        if not isinstance(name, str) or not _SAMPLE_NAME.match(name) \
+                or any(s.name == name for s in samples):
             raise ConfigError(f"{path}: sample name {name!r} must be unique and use only "
                               f"letters, digits, '_', '.' and '-'")
         try:
@@ -107,23 +113,24 @@ def merge_run(
             raise ConfigError(f"sample {sample.name!r} lists FOV(s) {format_ranges(unknown)} "
                               f"without traces in {run_dir} (FOVs with traces: "
                               f"{format_ranges(files) or 'none'})")
-    out = run_dir / "samples"
-    (out / "long").mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    tables: dict[str, SampleTable] = {}
     for done, sample in enumerate(samples, start=1):
         channels = sorted({ch for fov in sample.fovs for ch in files[fov]})
         for channel in channels:
             traces = pd.concat([read_traces(files[fov][channel]) for fov in sample.fovs
                                 if channel in files[fov]], ignore_index=True)
             for feature in traces.columns.drop(list(TRACE_COLUMNS)):
-                table = _wide(traces, feature, unit, min_length)
                 name = f"{sample.name}_{feature}_ch_{channel}.csv"
-                write_sample_table(table, out / name)
-                write_long_table(table, out / "long" / name)
-                written.append(out / name)
+                tables[name] = _wide(traces, feature, unit, min_length)
         if progress is not None:
             progress(done, len(samples))
-    return written
+    # Written only once every traces file has been read: a bad one leaves the old tables.
+    out = run_dir / "samples"
+    (out / "long").mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        write_sample_table(table, out / name)
+        write_long_table(table, out / "long" / name)
+    return [out / name for name in tables]
 
 
 def _wide(traces: pd.DataFrame, feature: str, unit: str, min_length: int) -> SampleTable:

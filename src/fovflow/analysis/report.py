@@ -68,8 +68,8 @@ def _curve_page(
     table: SampleTable, fitted: pd.DataFrame, curves: SampleTable, n_curves: int
 ) -> plt.Figure:
     chosen = np.linspace(0, table.values.shape[1] - 1, min(n_curves, table.values.shape[1]))
-    columns = int(np.ceil(np.sqrt(len(chosen))))
-    rows = int(np.ceil(len(chosen) / columns))
+    columns = max(1, int(np.ceil(np.sqrt(len(chosen)))))  # one empty panel for a table
+    rows = max(1, int(np.ceil(len(chosen) / columns)))  # without cells
     figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 2.4 * rows), squeeze=False,
                                 sharex=True)
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.08, top=0.94, hspace=0.45, wspace=0.3)
@@ -86,7 +86,10 @@ def _curve_page(
         axis.set_visible(False)
     for axis in axes[-1]:
         axis.set_xlabel(f"time ({table.time_unit})", fontsize=8)
-    axes[0, 0].legend(fontsize=7, frameon=False)
+    if len(chosen):
+        axes[0, 0].legend(fontsize=7, frameon=False)
+    else:
+        figure.suptitle("no cells in this table", fontsize=10)
     return figure
 
 

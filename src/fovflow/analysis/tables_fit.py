@@ -140,7 +140,10 @@ def fit_table(
     n_points, message``."""
     times_h = to_hours(table.values.index.to_numpy(), table.time_unit,
                        frame_interval_h=frame_interval_h)
-    fits = fit_traces(settings, times_h, table.values.to_numpy(), n_workers=n_workers,
+    values = table.values.to_numpy()
+    if not len(times_h):  # a table without rows (no cell ever found): every cell fails, no crash
+        times_h, values = np.zeros(1), np.full((1, values.shape[1]), np.nan)
+    fits = fit_traces(settings, times_h, values, n_workers=n_workers,
                       executor=executor, progress=progress, cancel=cancel)
     ids = pd.DataFrame(table.cells, columns=["fov", "cell"]).assign(model=settings.model)
     model = settings.resolve()

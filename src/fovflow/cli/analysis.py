@@ -85,8 +85,11 @@ def fit(
             how = "up to date" if event.skipped else "wrote"
             console.print(f"{how} [bold]{event.output}[/] ({event.n_success}/"
                           f"{event.n_cells} successful fits)", soft_wrap=True)
-            if report:
+            if report and event.n_cells:
                 _report(event, settings, interval_h)
+            elif report:
+                console.print(f"no report for [bold]{event.table}[/]: it holds no cells",
+                              soft_wrap=True)
 
         fit_tables(paths, settings, n_workers=workers, frame_interval_h=interval_h,
                    curves=curves, force=force, on_event=announce, progress=progress_for)

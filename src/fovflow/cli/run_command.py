@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from fovflow.cli.main import console, err_console
+from fovflow.errors import ConfigError
 from fovflow.ranges import format_ranges, parse_ranges
 from fovflow.workflow.cancel import CancelToken
 from fovflow.workflow.config import WorkflowConfig
@@ -99,7 +100,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _channels(text: str) -> tuple[int, ...]:
-    return tuple(parse_ranges(text))
+    try:
+        return tuple(parse_ranges(text))
+    except ConfigError as exc:
+        raise ConfigError(f"--fl: {exc}") from None
 
 
 class _RunDisplay:

@@ -28,7 +28,7 @@ import yaml
 import zarr
 from zarr.codecs import BloscCodec
 
-from fovflow.errors import ConfigError
+from fovflow.errors import ConfigError, yaml_problem
 
 MANIFEST_NAME = "processing_results.yaml"
 CONFIG_NAME = "run_config.yaml"
@@ -158,20 +158,9 @@ class Manifest:
     @classmethod
     def open(cls, output: Path, *, input_path: Path, header: Mapping[str, Any]) -> Manifest:
         """The folder's manifest, or a new one; refuses a folder that holds another input's run."""
-        path = output / MANIFEST_NAME
-        if not path.exists():
+        data = read_manifest(output, input_path)
+        if data is None:
             return cls(output, {"format": MANIFEST_FORMAT, **header, "fovs": {}})
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is damaged ({exc}); move it away to start over") from exc
-        if not isinstance(data, dict) or "fovs" not in data:
-            raise ConfigError(f"{path} is not a fovflow manifest; choose another output folder")
-        if data.get("input", {}).get("path") != str(input_path):
-            raise ConfigError(
-                f"{output} holds a run of {data.get('input', {}).get('path')}, not {input_path}; "
-                "choose another output folder (-o)"
-            )
         data.update(header)
         return cls(output, data)
 
@@ -204,6 +193,32 @@ class Manifest:
     def write(self) -> None:
         write_text_atomically(self.output / MANIFEST_NAME,
                               yaml.safe_dump(self.data, sort_keys=False, allow_unicode=True))
+
+
+def read_manifest(output: Path, input_path: Path) -> dict[str, Any] | None:
+    """The manifest in `output` (None if there is none), checked to be a run of `input_path`.
+
+    Raises
+    ------
+    ConfigError
+        If the manifest is damaged, not a fovflow manifest, or records another input.
+    """
+    path = output / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        problem = yaml_problem(exc) if isinstance(exc, yaml.YAMLError) else type(exc).__name__
+        raise ConfigError(f"{path} is damaged ({problem}); move it away to start over, "
+                          "or choose another output folder (-o)") from None
+    recorded = data.get("input") if isinstance(data, dict) else None
+    if not isinstance(recorded, dict) or "fovs" not in data:
+        raise ConfigError(f"{path} is not a fovflow manifest; choose another output folder (-o)")
+    if recorded.get("path") != str(input_path):
+        raise ConfigError(f"{output} holds a run of {recorded.get('path')}, not {input_path}; "
+                          "choose another output folder (-o)")
+    return data
 
 
 def _remove(path: Path) -> None:

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import csv
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -24,6 +26,9 @@ from fovflow.errors import ConfigError, TableError
 from fovflow.io.store import write_text_atomically
 
 TRACE_COLUMNS = ("fov", "cell", "frame", "time", "good", "position_x", "position_y")
+# Every row must have these: a row without them cannot be placed. Positions and features may
+# be empty (NaN): a feature that could not be measured in a frame; merge leaves it out.
+_ID_COLUMNS = ("fov", "cell", "frame")
 HOURS_PER_UNIT = {"h": 1.0, "min": 1 / 60, "s": 1 / 3600}
 _UNIT_NAMES = {"h": "h", "hour": "h", "hours": "h", "min": "min", "minute": "min",
                "minutes": "min", "s": "s", "sec": "s", "second": "s", "seconds": "s",
@@ -70,7 +75,11 @@ class SampleTable:
 
 
 def read_traces(path: str | Path) -> pd.DataFrame:
-    """A traces CSV, checked: required columns, integer ids, boolean ``good``, numeric features."""
+    """A traces CSV, checked: required columns, integer ids, boolean ``good``, numeric features.
+
+    ``fov``, ``cell`` and ``frame`` must be whole numbers >= 0 and ``time`` a finite number in
+    every row; positions and features may be empty (NaN: not measured in that frame).
+    """
     path = Path(path)
     frame = _read_csv(path)
     missing = [c for c in TRACE_COLUMNS if c not in frame.columns]
@@ -79,6 +88,8 @@ def read_traces(path: str | Path) -> pd.DataFrame:
                          f"{', '.join(TRACE_COLUMNS)} and feature columns")
     for column in frame.columns.drop("good"):
         _require_numeric(frame, column, path)
+    for column in (*_ID_COLUMNS, "time"):
+        _require_finite(frame, column, path, whole=column != "time")
     good = frame["good"].astype(str).str.strip().str.lower()
     if not good.isin(["true", "false", "1", "0"]).all():
         bad = frame["good"][~good.isin(["true", "false", "1", "0"])].iloc[0]
@@ -98,6 +109,10 @@ def read_sample_table(path: str | Path) -> SampleTable:
         if column != "time":
             _parse_cell(column, path)
         _require_numeric(frame, column, path)
+    _require_finite(frame, "time", path)
+    if frame["time"].duplicated().any():
+        repeated = frame["time"][frame["time"].duplicated()].iloc[0]
+        raise TableError(f"{path}: time {repeated:g} appears in two rows; each row is one time")
     return SampleTable(frame.set_index("time").astype(float), unit)
 
 
@@ -138,6 +153,8 @@ def read_long_table(path: str | Path) -> SampleTable:
         if column not in long.columns:
             raise TableError(f"{path}: missing column {column!r} of a long table")
         _require_numeric(long, column, path)
+    for column in ("time", "fov", "cell"):
+        _require_finite(long, column, path, whole=column != "time")
     if long.duplicated(["time", "fov", "cell"]).any():
         raise TableError(f"{path}: a cell has two values at the same time")
     return from_long(long.astype({"fov": int, "cell": int}), unit)
@@ -176,17 +193,36 @@ def _read_header(path: Path) -> str:
 def _first_line(path: Path) -> str:
     if not path.is_file():
         raise TableError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as handle:
-        return handle.readline().strip()
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return handle.readline().strip()
+    except UnicodeDecodeError:
+        raise TableError(f"{path}: not a text table (it is not UTF-8 text)") from None
 
 
 def _read_csv(path: Path, skiprows: int = 0) -> pd.DataFrame:
     if not path.is_file():
         raise TableError(f"{path}: no such file")
     try:
-        return pd.read_csv(path, skiprows=skiprows)
+        frame = pd.read_csv(path, skiprows=skiprows)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise TableError(f"{path}: not a readable CSV table: {exc}") from None
+        problem = " ".join(str(exc).split())  # pandas' messages can end in a newline
+        raise TableError(f"{path}: not a readable CSV table: {problem}") from None
+    if _first_row_too_long(path, skiprows):
+        raise TableError(f"{path}: the first row has more values than the header has columns")
+    return frame
+
+
+def _first_row_too_long(path: Path, skiprows: int) -> bool:
+    """Whether the first data row is longer than the header (pandas would silently turn its
+    extra leading values into an index; a longer later row is a pandas `ParserError`)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = (row for row in itertools.islice(csv.reader(handle), skiprows, None) if row)
+            header, first = next(rows, []), next(rows, [])
+    except csv.Error:  # pandas has read it; leave odd quoting to pandas
+        return False
+    return len(first) > len(header)
 
 
 def _require_numeric(frame: pd.DataFrame, column: str, path: Path) -> None:
@@ -196,6 +232,21 @@ def _require_numeric(frame: pd.DataFrame, column: str, path: Path) -> None:
         raise TableError(f"{path}: column {column!r} must be numeric, found "
                          f"{frame[column][bad].iloc[0]!r} in row {int(np.argmax(bad)) + 1}")
     frame[column] = converted
+
+
+def _require_finite(frame: pd.DataFrame, column: str, path: Path, *, whole: bool = False) -> None:
+    """`column` (already numeric) must hold a finite value, and with `whole` an index >= 0."""
+    values = frame[column].to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if whole:
+        bad |= ~bad & ((values < 0) | (values != np.round(values)) | (values > 2**53))
+    if bad.any():
+        row = int(np.argmax(bad))
+        value = frame[column].iloc[row]
+        found = "an empty value" if pd.isna(value) else repr(value)
+        kind = "a whole number >= 0" if whole else "a finite number"
+        raise TableError(f"{path}: column {column!r} must hold {kind} in every row, found "
+                         f"{found} in row {row + 1}")
 
 
 def _parse_cell(name: str, source: object) -> tuple[int, int]:

@@ -241,6 +241,9 @@ def _morphology(mask: NDArray[np.uint8], operation: int, size: int, iterations: 
     return cv2.morphologyEx(mask, operation, kernel)
 
 
+_MAX_SQUARE = 1025
+
+
 def _check_parameters(window: int, bins: int, n_sigma: float, *morphology: int) -> None:
     if window < 3 or window % 2 == 0:
         raise ValueError(f"window must be an odd number >= 3, got {window}")
@@ -253,3 +256,7 @@ def _check_parameters(window: int, bins: int, n_sigma: float, *morphology: int) 
         raise ValueError(f"opening_size and closing_size must be odd and >= 1, got {sizes}")
     if any(count < 0 for count in iterations):
         raise ValueError(f"iterations must not be negative, got {iterations}")
+    sides = [count * (size - 1) + 1 for size, count in zip(sizes, iterations, strict=True)]
+    if max(sides) > _MAX_SQUARE:
+        raise ValueError(f"size and iterations give squares of {sides} px; at most {_MAX_SQUARE} "
+                         "px (a larger square would erase every cell)")

@@ -8,6 +8,7 @@ values, which the manifest hashes to decide what a rerun can skip.
 from __future__ import annotations
 
 import inspect
+import numbers
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -17,14 +18,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-from fovflow.errors import ConfigError
+from fovflow.errors import ConfigError, yaml_problem
 from fovflow.io.microscopy import DatasetMetadata
+from fovflow.io.store import read_manifest
 from fovflow.plugins import load_feature_plugins
 from fovflow.processing.background import correct_background
 from fovflow.processing.extraction import DEFAULT_FEATURES, FEATURES, extract_features
 from fovflow.processing.segmentation import segment_phase_contrast
 from fovflow.processing.tracking import track_cells
-from fovflow.ranges import parse_ranges
+from fovflow.ranges import format_ranges, parse_ranges
 
 EXECUTORS = ("process", "thread", "serial", "dask")
 # Keyword parameters of each step's algorithm that a user may set (progress/out are ours).
@@ -59,12 +61,21 @@ class WorkflowConfig:
     scheduler: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input", Path(self.input).expanduser())
-        object.__setattr__(self, "output", Path(self.output).expanduser())
-        object.__setattr__(self, "fl_channels", tuple(int(c) for c in self.fl_channels))
-        object.__setattr__(self, "features", tuple(self.features))
-        object.__setattr__(self, "plugins", tuple(str(folder) for folder in self.plugins))
-        object.__setattr__(self, "fovs", str(self.fovs))
+        # Normalise once, here: values come from Python, the command line and YAML files.
+        set_ = object.__setattr__
+        set_(self, "input", _path(self.input, "input"))
+        set_(self, "output", _path(self.output, "output"))
+        set_(self, "pc_channel", _whole(self.pc_channel, "pc_channel"))
+        set_(self, "fl_channels", _channels(self.fl_channels))
+        set_(self, "features", _names(self.features, "features"))
+        set_(self, "plugins", _names(self.plugins, "plugins"))
+        set_(self, "fovs", _selection(self.fovs))
+        set_(self, "n_workers", _whole(self.n_workers, "n_workers"))
+        if self.batch_size is not None:
+            set_(self, "batch_size", _whole(self.batch_size, "batch_size"))
+        if self.scheduler is not None and not isinstance(self.scheduler, str):
+            raise ConfigError(f"scheduler must be an address like tcp://host:8786, "
+                              f"not {self.scheduler!r}")
         if not self.fl_channels:
             raise ConfigError("choose at least one fluorescence channel (--fl)")
         if len(set(self.fl_channels)) != len(self.fl_channels):
@@ -87,7 +98,10 @@ class WorkflowConfig:
             raise ConfigError("a scheduler address needs the dask executor (--executor dask)")
         _dry_run(self.step_parameters())  # bad step parameters fail here, not in every worker
         if self.fovs.strip().lower() != "all":
-            parse_ranges(self.fovs)
+            try:
+                parse_ranges(self.fovs)
+            except ConfigError as exc:
+                raise ConfigError(f"FOVs: {exc}") from None
 
     def step_parameters(self) -> dict[str, dict[str, Any]]:
         """Effective parameters of every step: the algorithms' defaults with the overrides."""
@@ -96,10 +110,14 @@ class WorkflowConfig:
 
     def selected_fovs(self, metadata: DatasetMetadata) -> list[int]:
         """The FOV indices to process, checked against the file."""
-        return parse_ranges(self.fovs, limit=metadata.n_fovs)
+        try:
+            return parse_ranges(self.fovs, limit=metadata.n_fovs)
+        except ConfigError as exc:
+            raise ConfigError(f"FOVs: {exc} in {metadata.path.name}") from None
 
     def validate(self, metadata: DatasetMetadata) -> None:
-        """Check channels and FOVs against the file and that the output folder is writable."""
+        """Check channels and FOVs against the file, and that the output folder is writable and
+        holds no other input's run (before anything in it is touched)."""
         for role, channel in [("phase-contrast", self.pc_channel),
                               *(("fluorescence", c) for c in self.fl_channels)]:
             if not 0 <= channel < metadata.n_channels:
@@ -108,6 +126,7 @@ class WorkflowConfig:
                                   f" has {metadata.n_channels} channels ({names})")
         self.selected_fovs(metadata)
         _check_writable(self.output)
+        read_manifest(self.output, metadata.path)  # before the run touches the folder
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -121,7 +140,7 @@ class WorkflowConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WorkflowConfig:
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted((key for key in data if key not in known), key=str)
         if unknown:
             raise ConfigError(f"unknown configuration keys {unknown}; known: {sorted(known)}")
         missing = [key for key in ("input", "output") if key not in data]
@@ -141,24 +160,19 @@ class WorkflowConfig:
     def load(cls, path: Path, **overrides: Any) -> WorkflowConfig:
         """Read a YAML config; `overrides` (e.g. from the command line) win over the file."""
         try:
-            data = yaml.safe_load(Path(path).read_text())
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except OSError as exc:
             raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not a YAML text file (not UTF-8)") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML ({_yaml_problem(exc)})") from exc
+            raise ConfigError(f"{path} is not valid YAML ({yaml_problem(exc)})") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of configuration keys")
         return cls.from_dict({**data, **overrides})
 
     def with_overrides(self, **changes: Any) -> WorkflowConfig:
         return replace(self, **changes)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """One line: what is wrong and where (PyYAML's own message spans several lines)."""
-    problem = getattr(exc, "problem", None) or type(exc).__name__
-    mark = getattr(exc, "problem_mark", None)
-    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
 
 
 def _dry_run(parameters: Mapping[str, Mapping[str, Any]]) -> None:
@@ -180,7 +194,7 @@ def _defaults_of(function: Callable[..., Any]) -> dict[str, Any]:
 def _merge(step: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{step} parameters must be a mapping of name: value")
-    unknown = sorted(set(overrides) - set(defaults))
+    unknown = sorted((name for name in overrides if name not in defaults), key=str)
     if unknown:
         raise ConfigError(f"unknown {step} parameters {unknown}; known: {sorted(defaults)}")
     merged = dict(defaults)
@@ -195,15 +209,61 @@ def _merge(step: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any])
 def _same_kind(default: Any, value: Any) -> bool:
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, int | float):
+    if isinstance(default, int):  # window, sizes, counts: 3.5 is no window
+        return isinstance(value, int)
+    if isinstance(default, float):
         return isinstance(value, int | float)
     return isinstance(value, type(default))
+
+
+def _path(value: Any, key: str) -> Path:
+    if not isinstance(value, str | os.PathLike) or not str(value).strip():
+        raise ConfigError(f"{key} must be a path, not {value!r}")
+    try:
+        return Path(value).expanduser()
+    except RuntimeError as exc:  # "~someone/..." for an unknown user
+        raise ConfigError(f"{key} {str(value)!r}: {exc}") from None
+
+
+def _whole(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{key} must be a whole number, not {value!r}")
+    return int(value)
+
+
+def _channels(value: Any) -> tuple[int, ...]:
+    """``1``, ``"1,2"`` or ``[1, 2]`` (YAML and the command line write all three)."""
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        try:
+            return tuple(parse_ranges(value))
+        except ConfigError as exc:
+            raise ConfigError(f"fl_channels: {exc}") from None
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"fl_channels must be channel indices like [1, 2], not {value!r}")
+    return tuple(_whole(channel, "every fl_channels entry") for channel in value)
+
+
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    """``"a,b"`` or ``["a", "b"]``."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{key} must be a list of names, not {value!r}")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+def _selection(value: Any) -> str:
+    """FOVs as text: ``"all"``, ``"0-3,5"``; a number or a YAML list is written as such text."""
+    if isinstance(value, str):
+        return value
+    return format_ranges(parse_ranges(value))
 
 
 def _check_writable(folder: Path) -> None:
     existing = folder
     while not existing.exists():
         existing = existing.parent
+    if existing == folder and not folder.is_dir():
+        raise ConfigError(f"output {folder} is a file, not a folder; choose a folder with -o")
     if not existing.is_dir():
         raise ConfigError(f"output {folder} is inside a file ({existing}); choose a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
