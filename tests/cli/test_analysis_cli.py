@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cli_assertions import assert_one_line_error
 from fovflow.analysis.simulate import simulate_traces
 from fovflow.io.tables import SampleTable, cell_column, read_fitted_table, write_sample_table
 
@@ -23,13 +24,6 @@ def run(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Comp
     return subprocess.run([FOVFLOW, *map(str, args)], capture_output=True, text=True,
                           timeout=180, env={**os.environ, **(env or {})})
 
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def _table(folder: Path, name: str, n: int = 12) -> Path:

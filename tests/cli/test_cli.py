@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_assertions import assert_one_line_error
 from fovflow import __version__
 
 FOVFLOW = Path(sys.executable).with_name("fovflow")
@@ -17,14 +18,6 @@ FOVFLOW = Path(sys.executable).with_name("fovflow")
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([FOVFLOW, *map(str, args)], capture_output=True, text=True, timeout=120)
 
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_console_script_is_installed() -> None:

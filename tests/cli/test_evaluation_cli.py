@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
 
-from fovflow.cli.main import app
+from cli_assertions import assert_one_line_error, fovflow
 from fovflow.io.store import create_frames
 from fovflow.io.synthetic import SimulationFiles
 from fovflow.workflow.config import WorkflowConfig
@@ -33,17 +31,6 @@ def run_dir(small_files: SimulationFiles, tmp_path_factory: pytest.TempPathFacto
     return out
 
 
-def fovflow(*args: object) -> Result:
-    return CliRunner().invoke(app, [str(arg) for arg in args])
-
-
-def assert_one_line_error(result: Result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_score_as_json_gives_every_fov_and_the_whole_run(run_dir: Path,

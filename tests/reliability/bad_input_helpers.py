@@ -11,27 +11,7 @@ from typing import Any
 
 import numpy as np
 import tifffile
-from typer.testing import CliRunner, Result
-
-from fovflow.cli.main import app
-
-
-def fovflow(*args: object) -> Result:
-    """``fovflow ARGS`` in this process (stdout and stderr captured apart)."""
-    return CliRunner().invoke(app, [str(arg) for arg in args])
-
-
-def assert_one_line_error(result: Result, *fragments: str) -> str:
-    """Exit status 2, no traceback, one line ``error: ...`` holding every fragment; the line."""
-    unexpected = result.exception if not isinstance(result.exception, SystemExit) else None
-    assert unexpected is None, f"{type(unexpected).__name__}: {unexpected}"
-    assert result.exit_code == 2, (result.exit_code, result.stderr, result.stdout)
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
-    return lines[0]
+from typer.testing import Result
 
 
 def assert_success(result: Result) -> None:

@@ -55,14 +55,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from bad_input_helpers import (
-    assert_one_line_error,
-    assert_success,
-    fovflow,
-    nothing_changes,
-    write_ome,
-)
+from bad_input_helpers import assert_success, nothing_changes, write_ome
 
+from cli_assertions import assert_one_line_error, fovflow
 from fovflow.io.synthetic import SimulationConfig, write_simulation
 from fovflow.io.tables import TRACE_COLUMNS, read_sample_table
 from fovflow.workflow.config import WorkflowConfig
