@@ -6,7 +6,7 @@ import logging
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -24,9 +24,10 @@ from fovflow.cli.main import console, err_console
 from fovflow.errors import ConfigError
 from fovflow.ranges import format_ranges, parse_ranges
 from fovflow.workflow.cancel import CancelToken
-from fovflow.workflow.config import WorkflowConfig
 from fovflow.workflow.events import FovFinished, RunStarted, StepFinished, StepProgress
-from fovflow.workflow.run import RunReport, run_workflow
+
+if TYPE_CHECKING:
+    from fovflow.workflow.run import RunReport
 
 log = logging.getLogger("fovflow.cli")
 EXIT_FAILED, EXIT_CANCELLED = 1, 130
@@ -78,6 +79,10 @@ def run(
         overrides["features"] = tuple(name.strip() for name in features.split(",") if name.strip())
     if plugins:
         overrides["plugins"] = tuple(str(folder) for folder in plugins)
+    # Imported here: the algorithms and scipy take a second to load, which `--help` need not.
+    from fovflow.workflow.config import WorkflowConfig
+    from fovflow.workflow.run import run_workflow
+
     if config is not None:
         workflow = WorkflowConfig.load(config, **overrides)
     elif output is None:
