@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import signal
@@ -13,7 +14,7 @@ import pytest
 import yaml
 import zarr
 
-from fovflow.errors import ConfigError
+from fovflow.errors import ConfigError, FovflowError
 from fovflow.io.store import MANIFEST_NAME
 from fovflow.io.synthetic import SimulationConfig, write_simulation
 from fovflow.workflow.cancel import CancelToken
@@ -220,6 +221,17 @@ def test_bad_configuration_is_a_clear_error(movie, tmp_path, changes, message) -
     with pytest.raises(ConfigError, match=message):
         run_workflow(config_for(movie, tmp_path / "out", **changes))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_at_the_start_is_one_clear_error_and_leaves_nothing_partial(
+        movie, tmp_path, monkeypatch) -> None:
+    def full(self, data: str, *args, **kwargs) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(FovflowError, match=r"cannot write to the run folder .*No space left"):
+        run_workflow(WorkflowConfig(input=movie, output=tmp_path / "out", executor="serial"))
+    assert not list((tmp_path / "out").rglob("*.partial"))
 
 
 def test_output_folder_of_another_input_is_refused(movie, long_movie, tmp_path) -> None:

@@ -114,8 +114,12 @@ def open_frames(path: Path) -> Frames:
 def write_text_atomically(path: Path, text: str) -> None:
     """Write `path` whole or not at all: to ``<name>.partial`` first, then rename."""
     temporary = path.with_name(path.name + PARTIAL)
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except BaseException:  # e.g. a full disk: no half-written file stays behind
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def recorded_time_unit(output: Path) -> str | None:
@@ -141,8 +145,12 @@ def remove_partials(output: Path, fov: int | None = None) -> int:
     Only call this while nothing writes there (before a run, or for a FOV whose worker has
     ended). Returns how many were removed.
     """
-    pattern = f"{fov_dir(output, fov).name if fov is not None else 'fov_*'}/*{PARTIAL}"
-    leftovers = list(output.glob(pattern)) if output.exists() else []
+    if not output.exists():
+        return 0
+    if fov is None:  # every FOV's, and the manifest's and saved config's temporaries
+        leftovers = [*output.glob(f"fov_*/*{PARTIAL}"), *output.glob(f"*{PARTIAL}")]
+    else:
+        leftovers = list(fov_dir(output, fov).glob(f"*{PARTIAL}"))
     for path in leftovers:
         _remove(path)
     return len(leftovers)

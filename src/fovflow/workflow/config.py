@@ -20,7 +20,7 @@ import yaml
 
 from fovflow.errors import ConfigError, yaml_problem
 from fovflow.io.microscopy import DatasetMetadata
-from fovflow.io.store import read_manifest
+from fovflow.io.store import read_manifest, write_text_atomically
 from fovflow.plugins import load_feature_plugins
 from fovflow.processing.background import correct_background
 from fovflow.processing.extraction import DEFAULT_FEATURES, FEATURES, extract_features
@@ -154,7 +154,7 @@ class WorkflowConfig:
             raise ConfigError(f"invalid configuration: {exc}") from exc
 
     def save(self, path: Path) -> None:
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        write_text_atomically(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def load(cls, path: Path, **overrides: Any) -> WorkflowConfig:

@@ -101,7 +101,13 @@ class ProcessExecutor(Executor):
             self._idle.append(self._new_worker())
 
     def _take_worker(self) -> _Worker:
-        return self._idle.pop() if self._idle else self._new_worker()
+        """An idle worker that is still alive (one that died waiting is replaced), or a new one."""
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.process.is_alive():
+                return worker
+            worker.stop()
+        return self._new_worker()
 
     def _new_worker(self) -> _Worker:
         self._started += 1

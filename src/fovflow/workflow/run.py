@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fovflow import __version__
+from fovflow.errors import FovflowError
 from fovflow.io.microscopy import DatasetMetadata, open_dataset
 from fovflow.io.store import CONFIG_NAME, LOG_NAME, Manifest, remove_partials
 from fovflow.workflow.cancel import CancelToken
@@ -107,8 +108,11 @@ def _run(config: WorkflowConfig, executor: Executor, on_event: OnEvent | None,
     config.validate(metadata)
     fovs = config.selected_fovs(metadata)
     output = config.output
-    output.mkdir(parents=True, exist_ok=True)
-    handler = _attach_run_log(output / LOG_NAME)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        handler = _attach_run_log(output / LOG_NAME)
+    except OSError as exc:
+        raise _unwritable(output, exc) from exc
     try:
         log.info("fovflow %s: run of %s into %s, FOVs %s", __version__, metadata.path, output,
                  config.fovs)
@@ -123,8 +127,11 @@ def _run(config: WorkflowConfig, executor: Executor, on_event: OnEvent | None,
             "channels": {"pc": config.pc_channel, "fl": list(config.fl_channels)},
             "config": config.to_dict(),
         })
-        manifest.write()
-        config.save(output / CONFIG_NAME)
+        try:
+            manifest.write()
+            config.save(output / CONFIG_NAME)
+        except OSError as exc:  # a full or read-only disk: nothing has run yet
+            raise _unwritable(output, exc) from exc
         hashes = step_hashes(config, metadata)
         outputs = {step: step_outputs(step, config.fl_channels) for step in STEPS}
         deliver = on_event or (lambda event: None)
@@ -139,8 +146,8 @@ def _run(config: WorkflowConfig, executor: Executor, on_event: OnEvent | None,
 
         def on_worker_event(event: Any) -> None:
             if isinstance(event, StepFinished):
-                manifest.record_step(event.fov, event.step, digest=hashes[event.step],
-                                     seconds=event.seconds, outputs=outputs[event.step])
+                _update(manifest.record_step, event.fov, event.step, digest=hashes[event.step],
+                        seconds=event.seconds, outputs=outputs[event.step])
             deliver(event)
 
         results: dict[str, list[int]] = {"done": [], "cancelled": [], "failed": []}
@@ -154,7 +161,8 @@ def _run(config: WorkflowConfig, executor: Executor, on_event: OnEvent | None,
                 remove_partials(output, fov)  # a worker that died could not clean up
                 errors[fov] = outcome.error or "unknown error"
                 log.error("FOV %d failed: %s\n%s", fov, outcome.error, outcome.traceback or "")
-            manifest.record_fov(fov, status=status, seconds=outcome.seconds, error=outcome.error)
+            _update(manifest.record_fov, fov, status=status, seconds=outcome.seconds,
+                    error=outcome.error)
             deliver(FovFinished(fov, ok=outcome.ok, cancelled=outcome.cancelled,
                                 error=outcome.error, traceback=outcome.traceback,
                                 seconds=outcome.seconds))
@@ -169,8 +177,33 @@ def _run(config: WorkflowConfig, executor: Executor, on_event: OnEvent | None,
         deliver(RunFinished(report))
         return report
     finally:
-        logging.getLogger("fovflow").removeHandler(handler)
-        handler.close()
+        _detach_run_log(handler)
+
+
+def _unwritable(output: Path, exc: OSError) -> FovflowError:
+    return FovflowError(f"cannot write to the run folder {output}: {exc.strerror or exc}; "
+                        "free some space or choose another folder (-o)")
+
+
+def _detach_run_log(handler: logging.Handler) -> None:
+    logging.getLogger("fovflow").removeHandler(handler)
+    try:
+        handler.close()  # flushes: fails on a full disk
+    except OSError as exc:
+        log.warning("the last lines of %s are lost: %s", LOG_NAME, exc)
+
+
+def _update(record: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    """Update the manifest, or log why it cannot be (a full or read-only disk) and go on.
+
+    The outputs are whole either way and the manifest keeps its last complete version: a step
+    it does not record is redone by the next run. Raising here would stop the FOVs still
+    running and lose the report of those that finished.
+    """
+    try:
+        record(*args, **kwargs)
+    except OSError as exc:
+        log.error("cannot update the manifest (%s); the next run redoes what it misses", exc)
 
 
 def _attach_run_log(path: Path) -> logging.Handler:
