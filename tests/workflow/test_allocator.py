@@ -33,3 +33,27 @@ def test_freed_frame_buffers_are_reused_without_new_page_faults() -> None:
     pages_per_frame = 16 * 1024**2 // 4096
     assert faults_default >= 4 * pages_per_frame  # the default gives memory back, then faults it in
     assert faults_tuned < pages_per_frame  # tuned: less than one frame's worth in 20 frames
+
+
+_KEEP_THEN_RELEASE = """
+import numpy as np
+from fovflow.workflow.allocator import release_freed_buffers, reuse_freed_buffers
+
+def rss_mib():
+    fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return int(fields["VmRSS"].split()[0]) / 1024
+
+reuse_freed_buffers()
+frames = [np.ones(4 * 1024**2, np.float32) for _ in range(4)]  # 64 MiB
+del frames
+kept = rss_mib()
+release_freed_buffers()
+print(kept - rss_mib())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc allocator only")
+def test_buffers_kept_during_a_fov_are_given_back_after_it() -> None:
+    done = subprocess.run([sys.executable, "-c", _KEEP_THEN_RELEASE], capture_output=True,
+                          text=True, check=True)
+    assert float(done.stdout) >= 48  # of the 64 MiB freed, most leaves the process

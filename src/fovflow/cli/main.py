@@ -75,7 +75,7 @@ def _main(
                         handlers=[console_handler], force=True)
     if not verbose:
         # tifffile and bioio log every oddity they recover from; our own errors say what matters.
-        noisy_loggers = ("tifffile", "bioio", "bioio_base", "bioio_ome_tiff", "ome_types")
+        noisy_loggers = ("tifffile", "bioio", "bioio_base", "bioio_nd2", "bioio_czi", "ome_types")
         for noisy in noisy_loggers:
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
 

@@ -1,4 +1,5 @@
-"""Keep freed frame-sized buffers inside the worker process instead of handing them back.
+"""Keep freed frame-sized buffers inside the worker process while a FOV runs; hand them back
+after it.
 
 glibc returns large freed blocks to the kernel (blocks above ``M_MMAP_THRESHOLD`` are
 unmapped, and free memory at the top of the heap above ``M_TRIM_THRESHOLD`` is trimmed), so
@@ -6,6 +7,9 @@ every frame's temporaries are page-faulted in again, zero-filled by the kernel. 
 1024x1024 FOV: 9,200 minor page faults per frame, and the steps took about twice as long as
 with the buffers kept (see benchmarks/RESULTS.md). Two workers faulting at once also slow
 each other down, which is what held the engine's scaling back.
+
+Kept buffers fragment the heap a little more with every FOV (RSS +12 MB per 2048x2048 FOV of
+60 frames), so `release_freed_buffers` returns free memory to the kernel once a FOV ends.
 """
 
 from __future__ import annotations
@@ -21,17 +25,33 @@ _TRIM_THRESHOLD = 1024**3
 
 
 @functools.cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+    except OSError:
+        return None
+    # glibc has both; without them (musl, others) the allocator keeps its defaults.
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+@functools.cache
 def reuse_freed_buffers() -> bool:
     """Tune this process's allocator once (glibc only); True if it took effect.
 
     Peak memory is unchanged: the process keeps what it already needed at its peak, up to
     1 GiB of it free for the next frame, rather than returning and re-faulting it.
     """
-    if not sys.platform.startswith("linux"):
+    libc = _libc()
+    if libc is None:
         return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # no C library symbol to call: leave the defaults
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(
+        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+
+
+def release_freed_buffers() -> None:
+    """Give the process's free memory back to the kernel (between FOVs; a few ms)."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)

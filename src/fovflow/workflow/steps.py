@@ -28,7 +28,7 @@ from fovflow.processing.background import correct_background
 from fovflow.processing.extraction import extract_features
 from fovflow.processing.segmentation import segment_phase_contrast
 from fovflow.processing.tracking import track_cells
-from fovflow.workflow.allocator import reuse_freed_buffers
+from fovflow.workflow.allocator import release_freed_buffers, reuse_freed_buffers
 from fovflow.workflow.config import WorkflowConfig
 from fovflow.workflow.events import Progress, ProgressReporter, StepFinished
 from fovflow.workflow.executors import TaskContext
@@ -114,13 +114,16 @@ def process_fov(task: FovTask, context: TaskContext) -> FovResult:
     reporter = ProgressReporter(task.fov, context.send, context.cancel)
     parameters = task.config.step_parameters()
     seconds: dict[str, float] = {}
-    for step in task.todo:
-        start = time.perf_counter()
-        log.info("FOV %d: %s started", task.fov, step)
-        _STEP_RUNNERS[step](task, folder, parameters.get(step, {}), reporter.step(step))
-        seconds[step] = time.perf_counter() - start
-        log.info("FOV %d: %s finished in %.2f s", task.fov, step, seconds[step])
-        context.send(StepFinished(task.fov, step, seconds[step]))
+    try:
+        for step in task.todo:
+            start = time.perf_counter()
+            log.info("FOV %d: %s started", task.fov, step)
+            _STEP_RUNNERS[step](task, folder, parameters.get(step, {}), reporter.step(step))
+            seconds[step] = time.perf_counter() - start
+            log.info("FOV %d: %s finished in %.2f s", task.fov, step, seconds[step])
+            context.send(StepFinished(task.fov, step, seconds[step]))
+    finally:
+        release_freed_buffers()  # the next FOV starts from the same footprint
     return FovResult(task.fov, seconds)
 
 
