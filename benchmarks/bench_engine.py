@@ -104,7 +104,8 @@ def _run_case(case: dict) -> dict:
 
     config = WorkflowConfig(input=case["input"], output=case["output"],
                             executor=case["executor"], n_workers=case["workers"],
-                            fovs=f"0-{case['fovs'] - 1}", extraction={"min_length": 5})
+                            fovs=case.get("selection", f"0-{case['fovs'] - 1}"),
+                            extraction={"min_length": 5})
     start = time.perf_counter()
     report = run_workflow(config)
     wall = time.perf_counter() - start

@@ -112,11 +112,7 @@ def test_any_samples_mapping_loads_disjoint_named_samples_or_raises_config_error
 @given(st.one_of(st.text(max_size=80), st.binary(max_size=40)))
 def test_any_samples_file_content_loads_or_raises_config_error(scratch: Path,
                                                                content: str | bytes) -> None:
-    path = scratch / "samples_text.yaml"
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
+    path = _written(scratch / "samples_text.yaml", content)
     try:
         read_samples(path)
     except ConfigError as error:
@@ -189,11 +185,7 @@ def test_any_config_mapping_loads_a_valid_config_or_raises_a_fovflow_error(
 @given(st.one_of(st.text(max_size=80), st.binary(max_size=40)))
 def test_any_config_file_content_loads_or_raises_config_error(scratch: Path,
                                                               content: str | bytes) -> None:
-    path = scratch / "run_text.yaml"
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
+    path = _written(scratch / "run_text.yaml", content)
     try:
         WorkflowConfig.load(path, input="movie.ome.tif", output="out")
     except FovflowError as error:
@@ -291,3 +283,11 @@ def test_any_long_table_reads_as_a_wide_table_or_raises_table_error(
         return
     assert np.isfinite(table.values.index.to_numpy(dtype=float)).all()
     assert all(fov >= 0 and cell >= 0 for fov, cell in table.cells)
+
+
+def _written(path: Path, content: str | bytes) -> Path:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
