@@ -4,9 +4,8 @@ after it.
 glibc returns large freed blocks to the kernel (blocks above ``M_MMAP_THRESHOLD`` are
 unmapped, and free memory at the top of the heap above ``M_TRIM_THRESHOLD`` is trimmed), so
 every frame's temporaries are page-faulted in again, zero-filled by the kernel. Measured on a
-1024x1024 FOV: 9,200 minor page faults per frame, and the steps took about twice as long as
-with the buffers kept (see benchmarks/RESULTS.md). Two workers faulting at once also slow
-each other down, which is what held the engine's scaling back.
+1024x1024 FOV of 30 frames: 9,230 minor page faults per frame with glibc's defaults, 540 with
+the buffers kept, and the kernel's share of the time 1.46 s -> 0.5 s (benchmarks/RESULTS.md).
 
 Kept buffers fragment the heap a little more with every FOV (RSS +12 MB per 2048x2048 FOV of
 60 frames), so `release_freed_buffers` returns free memory to the kernel once a FOV ends.
