@@ -26,6 +26,12 @@ def wait_for_run(qtbot, tab: ProcessingTab, timeout_ms: int = 60_000) -> None:
     qtbot.waitUntil(lambda: not tab.running and tab.start_button.isEnabled(), timeout=timeout_ms)
 
 
+def wait_until_a_fov_runs(qtbot, tab: ProcessingTab) -> None:
+    """Wait until some FOV of the started run shows "running"."""
+    qtbot.waitUntil(lambda: any(s.startswith("running") for s in statuses(tab).values()),
+                    timeout=10_000)
+
+
 def statuses(tab: ProcessingTab) -> dict[int, str]:
     table = tab.fov_table
     return {int(table.item(row, 0).text()): table.item(row, 1).text()

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from gui_helpers import load_movie, set_up_run, statuses, wait_for_run
+from gui_helpers import load_movie, set_up_run, statuses, wait_for_run, wait_until_a_fov_runs
 from PySide6.QtCore import QTimer
 
 from fovflow.gui.workers import running_handles
@@ -49,8 +49,7 @@ def test_cancel_stops_the_run_within_two_seconds_and_the_ui_is_ready_again(
     load_movie(qtbot, tab, long_movie)
     set_up_run(tab, tmp_path / "out", executor="thread")
     tab.start_button.click()
-    qtbot.waitUntil(lambda: any(s.startswith("running") for s in statuses(tab).values()),
-                    timeout=10_000)
+    wait_until_a_fov_runs(qtbot, tab)
     start = time.perf_counter()
     tab.cancel_button.click()
     wait_for_run(qtbot, tab, timeout_ms=2000)
@@ -73,8 +72,7 @@ def test_the_gui_thread_timer_fires_within_100_ms_while_a_run_is_going(
     timer.setInterval(20)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     tab.start_button.click()
-    qtbot.waitUntil(lambda: any(s.startswith("running") for s in statuses(tab).values()),
-                    timeout=10_000)
+    wait_until_a_fov_runs(qtbot, tab)
     timer.start()
     qtbot.wait(1500)
     timer.stop()
@@ -120,8 +118,7 @@ def test_closing_the_window_during_a_run_cancels_it_cleanly(qtbot, qtlog, window
     load_movie(qtbot, tab, long_movie)
     set_up_run(tab, tmp_path / "out", executor="thread")
     tab.start_button.click()
-    qtbot.waitUntil(lambda: any(s.startswith("running") for s in statuses(tab).values()),
-                    timeout=10_000)
+    wait_until_a_fov_runs(qtbot, tab)
     start = time.perf_counter()
     assert window.close() is False  # not yet: the run is cancelled first
     assert window.closing
