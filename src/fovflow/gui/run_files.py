@@ -18,12 +18,6 @@ from fovflow.io.tables import SampleTable, read_long_table, read_sample_table, w
 _FRAME_STACK = re.compile(r"(pc|fl_ch_\d+|fl_corrected_ch_\d+)\.zarr\Z")
 
 
-def tracked_fovs(run_dir: Path) -> list[int]:
-    """The FOVs of a run folder that have a label stack (``fov_XXX/labels.zarr``)."""
-    return sorted(int(p.name[4:]) for p in run_dir.glob("fov_*")
-                  if p.is_dir() and p.name[4:].isdigit() and (p / "labels.zarr").exists())
-
-
 def frame_stacks(folder: Path) -> list[str]:
     """Names of a FOV folder's frame stacks (``pc`` first, then ``fl_ch_C``, ...)."""
     names = [p.name.removesuffix(".zarr") for p in folder.iterdir() if _FRAME_STACK.match(p.name)]

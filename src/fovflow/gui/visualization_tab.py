@@ -31,11 +31,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fovflow.errors import FovflowError
+from fovflow.errors import FovflowError, MissingFileError
 from fovflow.gui.frame_view import contrast, display_step, make_canvas, render
 from fovflow.gui.log_panel import show_error
-from fovflow.gui.run_files import frame_stacks, run_time_unit, tracked_fovs, write_quality
+from fovflow.gui.run_files import frame_stacks, run_time_unit, write_quality
 from fovflow.gui.widgets import with_button
+from fovflow.io.ctc import run_fovs
 from fovflow.io.store import Frames, fov_dir, open_frames
 from fovflow.io.tables import TRACE_COLUMNS, read_traces
 
@@ -146,9 +147,10 @@ class VisualizationTab(QWidget):
 
     def open_run(self, run_dir: Path) -> None:
         run_dir = Path(run_dir)
-        fovs = tracked_fovs(run_dir)
-        if not fovs:
-            self.status.emit(f"{run_dir} holds no tracked FOVs (fov_XXX/labels.zarr)")
+        try:
+            fovs = run_fovs(run_dir)
+        except MissingFileError as exc:  # no folder, or no fov_XXX/labels.zarr in it
+            self.status.emit(str(exc))
             return
         self.run_dir = run_dir
         self.run_edit.setText(str(run_dir))
