@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -177,16 +181,46 @@ def test_worker_logs_reach_the_caller(executor, caplog) -> None:
     assert [r.getMessage() for r in caplog.records if r.name == "fovflow.test"] == ["item 7 done"]
 
 
-def opencv_threads(_: int, context: TaskContext) -> int:
+def native_threads(_: int, context: TaskContext) -> tuple[int, int]:
+    """The most threads any BLAS/OpenMP pool, and OpenCV, would use in this worker."""
+    import cv2
+    import threadpoolctl
+
+    return max(pool["num_threads"] for pool in threadpoolctl.threadpool_info()), cv2.getNumThreads()
+
+
+# A user's script that imports numpy first: spawned workers import it too, before any fovflow
+# code runs in them, so OpenBLAS has already sized its pool to the machine.
+SCRIPT_IMPORTING_NUMPY_FIRST = """
+import json, sys
+import numpy
+from fovflow.workflow.executors import make_executor
+sys.path.insert(0, sys.argv[2])
+from test_executors import native_threads
+
+if __name__ == "__main__":
+    with make_executor(sys.argv[1], n_workers=2) as executor:
+        results = {o.result for o in executor.map_unordered(native_threads, [0, 1])}
+    print(json.dumps(sorted(results)))
+"""
+
+
+@pytest.mark.parametrize("kind", ["process", "dask"])
+def test_worker_processes_run_numerical_libraries_on_one_thread(kind, tmp_path) -> None:
+    script = tmp_path / "user_script.py"
+    script.write_text(SCRIPT_IMPORTING_NUMPY_FIRST)
+    done = subprocess.run([sys.executable, str(script), kind, str(Path(__file__).parent)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(done.stdout) == [[1, 1]]
+
+
+def test_thread_workers_use_one_native_thread_and_give_the_callers_back() -> None:
     import cv2
 
-    return cv2.getNumThreads()
-
-
-def test_worker_processes_run_numerical_libraries_on_one_thread(executor) -> None:
-    if executor.__class__.__name__ not in ("ProcessExecutor", "DaskExecutor"):
-        pytest.skip("threads of the caller's own process are the caller's choice")
-    assert {o.result for o in executor.map_unordered(opencv_threads, [0, 1])} == {1}
+    before = native_threads(0, None)
+    with ThreadExecutor(2) as executor:
+        assert {o.result for o in executor.map_unordered(native_threads, [0, 1])} == {(1, 1)}
+    assert native_threads(0, None) == before
 
 
 def test_serial_executor_runs_in_the_callers_thread() -> None:

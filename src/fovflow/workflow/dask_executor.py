@@ -19,7 +19,6 @@ from typing import Any
 from fovflow.errors import ConfigError, FovflowError
 from fovflow.workflow.cancel import CancelToken
 from fovflow.workflow.executors import (
-    ONE_THREAD_ENVIRONMENT,
     POLL_S,
     Executor,
     ForwardingLogHandler,
@@ -28,6 +27,7 @@ from fovflow.workflow.executors import (
     cancelled_outcome,
     run_task,
 )
+from fovflow.workflow.native_threads import ONE_THREAD_ENVIRONMENT, use_one_thread_per_worker
 
 _CANCEL_CHECK_S = 0.1  # a distributed.Event check is a scheduler round trip: cache it this long
 
@@ -96,6 +96,7 @@ class DaskExecutor(Executor):
 def _run_on_worker(task: Callable[..., Any], item: Any, name: str) -> Outcome[Any, Any]:
     from distributed import Event, Queue
 
+    use_one_thread_per_worker()  # also on a cluster started by the user, not only LocalCluster
     events = Queue(name)
     handler = ForwardingLogHandler(lambda kind, payload: events.put((kind, payload)))
     root = logging.getLogger()

@@ -29,15 +29,12 @@ from typing import Any, Generic, Literal, TypeVar
 
 from fovflow.errors import Cancelled, ConfigError
 from fovflow.workflow.cancel import CancelToken
+from fovflow.workflow.native_threads import one_thread_per_worker
 
 T = TypeVar("T")
 R = TypeVar("R")
 OnEvent = Callable[[Any], None]
 POLL_S = 0.05  # how often the caller's thread looks at the cancel token while waiting
-# The pool is the parallelism: one thread per worker process in numerical libraries avoids
-# oversubscribing the cores (set before the worker imports numpy or OpenCV).
-ONE_THREAD_ENVIRONMENT = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                  "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")}
 
 
 @dataclass(frozen=True)
@@ -156,18 +153,19 @@ class ThreadExecutor(Executor):
         context = TaskContext(events.put, token)
         pending = deque(items)
         running: dict[Future[Outcome[Any, Any]], Any] = {}
-        while pending or running:
-            if token.cancelled:
-                yield from (cancelled_outcome(item) for item in pending)
-                pending.clear()
-            while pending and len(running) < self.max_in_flight:
-                item = pending.popleft()
-                running[self._pool.submit(run_task, task, item, context)] = item
-            done, _ = wait(running, timeout=POLL_S, return_when=FIRST_COMPLETED)
-            _deliver_all(events, on_event)  # a task's events come before its outcome
-            for future in done:
-                del running[future]
-                yield future.result()
+        with one_thread_per_worker():  # the pool's threads share this process's cores
+            while pending or running:
+                if token.cancelled:
+                    yield from (cancelled_outcome(item) for item in pending)
+                    pending.clear()
+                while pending and len(running) < self.max_in_flight:
+                    item = pending.popleft()
+                    running[self._pool.submit(run_task, task, item, context)] = item
+                done, _ = wait(running, timeout=POLL_S, return_when=FIRST_COMPLETED)
+                _deliver_all(events, on_event)  # a task's events come before its outcome
+                for future in done:
+                    del running[future]
+                    yield future.result()
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

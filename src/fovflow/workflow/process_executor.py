@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import os
 import pickle
 import signal
 import threading
@@ -24,7 +23,6 @@ from typing import Any
 
 from fovflow.workflow.cancel import CancelToken
 from fovflow.workflow.executors import (
-    ONE_THREAD_ENVIRONMENT,
     POLL_S,
     Executor,
     ForwardingLogHandler,
@@ -35,6 +33,7 @@ from fovflow.workflow.executors import (
     ignore_event,
     run_task,
 )
+from fovflow.workflow.native_threads import use_one_thread_per_worker
 
 
 class ProcessExecutor(Executor):
@@ -159,7 +158,7 @@ def _worker_main(conn: connection.Connection, cancel_flag: Any,
     """A worker process: run tasks sent through `conn` until it sends None."""
     # Ctrl-C reaches the whole process group; the caller turns it into a cancel request.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.update(ONE_THREAD_ENVIRONMENT)
+    use_one_thread_per_worker()
     for module in preload:
         importlib.import_module(module)
     lock = threading.Lock()
