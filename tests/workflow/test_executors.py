@@ -215,7 +215,6 @@ def test_worker_processes_run_numerical_libraries_on_one_thread(kind, tmp_path) 
 
 
 def test_thread_workers_use_one_native_thread_and_give_the_callers_back() -> None:
-    import cv2
 
     before = native_threads(0, None)
     with ThreadExecutor(2) as executor:

@@ -29,7 +29,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from fovflow.errors import Cancelled, ConfigError
 from fovflow.workflow.cancel import CancelToken
-from fovflow.workflow.native_threads import one_thread_per_worker
+from fovflow.workflow.native_threads import one_thread_per_worker, use_one_openmp_thread
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -145,7 +145,8 @@ class ThreadExecutor(Executor):
 
     def __init__(self, n_workers: int = 2, max_in_flight: int | None = None) -> None:
         super().__init__(n_workers, max_in_flight)
-        self._pool = ThreadPoolExecutor(n_workers, thread_name_prefix="fovflow")
+        self._pool = ThreadPoolExecutor(n_workers, thread_name_prefix="fovflow",
+                                        initializer=use_one_openmp_thread)
 
     def map_unordered(self, task, items, *, on_event=None, cancel=None):
         token = cancel or CancelToken()

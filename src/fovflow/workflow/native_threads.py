@@ -31,7 +31,11 @@ def use_one_thread_per_worker() -> None:
 
 @contextlib.contextmanager
 def one_thread_per_worker() -> Iterator[None]:
-    """For workers that are threads of the caller's process: the same, then the caller's own."""
+    """For workers that are threads of the caller's process: the same, then the caller's own.
+
+    OpenMP keeps its thread count per calling thread, so each worker thread also calls
+    `use_one_openmp_thread` as it starts.
+    """
     opencv_threads = cv2.getNumThreads()
     with threadpool_limits(1):
         cv2.setNumThreads(1)
@@ -39,3 +43,8 @@ def one_thread_per_worker() -> Iterator[None]:
             yield
         finally:
             cv2.setNumThreads(opencv_threads)
+
+
+def use_one_openmp_thread() -> None:
+    """One thread in OpenMP regions this thread starts (OpenMP's setting is per thread)."""
+    threadpool_limits(1, user_api="openmp")
