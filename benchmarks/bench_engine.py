@@ -8,7 +8,7 @@ largest worker process (``ru_maxrss`` of the ended children; the caller's own fo
         [--repeats 3]
 
 - scaling: process executor with 1 and 2 workers (goal: speedup >= 1.8x on 2 cores), run
-  `--repeats` times alternately, as one run of ~20 s varies by up to 10 %: the table shows
+  `--repeats` times alternately (5), as one run of ~20 s varies by up to 10 %: the table shows
   the median run of each case, and the speedups of each 1-and-2-worker pair are listed;
   thread and dask with 2 workers, once each, for comparison;
 - overhead: wall time x workers minus the steps' time, over wall time x workers;
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--fovs", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case
     args = parser.parse_args()
     if args.case:
@@ -75,8 +75,9 @@ def main() -> None:
         print(f"{r['executor']:<9}{r['workers']:>8}{r['fovs']:>6}{r['wall']:>9.1f}"
               f"{r['steps']:>9.1f}{overhead:>9.1%}{speedup:>9}{r['peak_rss_mb']:>13.0f}")
     walls = [r["wall"] for r in runs[:len(pairs)]]
-    speedups = [one / two for one, two in zip(walls[::2], walls[1::2], strict=True)]
-    print("speedup of each 1-and-2-worker pair: " + ", ".join(f"{s:.2f}x" for s in speedups))
+    print("each pair, wall s with 1 and 2 process workers: " + ", ".join(
+        f"{one:.1f}/{two:.1f} = {one / two:.2f}x"
+        for one, two in zip(walls[::2], walls[1::2], strict=True)))
     ordered = sorted(latencies)
     print(f"cancel latency over {len(ordered)} runs: median {statistics.median(ordered):.2f} s, "
           f"max {ordered[-1]:.2f} s")
