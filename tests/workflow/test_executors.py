@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from fovflow.errors import ConfigError
@@ -165,6 +166,21 @@ def test_process_workers_live_for_the_whole_executor() -> None:
         second = {o.result[1] for o in executor.map_unordered(run_job, [Job(i) for i in range(4)])}
     assert len(first) == 2 and first | second == first  # the same two processes both times
     assert os.getpid() not in first
+
+
+def print_unflushed(text: str, context: TaskContext) -> int:
+    print(text, end="")  # no newline, no flush: still in the worker's stdout buffer
+    return os.getpid()
+
+
+def test_a_worker_that_exits_fast_keeps_what_it_printed_and_leaves_no_process(
+        capfd, monkeypatch) -> None:
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # so the worker's stdout is buffered
+    with ProcessExecutor(n_workers=1) as executor:
+        [outcome] = executor.map_unordered(print_unflushed, ["printed by a plugin"])
+    assert "printed by a plugin" in capfd.readouterr().out
+    assert not psutil.pid_exists(outcome.result) or psutil.Process(
+        outcome.result).status() == psutil.STATUS_ZOMBIE
 
 
 def test_a_long_item_does_not_hold_back_the_others() -> None:

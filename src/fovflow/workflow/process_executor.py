@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import pickle
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -178,6 +180,12 @@ def _worker_main(conn: connection.Connection, cancel_flag: Any,
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             send("outcome", Outcome(item, ok=False, error=f"result cannot be sent back: {exc}",
                                     seconds=outcome.seconds))
+    # Everything has gone down the pipe, which is all a worker owes the caller. Skipping the
+    # interpreter's clean-up (unloading numpy, SciPy, Zarr...) ends it in ms instead of ~0.25 s,
+    # and the caller waits for that at the end of every run.
+    for stream in (sys.stdout, sys.stderr):  # what a user's plugin printed
+        stream.flush()
+    os._exit(0)
 
 
 def _worker_died(item: Any, worker: _Worker, seconds: float) -> Outcome[Any, Any]:
