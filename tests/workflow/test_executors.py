@@ -173,7 +173,7 @@ def print_unflushed(text: str, context: TaskContext) -> int:
     return os.getpid()
 
 
-def test_a_worker_that_exits_fast_keeps_what_it_printed_and_leaves_no_process(
+def test_a_stopped_worker_keeps_what_it_printed_and_leaves_no_process(
         capfd, monkeypatch) -> None:
     monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # so the worker's stdout is buffered
     with ProcessExecutor(n_workers=1) as executor:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import os
 import pickle
 import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -93,6 +91,9 @@ class ProcessExecutor(Executor):
                     worker.stop()
 
     def shutdown(self) -> None:
+        # All are told first, so that they wind down (~0.2 s of interpreter clean-up) together.
+        for worker in self._idle:
+            worker.ask_to_stop()
         for worker in self._idle:
             worker.stop()
         self._idle.clear()
@@ -128,6 +129,7 @@ class _Worker:
         self.process.start()
         child_conn.close()
         self.broken = False
+        self.asked_to_stop = False
 
     def drain(self, deliver: OnEvent) -> Outcome[Any, Any] | None:
         """Deliver every message waiting in the pipe; the outcome if the task has finished."""
@@ -144,11 +146,16 @@ class _Worker:
             self.broken = True  # the process died mid-message or closed its pipe
         return None
 
-    def stop(self) -> None:
-        if self.process.is_alive():
-            with contextlib.suppress(OSError):  # a closed pipe: the kill below ends it
+    def ask_to_stop(self) -> None:
+        """Tell the worker to end after its current task; returns at once."""
+        if not self.asked_to_stop and self.process.is_alive():
+            self.asked_to_stop = True
+            with contextlib.suppress(OSError):  # a closed pipe: `stop` kills it
                 self.conn.send(None)
-            self.process.join(2)
+
+    def stop(self) -> None:
+        self.ask_to_stop()
+        self.process.join(2)
         if self.process.is_alive():
             self.process.kill()
             self.process.join(2)
@@ -180,12 +187,6 @@ def _worker_main(conn: connection.Connection, cancel_flag: Any,
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             send("outcome", Outcome(item, ok=False, error=f"result cannot be sent back: {exc}",
                                     seconds=outcome.seconds))
-    # Everything has gone down the pipe, which is all a worker owes the caller. Skipping the
-    # interpreter's clean-up (unloading numpy, SciPy, Zarr...) ends it in ms instead of ~0.25 s,
-    # and the caller waits for that at the end of every run.
-    for stream in (sys.stdout, sys.stderr):  # what a user's plugin printed
-        stream.flush()
-    os._exit(0)
 
 
 def _worker_died(item: Any, worker: _Worker, seconds: float) -> Outcome[Any, Any]:
