@@ -5,10 +5,10 @@ wall time, the sum of the steps' own times (from the manifest) and the peak RSS 
 largest worker process (``ru_maxrss`` of the ended children; the caller's own for serial).
 
     .venv/bin/python benchmarks/bench_engine.py [--size 1024] [--frames 30] [--fovs 8]
-        [--repeats 3]
+        [--repeats 5]
 
 - scaling: process executor with 1 and 2 workers (goal: speedup >= 1.8x on 2 cores), run
-  `--repeats` times alternately (5), as one run of ~20 s varies by up to 10 %: the table shows
+  `--repeats` times alternately, as one run of ~20 s varies by up to 16 %: the table shows
   the median run of each case, and the speedups of each 1-and-2-worker pair are listed;
   thread and dask with 2 workers, once each, for comparison;
 - overhead: wall time x workers minus the steps' time, over wall time x workers;
