@@ -17,7 +17,7 @@ from fovflow.workflow.run import run_workflow
 
 SIM = SimulationConfig(n_fovs=4, n_frames=12, height=128, width=160, seed=11)
 # Long enough that a run is still going when a test cancels it or closes the window.
-LONG_SIM = SimulationConfig(n_fovs=4, n_frames=80, height=192, width=192, seed=12)
+LONG_SIM = SimulationConfig(n_fovs=4, n_frames=240, height=192, width=192, seed=12)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ from typing import Any
 import numpy as np
 import yaml
 import zarr
-from zarr.codecs import BloscCodec
+from numcodecs import Blosc
+from zarr.codecs import BloscCodec, BytesCodec
+from zarr.storage import LocalStore
 
 from fovflow.errors import ConfigError, yaml_problem
 
@@ -36,6 +39,7 @@ LOG_NAME = "run.log"
 PARTIAL = ".partial"
 MANIFEST_FORMAT = 1
 _CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
+_BLOSC = Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)  # the same, for one chunk
 
 
 def fov_dir(output: Path, fov: int) -> Path:
@@ -69,19 +73,49 @@ class Frames:
     """A (T, Y, X) Zarr array seen as a stack of frames: ``len()``, ``[t]`` and ``[t] = frame``.
 
     Zarr arrays have no ``len()``; the processing functions take any sequence of frames.
+
+    For arrays in fovflow's own layout (a local folder, one frame per chunk, `_CODEC`), a
+    frame's chunk file is encoded or decoded here, with numcodecs' Blosc, and read or written
+    directly: Zarr's synchronous API sends every chunk through its event-loop thread and a
+    thread pool, which cost 9-21 % of the steps' time (benchmarks/RESULTS.md, Engine). The
+    chunk files are byte-identical to Zarr's own (tests/io/test_store.py); any other array,
+    index or missing chunk goes through Zarr.
     """
 
     def __init__(self, array: zarr.Array) -> None:
         self.array = array
+        self._folder = _own_layout_folder(array)
+        self._frame_shape = tuple(array.shape[1:])
 
     def __len__(self) -> int:
         return int(self.array.shape[0])
 
     def __getitem__(self, t: int) -> np.ndarray:
+        chunk = self._chunk_file(t)
+        if chunk is not None:
+            try:
+                encoded = chunk.read_bytes()
+            except FileNotFoundError:  # never written: Zarr returns the fill value
+                pass
+            else:
+                frame = np.empty(self._frame_shape, self.array.dtype)
+                _BLOSC.decode(encoded, out=frame)
+                return frame
         return np.asarray(self.array[t])
 
     def __setitem__(self, t: int, frame: np.ndarray) -> None:
-        self.array[t] = frame
+        chunk = self._chunk_file(t)
+        if chunk is not None and np.shape(frame) == self._frame_shape:
+            chunk.parent.mkdir(parents=True, exist_ok=True)
+            chunk.write_bytes(_BLOSC.encode(np.ascontiguousarray(frame, self.array.dtype)))
+        else:
+            self.array[t] = frame
+
+    def _chunk_file(self, t: int) -> Path | None:
+        """Where frame `t` is stored, if this class may read and write it itself."""
+        if self._folder is None or not isinstance(t, int | np.integer) or not 0 <= t < len(self):
+            return None
+        return self._folder / self.array.metadata.encode_chunk_key((int(t), 0, 0))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -112,6 +146,19 @@ def create_frames(path: Path, n_frames: int, shape: tuple[int, ...], dtype: Any)
 
 def open_frames(path: Path) -> Frames:
     return Frames(zarr.open_array(path, mode="r"))
+
+
+def _own_layout_folder(array: zarr.Array) -> Path | None:
+    """The array's folder if it has fovflow's layout (see `Frames`), else None."""
+    codecs = array.metadata.codecs if array.metadata.zarr_format == 3 else ()
+    own = (isinstance(array.store, LocalStore) and sys.byteorder == "little"
+           and array.ndim == 3 and tuple(array.chunks) == (1, *array.shape[1:])
+           and len(codecs) == 2  # bytes in little-endian order (no order for 1-byte types)
+           and codecs[0] in (BytesCodec(endian="little"), BytesCodec(endian=None))
+           and isinstance(codecs[1], BloscCodec)
+           and (codecs[1].cname, codecs[1].clevel, codecs[1].shuffle, codecs[1].blocksize)
+           == (_CODEC.cname, _CODEC.clevel, _CODEC.shuffle, 0))
+    return Path(array.store.root) / array.path if own else None
 
 
 def write_text_atomically(path: Path, text: str) -> None:

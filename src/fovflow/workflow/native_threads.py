@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 
 import cv2
+import numcodecs.blosc
 from threadpoolctl import threadpool_limits
 
 ONE_THREAD_ENVIRONMENT = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -23,10 +24,11 @@ ONE_THREAD_ENVIRONMENT = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NU
 
 
 def use_one_thread_per_worker() -> None:
-    """For a worker process: one thread in BLAS, OpenMP and OpenCV from now on."""
+    """For a worker process: one thread in BLAS, OpenMP, OpenCV and Blosc from now on."""
     os.environ.update(ONE_THREAD_ENVIRONMENT)  # for libraries loaded later
     threadpool_limits(1)
     cv2.setNumThreads(1)
+    numcodecs.blosc.use_threads = False  # else Blosc starts a thread per core in a main thread
 
 
 @contextlib.contextmanager

@@ -1,0 +1,70 @@
+"""Frame stacks: the chunk files `Frames` writes itself are exactly the ones Zarr writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import ZstdCodec
+
+from fovflow.io.store import Frames, create_frames, open_frames
+
+SHAPE = (3, 48, 64)
+
+
+def _frames(dtype: str, rng: np.random.Generator) -> np.ndarray:
+    if dtype == "bool":
+        return rng.random(SHAPE) > 0.7
+    if dtype == "float32":
+        return (rng.normal(0.0, 30.0, SHAPE)).astype(np.float32)
+    return rng.integers(0, 4000, SHAPE).astype(dtype)
+
+
+def _not_through_zarr(*args: object) -> None:
+    raise AssertionError("went through Zarr")
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "bool", "float32", "uint32"])
+def test_chunk_files_are_byte_identical_to_zarrs_and_read_back_by_both(
+        tmp_path, dtype, monkeypatch) -> None:
+    data = _frames(dtype, np.random.default_rng(3))
+    ours = create_frames(tmp_path / "ours.zarr", *SHAPE[:1], SHAPE[1:], dtype)
+    zarrs = create_frames(tmp_path / "zarrs.zarr", *SHAPE[:1], SHAPE[1:], dtype)
+    for t, frame in enumerate(data):
+        zarrs.array[t] = frame  # Zarr's own encoding and file writing
+    with monkeypatch.context() as patch:  # our own layout never goes through Zarr's chunk I/O
+        patch.setattr(zarr.Array, "__setitem__", _not_through_zarr)
+        patch.setattr(zarr.Array, "__getitem__", _not_through_zarr)
+        for t, frame in enumerate(data):
+            ours[t] = frame
+        np.testing.assert_array_equal(np.stack([ours[t] for t in range(SHAPE[0])]), data)
+    for t in range(SHAPE[0]):
+        chunk = f"c/{t}/0/0"
+        assert (tmp_path / "ours.zarr" / chunk).read_bytes() == \
+            (tmp_path / "zarrs.zarr" / chunk).read_bytes()
+    reopened = open_frames(tmp_path / "zarrs.zarr")
+    np.testing.assert_array_equal(np.stack([reopened[t] for t in range(SHAPE[0])]), data)
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "ours.zarr")[:], data)
+
+
+def test_a_frame_never_written_reads_as_the_fill_value_and_frames_are_writable(tmp_path) -> None:
+    stack = create_frames(tmp_path / "a.zarr", 3, (8, 8), np.uint16)
+    stack[0] = np.full((8, 8), 7, np.uint16)
+    assert not stack[1].any()
+    frame = stack[0]
+    frame += 1  # the steps may change what they read
+    assert frame[0, 0] == 8 and stack[0][0, 0] == 7
+
+
+def test_other_layouts_and_indices_go_through_zarr(tmp_path) -> None:
+    array = zarr.create_array(store=tmp_path / "zstd.zarr", shape=(2, 8, 8), chunks=(1, 8, 8),
+                              dtype=np.uint16, compressors=[ZstdCodec()])
+    stack = Frames(array)
+    frames = np.arange(128, dtype=np.uint16).reshape(2, 8, 8)
+    stack[0], stack[1] = frames
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "zstd.zarr")[:], frames)
+    own = create_frames(tmp_path / "own.zarr", 2, (8, 8), np.uint16)
+    own[0], own[1] = frames
+    np.testing.assert_array_equal(own[-1], frames[1])
+    with pytest.raises(ValueError):  # a wrong shape is still refused (by Zarr)
+        own[0] = np.zeros((4, 4), np.uint16)
