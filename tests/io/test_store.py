@@ -68,3 +68,6 @@ def test_other_layouts_and_indices_go_through_zarr(tmp_path) -> None:
     np.testing.assert_array_equal(own[-1], frames[1])
     with pytest.raises(ValueError):  # a wrong shape is still refused (by Zarr)
         own[0] = np.zeros((4, 4), np.uint16)
+    with pytest.raises(ValueError):  # and so is writing to an array opened read-only
+        open_frames(tmp_path / "own.zarr")[0] = frames[1]
+    np.testing.assert_array_equal(open_frames(tmp_path / "own.zarr")[0], frames[0])

@@ -105,7 +105,7 @@ class Frames:
 
     def __setitem__(self, t: int, frame: np.ndarray) -> None:
         chunk = self._chunk_file(t)
-        if chunk is not None and np.shape(frame) == self._frame_shape:
+        if chunk is not None and np.shape(frame) == self._frame_shape and not self.array.read_only:
             chunk.parent.mkdir(parents=True, exist_ok=True)
             chunk.write_bytes(_BLOSC.encode(np.ascontiguousarray(frame, self.array.dtype)))
         else:
