@@ -28,8 +28,8 @@ def _not_through_zarr(*args: object) -> None:
 def test_chunk_files_are_byte_identical_to_zarrs_and_read_back_by_both(
         tmp_path, dtype, monkeypatch) -> None:
     data = _frames(dtype, np.random.default_rng(3))
-    ours = create_frames(tmp_path / "ours.zarr", *SHAPE[:1], SHAPE[1:], dtype)
-    zarrs = create_frames(tmp_path / "zarrs.zarr", *SHAPE[:1], SHAPE[1:], dtype)
+    ours = create_frames(tmp_path / "ours.zarr", SHAPE[0], SHAPE[1:], dtype)
+    zarrs = create_frames(tmp_path / "zarrs.zarr", SHAPE[0], SHAPE[1:], dtype)
     for t, frame in enumerate(data):
         zarrs.array[t] = frame  # Zarr's own encoding and file writing
     with monkeypatch.context() as patch:  # our own layout never goes through Zarr's chunk I/O

@@ -38,8 +38,9 @@ CONFIG_NAME = "run_config.yaml"
 LOG_NAME = "run.log"
 PARTIAL = ".partial"
 MANIFEST_FORMAT = 1
-_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
-_BLOSC = Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)  # the same, for one chunk
+_CNAME, _CLEVEL = "lz4", 5  # with bit shuffle
+_CODEC = BloscCodec(cname=_CNAME, clevel=_CLEVEL, shuffle="bitshuffle")  # as Zarr records it
+_BLOSC = Blosc(cname=_CNAME, clevel=_CLEVEL, shuffle=Blosc.BITSHUFFLE)  # what `Frames` runs
 
 
 def fov_dir(output: Path, fov: int) -> Path:

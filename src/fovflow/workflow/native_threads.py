@@ -35,7 +35,8 @@ def use_one_thread_per_worker() -> None:
 def one_thread_per_worker() -> Iterator[None]:
     """For workers that are threads of the caller's process: the same, then the caller's own.
 
-    OpenMP keeps its thread count per calling thread, so each worker thread also calls
+    Blosc needs nothing here: it starts no threads when called outside the main thread. OpenMP
+    keeps its thread count per calling thread, so each worker thread also calls
     `use_one_openmp_thread` as it starts.
     """
     opencv_threads = cv2.getNumThreads()
