@@ -183,6 +183,24 @@ def test_a_stopped_worker_keeps_what_it_printed_and_leaves_no_process(
         outcome.result).status() == psutil.STATUS_ZOMBIE
 
 
+def started_at(seconds: float, context: TaskContext) -> float:
+    """Sleeps `seconds`; returns the wall-clock time it started."""
+    start = time.time()
+    time.sleep(seconds)
+    return start
+
+
+def test_free_workers_take_the_next_item_while_the_caller_handles_an_outcome(executor) -> None:
+    if isinstance(executor, SerialExecutor):
+        pytest.skip("runs each item in the caller's thread when it asks for the next outcome")
+    outcomes = executor.map_unordered(started_at, [0.1, 0.1, 0.1])
+    next(outcomes)
+    handled = time.time()
+    time.sleep(0.5)  # e.g. the manifest written on a slow network drive
+    last_start = max(outcome.result for outcome in outcomes)
+    assert last_start < handled + 0.25
+
+
 def test_a_long_item_does_not_hold_back_the_others() -> None:
     jobs = [Job(0, frames=1, frame_s=1.5)] + [Job(i, frames=1, frame_s=0.02) for i in range(1, 9)]
     with ProcessExecutor(n_workers=2) as executor:

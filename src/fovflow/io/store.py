@@ -17,6 +17,7 @@ parameter hash *and* all its outputs exist.
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import shutil
 import sys
@@ -171,6 +172,24 @@ def write_text_atomically(path: Path, text: str) -> None:
     except BaseException:  # e.g. a full disk: no half-written file stays behind
         temporary.unlink(missing_ok=True)
         raise
+
+
+def write_columns_csv(path: Path, columns: Mapping[str, np.ndarray]) -> None:
+    """Equal-length columns as CSV, the same text as pandas' ``to_csv(index=False)``.
+
+    NaN is an empty cell and a float has its shortest exact form. The csv module rather than
+    pandas, so that worker processes do not import pandas (0.15 s each) for this alone.
+    """
+    texts = []
+    for values in map(np.asarray, columns.values()):
+        text = values.astype(str)
+        if values.dtype.kind == "f":
+            text[np.isnan(values)] = ""
+        texts.append(text.tolist())
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(zip(*texts, strict=True))
 
 
 def recorded_time_unit(output: Path) -> str | None:

@@ -65,22 +65,25 @@ class DaskExecutor(Executor):
         events, flag = Queue(name, client=self._client), Event(name, client=self._client)
         pending = deque(items)
         running: dict[Any, Any] = {}
+
+        def hand_out() -> None:
+            while pending and len(running) < self.max_in_flight and not token.cancelled:
+                item = pending.popleft()
+                running[self._client.submit(_run_on_worker, task, item, name, pure=False)] = item
+
         try:
+            hand_out()
             while pending or running:
+                time.sleep(POLL_S)
+                done = [(future, running.pop(future)) for future in list(running)
+                        if future.done()]
+                _deliver(events, on_event)  # a task's events come before its outcome
                 if token.cancelled:
                     flag.set()
                     yield from (cancelled_outcome(item) for item in pending)
                     pending.clear()
-                while pending and len(running) < self.max_in_flight:
-                    item = pending.popleft()
-                    future = self._client.submit(_run_on_worker, task, item, name, pure=False)
-                    running[future] = item
-                time.sleep(POLL_S)
-                done = [future for future in running if future.done()]
-                _deliver(events, on_event)  # a task's events come before its outcome
-                for future in done:
-                    item = running.pop(future)
-                    yield _outcome_of(future, item)
+                hand_out()  # before the caller handles the outcomes: free workers go on
+                yield from (_outcome_of(future, item) for future, item in done)
         finally:
             if running:
                 flag.set()

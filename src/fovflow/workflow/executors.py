@@ -154,19 +154,23 @@ class ThreadExecutor(Executor):
         context = TaskContext(events.put, token)
         pending = deque(items)
         running: dict[Future[Outcome[Any, Any]], Any] = {}
+        def hand_out() -> None:
+            while pending and len(running) < self.max_in_flight and not token.cancelled:
+                item = pending.popleft()
+                running[self._pool.submit(run_task, task, item, context)] = item
+
         with one_thread_per_worker():  # the pool's threads share this process's cores
+            hand_out()
             while pending or running:
-                if token.cancelled:
-                    yield from (cancelled_outcome(item) for item in pending)
-                    pending.clear()
-                while pending and len(running) < self.max_in_flight:
-                    item = pending.popleft()
-                    running[self._pool.submit(run_task, task, item, context)] = item
                 done, _ = wait(running, timeout=POLL_S, return_when=FIRST_COMPLETED)
                 _deliver_all(events, on_event)  # a task's events come before its outcome
                 for future in done:
                     del running[future]
-                    yield future.result()
+                if token.cancelled:
+                    yield from (cancelled_outcome(item) for item in pending)
+                    pending.clear()
+                hand_out()  # before the caller handles the outcomes, as the pool is free
+                yield from (future.result() for future in done)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -57,38 +57,53 @@ class ProcessExecutor(Executor):
         busy: dict[_Worker, tuple[Any, float]] = {}
         self._cancel_flag.clear()
         try:
+            self._hand_out(task, pending, busy, token)
             while pending or busy:
+                ended = self._collect(busy, deliver)
                 if token.cancelled:
                     self._cancel_flag.set()
                     yield from (cancelled_outcome(item) for item in pending)
                     pending.clear()
-                while pending and len(busy) < self.max_in_flight:
-                    worker = self._take_worker()
-                    item = pending.popleft()
-                    try:
-                        worker.conn.send((task, item))
-                    except OSError:  # it died before taking the item: failed like a crash
-                        worker.broken = True
-                    busy[worker] = (item, time.perf_counter())
-                waitables = [w.conn for w in busy] + [w.process.sentinel for w in busy]
-                ready = set(connection.wait(waitables, timeout=POLL_S))
-                for worker in list(busy):
-                    outcome = worker.drain(deliver) if worker.conn in ready else None
-                    if outcome is None and (worker.process.sentinel in ready or worker.broken):
-                        item, started = busy[worker]
-                        outcome = _worker_died(item, worker, time.perf_counter() - started)
-                        worker.stop()
-                    elif outcome is None:
-                        continue
-                    else:
-                        self._idle.append(worker)
-                    del busy[worker]
-                    yield outcome
+                # Before the caller handles the outcomes (writes the manifest): workers that
+                # became free must not wait for it.
+                self._hand_out(task, pending, busy, token)
+                yield from ended
         finally:
             if busy:  # the caller stopped iterating early: do not leave work running
                 self._cancel_flag.set()
                 for worker in busy:
                     worker.stop()
+
+    def _hand_out(self, task: Any, pending: deque[Any], busy: dict[_Worker, tuple[Any, float]],
+                  token: CancelToken) -> None:
+        while pending and len(busy) < self.max_in_flight and not token.cancelled:
+            worker = self._take_worker()
+            item = pending.popleft()
+            try:
+                worker.conn.send((task, item))
+            except OSError:  # it died before taking the item: failed like a crash
+                worker.broken = True
+            busy[worker] = (item, time.perf_counter())
+
+    def _collect(self, busy: dict[_Worker, tuple[Any, float]], deliver: OnEvent,
+                 ) -> list[Outcome[Any, Any]]:
+        """Wait up to `POLL_S` for messages; the outcomes of the items that ended."""
+        waitables = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+        ready = set(connection.wait(waitables, timeout=POLL_S))
+        ended = []
+        for worker in list(busy):
+            outcome = worker.drain(deliver) if worker.conn in ready else None
+            if outcome is None and (worker.process.sentinel in ready or worker.broken):
+                item, started = busy[worker]
+                outcome = _worker_died(item, worker, time.perf_counter() - started)
+                worker.stop()
+            elif outcome is None:
+                continue
+            else:
+                self._idle.append(worker)
+            del busy[worker]
+            ended.append(outcome)
+        return ended
 
     def shutdown(self) -> None:
         # All are told first, so that they wind down (~0.2 s of interpreter clean-up) together.

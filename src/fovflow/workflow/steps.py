@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from fovflow.io.microscopy import Dataset, DatasetMetadata
-from fovflow.io.store import create_frames, fov_dir, open_frames, staged
+from fovflow.io.store import create_frames, fov_dir, open_frames, staged, write_columns_csv
 from fovflow.plugins import load_feature_plugins
 from fovflow.processing.background import correct_background
 from fovflow.processing.extraction import extract_features
@@ -185,7 +184,7 @@ def _extract(task: FovTask, folder: Path, parameters: dict[str, Any], progress: 
                 features=task.config.features, times=times, fov=task.fov,
                 progress=_part(progress, index, len(names)), **parameters,
             )
-            pd.DataFrame(table).to_csv(paths[name], index=False)
+            write_columns_csv(paths[name], table)
 
 
 def _part(progress: Progress, index: int, count: int) -> Progress:
