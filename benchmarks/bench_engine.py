@@ -12,7 +12,8 @@ largest worker process (``ru_maxrss`` of the ended children; the caller's own fo
   the median run of each case, and the speedups of each 1-and-2-worker pair are listed;
   thread and dask with 2 workers, once each, for comparison;
 - overhead: wall time x workers minus the steps' time, over wall time x workers;
-- memory: peak worker RSS for 4 and 16 FOVs (goal: equal within 10 %);
+- memory: peak worker RSS for 4 and 16 FOVs (goal: equal within 10 %), also run `--repeats`
+  times alternately, as one peak varies by up to 15 %: every pair is listed;
 - cancel latency: time from `cancel()` to `run_workflow` returning, at 10 points spread over
   a run, counted from the first frame processed (goal: median <= 1 s).
 """
@@ -52,8 +53,8 @@ def main() -> None:
             n_fovs=max(16, args.fovs), n_frames=args.frames, height=args.size, width=args.size,
             cells_per_megapixel=90.0)).image
         pairs = [("process", 1, args.fovs), ("process", 2, args.fovs)] * args.repeats
-        cases = [*pairs, ("thread", 2, args.fovs), ("dask", 2, args.fovs), ("process", 2, 4),
-                 ("process", 2, 16)]
+        memory_pairs = [("process", 2, 4), ("process", 2, 16)] * args.repeats
+        cases = [*pairs, ("thread", 2, args.fovs), ("dask", 2, args.fovs), *memory_pairs]
         runs = []
         for index, (kind, workers, fovs) in enumerate(cases):
             case = {"input": str(movie), "output": str(root / f"out_{index}"), "executor": kind,
@@ -78,6 +79,10 @@ def main() -> None:
     print("each pair, wall s with 1 and 2 process workers: " + ", ".join(
         f"{one:.1f}/{two:.1f} = {one / two:.2f}x"
         for one, two in zip(walls[::2], walls[1::2], strict=True)))
+    peaks = [r["peak_rss_mb"] for r in runs[-len(memory_pairs):]]
+    print("each pair, peak worker RSS MB with 4 and 16 FOVs: " + ", ".join(
+        f"{four:.0f}/{sixteen:.0f} = {sixteen / four - 1:+.1%}"
+        for four, sixteen in zip(peaks[::2], peaks[1::2], strict=True)))
     ordered = sorted(latencies)
     print(f"cancel latency over {len(ordered)} runs: median {statistics.median(ordered):.2f} s, "
           f"max {ordered[-1]:.2f} s")
