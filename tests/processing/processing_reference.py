@@ -72,31 +72,38 @@ def _tiles(size: int, block: int) -> list[tuple[int, int]]:
     return [(max(start, 0), min(start + 2 * block, size)) for start in starts]
 
 
-def track(masks: np.ndarray, *, min_iou: float = 0.1) -> np.ndarray:
-    """Regions by ndimage.label; IoU of every pair from two masks; Hungarian on the full matrix."""
+def track(masks: np.ndarray, *, min_iou: float = 0.1, max_gap: int = 1) -> np.ndarray:
+    """Regions by ndimage.label; IoU of every pair from two masks; Hungarian on the full matrix,
+    first against the previous frame, then against the tracks last seen 2, 3, ... frames ago."""
     result = np.zeros(masks.shape, np.uint32)
-    previous, previous_tracks, n_tracks = None, {}, 0
+    frames: list[tuple[np.ndarray, dict[int, int]]] = []  # regions and track per region
+    last_seen: dict[int, int] = {}
+    n_tracks = 0
     for t, mask in enumerate(masks):
         regions, n = ndimage.label(mask)
-        tracks = {}
-        if previous is not None and n and previous.max():
-            n_previous = previous.max()
-            iou = np.zeros((n_previous, n))
-            for i in range(1, n_previous + 1):
-                for j in range(1, n + 1):
+        tracks: dict[int, int] = {}
+        for gap in range(1, min(max_gap + 1, t) + 1):
+            previous, previous_tracks = frames[t - gap]
+            candidates = [i for i, track in previous_tracks.items()
+                          if gap == 1 or last_seen[track] == t - gap]
+            free = [j for j in range(1, n + 1) if j not in tracks]
+            iou = np.zeros((len(candidates), len(free)))
+            for row, i in enumerate(candidates):
+                for column, j in enumerate(free):
                     a, b = previous == i, regions == j
-                    iou[i - 1, j - 1] = (a & b).sum() / (a | b).sum()
+                    iou[row, column] = (a & b).sum() / (a | b).sum()
             iou[iou < min_iou] = 0
             rows, columns = linear_sum_assignment(iou, maximize=True)
-            for i, j in zip(rows, columns, strict=True):
-                if iou[i, j] > 0:
-                    tracks[j + 1] = previous_tracks[i + 1]
+            for row, column in zip(rows, columns, strict=True):
+                if iou[row, column] > 0:
+                    tracks[free[column]] = previous_tracks[candidates[row]]
         for j in range(1, n + 1):
             if j not in tracks:
                 n_tracks += 1
                 tracks[j] = n_tracks
             result[t][regions == j] = tracks[j]
-        previous, previous_tracks = regions, tracks
+            last_seen[tracks[j]] = t
+        frames.append((regions, tracks))
     return result
 
 

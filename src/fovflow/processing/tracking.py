@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -16,6 +18,16 @@ __all__ = ["match_regions", "track_cells"]
 _MAX_DENSE_PAIRS = 1 << 20  # larger label-pair histograms are counted sparsely (np.unique)
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """A tracked frame: its regions, their areas and the track of each region."""
+
+    t: int
+    regions: NDArray[np.int32]
+    areas: NDArray[np.intp]  # pixels per label (index 0: the background)
+    tracks: NDArray[np.int64]  # track id per label, 0 for the background
+
+
 def track_cells(
     masks: Stack,
     *,
@@ -23,6 +35,7 @@ def track_cells(
     min_size: int = 0,
     max_size: int | None = None,
     connectivity: int = 4,
+    max_gap: int = 1,
     out: OutputStack | None = None,
     progress: Progress | None = None,
 ) -> OutputStack:
@@ -30,9 +43,12 @@ def track_cells(
 
     Each frame's mask is split into connected regions; regions whose area is outside
     [`min_size`, `max_size`] are dropped. A region continues the track of the region of the
-    previous frame it is matched to (`match_regions`); a region left unmatched starts a new
-    track, so cells that appear late or enter the field are tracked from their first frame.
-    Track ids are 1, 2, ... in order of appearance (row-major within a frame); 0 is background.
+    previous frame it is matched to (`match_regions`). A region left unmatched is then matched
+    the same way to the last regions of tracks missing from the previous `max_gap` frames (a
+    cell the segmentation missed once), the shortest gap first; a region still unmatched starts
+    a new track, so cells that appear late or enter the field are tracked from their first
+    frame. Track ids are 1, 2, ... in order of appearance (row-major within a frame); 0 is
+    background.
 
     Parameters
     ----------
@@ -44,6 +60,9 @@ def track_cells(
         Smallest and largest region area in pixels (None: no upper bound).
     connectivity : {4, 8}
         Pixel connectivity of a region.
+    max_gap : int
+        Most consecutive frames a cell may be missing and keep its track (0: a cell missing
+        from one frame starts a new track when it is back).
     out : writable (T, Y, X) stack of unsigned integers, optional
         Where to write the labels; a new uint32 array if None.
     progress : callable, optional
@@ -63,8 +82,8 @@ def track_cells(
     Notes
     -----
     O(pixels) per frame for the overlaps (one histogram of label pairs), plus the assignment,
-    which runs only on the regions with more than one candidate partner. Memory: a few int32
-    frames.
+    which runs only on the regions with more than one candidate partner. Bridging a gap looks
+    only at the pixels of the unmatched regions. Memory: `max_gap` + 3 int32 frames.
     """
     if not 0.0 < min_iou <= 1.0:
         raise ValueError(f"min_iou must be in (0, 1], got {min_iou}")
@@ -72,30 +91,57 @@ def track_cells(
         raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
     if min_size < 0 or (max_size is not None and max_size < min_size):
         raise ValueError(f"need 0 <= min_size <= max_size, got {min_size} and {max_size}")
+    if max_gap < 0:
+        raise ValueError(f"max_gap must not be negative, got {max_gap}")
     result: OutputStack | None = None
-    previous: NDArray[np.int32] | None = None  # regions of the previous frame
-    previous_tracks = np.zeros(1, np.int64)  # track id per previous region, 0 = background
-    n_tracks = 0
+    recent: deque[_Frame] = deque(maxlen=max_gap + 1)  # the last frames, newest last
+    last_seen = np.full(1, -1, np.int64)  # per track id, the last frame it was in (0: unused)
     for t, (mask,) in iter_frames(("masks", masks, "biu")):
         if result is None:
             result = output_stack(out, len(masks), mask.shape, np.uint32)
             max_id = np.iinfo(result.dtype).max
         regions, n_regions = _regions(mask, connectivity, min_size, max_size)
         tracks = np.zeros(n_regions + 1, np.int64)
-        if previous is not None:
-            matched_previous, matched_current = match_regions(previous, regions, min_iou=min_iou)
-            tracks[matched_current] = previous_tracks[matched_previous]
+        if recent:
+            matched_previous, matched_current, areas = _match(recent[-1].regions, regions,
+                                                              min_iou)
+            tracks[matched_current] = recent[-1].tracks[matched_previous]
+            for earlier in reversed(list(recent)[:-1]):  # the shortest gap first
+                _bridge_gap(earlier, last_seen, regions, areas, tracks, min_iou)
+        else:
+            areas = np.bincount(regions.ravel(), minlength=n_regions + 1)
         new = np.flatnonzero(tracks[1:] == 0) + 1
-        tracks[new] = np.arange(n_tracks + 1, n_tracks + 1 + len(new))
-        n_tracks += len(new)
-        if n_tracks > max_id:
-            raise ValueError(f"{n_tracks} tracks do not fit in the dtype of out; use uint32")
+        tracks[new] = np.arange(len(last_seen), len(last_seen) + len(new))
+        last_seen = np.concatenate([last_seen, np.zeros(len(new), np.int64)])
+        last_seen[tracks[1:]] = t
+        if len(last_seen) - 1 > max_id:
+            raise ValueError(f"{len(last_seen) - 1} tracks do not fit in the dtype of out; "
+                             "use uint32")
         result[t] = tracks.astype(np.uint32)[regions]
-        previous, previous_tracks = regions, tracks
+        recent.append(_Frame(t, regions, areas, tracks))
         if progress is not None:
             progress(t + 1, len(masks))
     assert result is not None  # iter_frames raises on an empty stack
     return result
+
+
+def _bridge_gap(earlier: _Frame, last_seen: NDArray[np.int64], regions: NDArray[np.int32],
+                areas: NDArray[np.intp], tracks: NDArray[np.int64], min_iou: float) -> None:
+    """Give unmatched regions the tracks last seen in `earlier` that they match (in place)."""
+    lost = last_seen[earlier.tracks] == earlier.t  # per label of `earlier`; never the background
+    unmatched = tracks == 0
+    unmatched[0] = False
+    if not lost.any() or not unmatched.any():
+        return
+    inside = unmatched[regions]  # the pixels of the unmatched regions, usually few
+    current, under = regions[inside], earlier.regions[inside]
+    on_lost = lost[under]
+    pairs, overlap = np.unique(under[on_lost].astype(np.int64) * len(tracks) + current[on_lost],
+                               return_counts=True)
+    earlier_labels, current_labels = np.divmod(pairs, len(tracks))
+    iou = overlap / (earlier.areas[earlier_labels] + areas[current_labels] - overlap)
+    matched_earlier, matched_current = _best_pairs(earlier_labels, current_labels, iou, min_iou)
+    tracks[matched_current] = earlier.tracks[matched_earlier]
 
 
 def match_regions(
@@ -122,15 +168,27 @@ def match_regions(
     O(pixels + pairs); the assignment runs only on regions with more than one candidate
     partner (where cells merge, split or crowd), so it stays small.
     """
+    matched_previous, matched_current, _ = _match(previous, current, min_iou)
+    return matched_previous, matched_current
+
+
+def _match(previous: NDArray[np.integer[Any]], current: NDArray[np.integer[Any]],
+           min_iou: float) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
+    """`match_regions`, and the area of every current label, counted on the way."""
     pair_previous, pair_current, intersection, area_previous, area_current = _overlaps(
         previous, current)
-    n_previous, n_current = len(area_previous) - 1, len(area_current) - 1
     iou = intersection / (area_previous[pair_previous] + area_current[pair_current]
                           - intersection)
+    return *_best_pairs(pair_previous, pair_current, iou, min_iou), area_current
+
+
+def _best_pairs(pair_previous: NDArray[np.intp], pair_current: NDArray[np.intp],
+                iou: NDArray[np.float64], min_iou: float) -> tuple[NDArray[np.intp], ...]:
+    """One-to-one pairs with IoU >= `min_iou` and the largest summed IoU, by current label."""
     keep = iou >= min_iou
     pair_previous, pair_current, iou = pair_previous[keep], pair_current[keep], iou[keep]
-    degree_previous = np.bincount(pair_previous, minlength=n_previous + 1)
-    degree_current = np.bincount(pair_current, minlength=n_current + 1)
+    degree_previous = np.bincount(pair_previous)
+    degree_current = np.bincount(pair_current)
     unique = (degree_previous[pair_previous] == 1) & (degree_current[pair_current] == 1)
     matches = [(pair_previous[unique], pair_current[unique])]
     if not unique.all():
