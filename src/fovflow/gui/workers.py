@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, Slot
 
 from fovflow.errors import Cancelled, FovflowError
 from fovflow.workflow.cancel import CancelToken
@@ -77,9 +77,8 @@ class Worker(QObject):
     def cancelled(self) -> bool:
         return self.cancel_token.cancelled
 
-    @Slot()
     def run(self) -> None:
-        """Run `work` and emit the life-cycle signals (the thread's entry point)."""
+        """Run `work` and emit the life-cycle signals (the body of the worker's thread)."""
         self.started.emit()
         try:
             result = self.work()
@@ -153,25 +152,35 @@ class WorkerHandle(QObject):
         self.ended.emit()
 
 
-def start_worker(
-    worker: Worker,
-    start_method: str = "run",
-    finished_callback: Callable[[Any], None] | None = None,
-) -> WorkerHandle:
-    """Move `worker` to a new thread, start `start_method` there and return its handle.
+class _WorkerThread(QThread):
+    """A thread whose body is one worker's `Worker.run`.
 
-    `start_method` names a slot of the worker that ends by emitting ``done`` (as `Worker.run`
-    does); the thread quits then. Call from the GUI thread. `finished_callback(result)` runs in
-    the GUI thread when the worker finishes with a result. The worker and the thread are
-    deleted (``deleteLater``, in the GUI thread) once the thread has finished.
+    Qt calls `run` through PySide's override of the C++ virtual, which takes the GIL first. A
+    slot connected to ``started`` instead goes through PySide's ``qt_metacall``, which in
+    PySide6 6.11 reads the worker class's meta-object without the GIL: a segfault in
+    ``PySide::MetaObjectBuilder::update`` in about 1 of 6 runs of the screenshot test.
     """
-    thread = QThread()
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__()
+        self._worker = worker
+
+    def run(self) -> None:
+        self._worker.run()
+
+
+def start_worker(
+    worker: Worker, finished_callback: Callable[[Any], None] | None = None
+) -> WorkerHandle:
+    """Move `worker` to a new thread, run it there and return its handle.
+
+    Call from the GUI thread. `finished_callback(result)` runs in the GUI thread when the
+    worker finishes with a result. The worker and the thread are deleted (``deleteLater``, in
+    the GUI thread) once the thread has finished.
+    """
+    thread = _WorkerThread(worker)
     thread.setObjectName(f"fovflow-{type(worker).__name__}")
     worker.moveToThread(thread)
-    thread.started.connect(getattr(worker, start_method))
-    # quit() is thread-safe: call it from the worker thread itself, so the thread ends even
-    # when the GUI thread's event loop is busy or already stopped.
-    worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     handle = WorkerHandle(worker, thread, finished_callback)
     _RUNNING.add(handle)
     thread.start()
