@@ -154,6 +154,7 @@ class ThreadExecutor(Executor):
         context = TaskContext(events.put, token)
         pending = deque(items)
         running: dict[Future[Outcome[Any, Any]], Any] = {}
+
         def hand_out() -> None:
             while pending and len(running) < self.max_in_flight and not token.cancelled:
                 item = pending.popleft()
