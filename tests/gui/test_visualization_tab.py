@@ -56,7 +56,7 @@ def test_shows_a_frame_toggles_a_cells_quality_saves_it_and_merge_honours_it(
     tab.cell_table.item(table_row, 2).setCheckState(Qt.CheckState.Unchecked)
     assert tab.good[ticked] is False
     assert tab.unsaved_label.text() == "2 unsaved change(s)"
-    assert len(tab.trace_axes.lines) >= 1
+    assert len(tab.trace_plot.axes.lines) >= 1
 
     tab.save_button.click()
     assert tab.unsaved_label.text() == ""

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSlider,
-    QSpinBox,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -35,12 +34,12 @@ from fovflow.errors import FovflowError, MissingFileError
 from fovflow.gui.frame_view import contrast, display_step, make_canvas, render
 from fovflow.gui.log_panel import show_error
 from fovflow.gui.run_files import frame_stacks, run_time_unit, write_quality
+from fovflow.gui.trace_plot import TracePlot
 from fovflow.gui.widgets import with_button
 from fovflow.io.ctc import run_fovs
 from fovflow.io.store import Frames, fov_dir, open_frames
 from fovflow.io.tables import TRACE_COLUMNS, read_traces
 
-PAGE_SIZE = 10
 MAX_IDS_SHOWN = 60
 MIN_DISPLAY_PX = 400  # never downsample below this, even while the canvas is small
 
@@ -66,10 +65,8 @@ class VisualizationTab(QWidget):
         self.run_edit = QLineEdit(placeholderText="run folder")
         self.run_edit.returnPressed.connect(lambda: self.open_run(Path(self.run_edit.text())))
         self.fov_combo, self.channel_combo = QComboBox(), QComboBox()
-        self.feature_combo = QComboBox()
         self.fov_combo.currentIndexChanged.connect(self._fov_changed)
         self.channel_combo.currentIndexChanged.connect(self.show_frame)
-        self.feature_combo.currentIndexChanged.connect(self.plot_traces)
         self.frame_slider = QSlider(Qt.Orientation.Horizontal)
         self.frame_slider.valueChanged.connect(self.show_frame)
         self.frame_label = QLabel("frame 0/0")
@@ -78,16 +75,13 @@ class VisualizationTab(QWidget):
         self.image_canvas.mpl_connect("button_press_event", self._on_click)
         self.image_canvas.mpl_connect("key_press_event", self._on_canvas_key)
         self.image_axes = self.image_figure.add_axes((0.0, 0.0, 1.0, 1.0))
-        self.trace_figure, self.trace_canvas = make_canvas(5, 3)
-        self.trace_axes = self.trace_figure.add_subplot()
+        self.trace_plot = TracePlot()
         self.cell_table = QTableWidget(0, 3)
         self.cell_table.setHorizontalHeaderLabels(["cell", "frames", "good"])
         self.cell_table.verticalHeader().hide()
         self.cell_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.cell_table.itemChanged.connect(self._on_cell_item)
         self.cell_table.itemSelectionChanged.connect(self._on_table_selection)
-        self.page_spin = QSpinBox(minimum=1, maximum=1, prefix="page ")
-        self.page_spin.valueChanged.connect(self.plot_traces)
         self.save_button = QPushButton("Save quality")
         self.save_button.clicked.connect(self.save_quality)
         self.unsaved_label = QLabel("")
@@ -107,12 +101,7 @@ class VisualizationTab(QWidget):
                                      "← → step through frames"))
         right = QWidget()
         right_layout = QVBoxLayout(right)
-        trace_controls = QHBoxLayout()
-        trace_controls.addWidget(QLabel("feature"))
-        trace_controls.addWidget(self.feature_combo, stretch=1)
-        trace_controls.addWidget(self.page_spin)
-        right_layout.addLayout(trace_controls)
-        right_layout.addWidget(self.trace_canvas, stretch=2)
+        right_layout.addWidget(self.trace_plot, stretch=2)
         right_layout.addWidget(self.cell_table, stretch=2)
         saving = QHBoxLayout()
         saving.addWidget(self.save_button)
@@ -183,18 +172,14 @@ class VisualizationTab(QWidget):
         cells = self.traces.groupby("cell")["good"].first().astype(bool).to_dict()
         self.good = cells | self.unsaved.get(self.fov, {})
         self.selected = None
-        for combo, items in [(self.channel_combo, channels),
-                             (self.feature_combo, list(self.traces.columns.drop(
-                                 list(TRACE_COLUMNS))))]:
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(items)
-            combo.blockSignals(False)
+        self.channel_combo.blockSignals(True)
+        self.channel_combo.clear()
+        self.channel_combo.addItems(channels)
+        self.channel_combo.blockSignals(False)
         self.frame_slider.setMaximum(len(self._labels) - 1)
-        self.page_spin.setMaximum(max(1, -(-len(self.good) // PAGE_SIZE)))
         self._fill_cell_table()
         self.show_frame()
-        self.plot_traces()
+        self.trace_plot.show_fov(self.traces, self.good, self.time_unit)
 
     # ---- frame ----------------------------------------------------------------------------
     @Slot()
@@ -259,13 +244,12 @@ class VisualizationTab(QWidget):
         self.selected = cell
         cells = list(self.good)
         if cell in cells:
-            self.page_spin.setValue(cells.index(cell) // PAGE_SIZE + 1)
             self.cell_table.blockSignals(True)
             self.cell_table.selectRow(cells.index(cell))
             self.cell_table.blockSignals(False)
         self.status.emit(f"FOV {self.fov} cell {cell}: {'good' if self.good.get(cell) else 'bad'}")
         self.show_frame()
-        self.plot_traces()
+        self.trace_plot.select(cell)
 
     def set_good(self, cell: int, good: bool) -> None:
         """Mark `cell` good or bad (kept until Save writes the traces)."""
@@ -278,7 +262,7 @@ class VisualizationTab(QWidget):
         self.cell_table.blockSignals(False)
         self._show_unsaved()
         self.show_frame()
-        self.plot_traces()
+        self.trace_plot.plot()
 
     @Slot()
     def save_quality(self) -> None:
@@ -315,24 +299,6 @@ class VisualizationTab(QWidget):
     def _show_unsaved(self) -> None:
         count = sum(len(edits) for edits in self.unsaved.values())
         self.unsaved_label.setText(f"{count} unsaved change(s)" if count else "")
-
-    # ---- traces ---------------------------------------------------------------------------
-    @Slot()
-    def plot_traces(self) -> None:
-        """The chosen feature over time for the cells of the current page (bad ones dashed)."""
-        feature = self.feature_combo.currentText()
-        axes = self.trace_axes
-        axes.clear()
-        if feature and len(self.traces):
-            first = (self.page_spin.value() - 1) * PAGE_SIZE
-            for cell in list(self.good)[first:first + PAGE_SIZE]:
-                rows = self.traces[self.traces["cell"] == cell]
-                axes.plot(rows["time"], rows[feature], "--" if not self.good[cell] else "-",
-                          lw=2.5 if cell == self.selected else 1.0, label=str(cell))
-            axes.legend(fontsize=7, ncols=2, title="cell", title_fontsize=7)
-            axes.set_xlabel(f"time ({self.time_unit})")
-            axes.set_ylabel(feature)
-        self.trace_canvas.draw_idle()
 
     def _browse(self) -> None:
         if folder := QFileDialog.getExistingDirectory(self, "Run folder"):
