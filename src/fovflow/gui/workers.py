@@ -158,7 +158,7 @@ class _WorkerThread(QThread):
     Qt calls `run` through PySide's override of the C++ virtual, which takes the GIL first. A
     slot connected to ``started`` instead goes through PySide's ``qt_metacall``, which in
     PySide6 6.11 reads the worker class's meta-object without the GIL: a segfault in
-    ``PySide::MetaObjectBuilder::update`` in about 1 of 6 runs of the screenshot test.
+    ``PySide::MetaObjectBuilder::update`` in 7 of 26 runs of the screenshot test.
     """
 
     def __init__(self, worker: Worker) -> None:
