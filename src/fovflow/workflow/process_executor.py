@@ -71,8 +71,7 @@ class ProcessExecutor(Executor):
         finally:
             if busy:  # the caller stopped iterating early: do not leave work running
                 self._cancel_flag.set()
-                for worker in busy:
-                    worker.stop()
+                _stop_all(list(busy))
 
     def _hand_out(self, task: Any, pending: deque[Any], busy: dict[_Worker, tuple[Any, float]],
                   token: CancelToken) -> None:
@@ -106,11 +105,7 @@ class ProcessExecutor(Executor):
         return ended
 
     def shutdown(self) -> None:
-        # All are told first, so that they wind down (~0.2 s of interpreter clean-up) together.
-        for worker in self._idle:
-            worker.ask_to_stop()
-        for worker in self._idle:
-            worker.stop()
+        _stop_all(self._idle)
         self._idle.clear()
 
     def start(self) -> None:
@@ -202,6 +197,14 @@ def _worker_main(conn: connection.Connection, cancel_flag: Any,
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             send("outcome", Outcome(item, ok=False, error=f"result cannot be sent back: {exc}",
                                     seconds=outcome.seconds))
+
+
+def _stop_all(workers: list[_Worker]) -> None:
+    # All are told first, so that they wind down (~0.2 s of interpreter clean-up) together.
+    for worker in workers:
+        worker.ask_to_stop()
+    for worker in workers:
+        worker.stop()
 
 
 def _worker_died(item: Any, worker: _Worker, seconds: float) -> Outcome[Any, Any]:
