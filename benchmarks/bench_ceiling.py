@@ -62,7 +62,7 @@ def _time_case(case: str, size: int, n_frames: int) -> float:
     from fovflow.processing import (
         correct_background,
         extract_features,
-        segment_phase_contrast,
+        segment_cells,
         track_cells,
     )
     from fovflow.workflow.allocator import reuse_freed_buffers
@@ -72,13 +72,13 @@ def _time_case(case: str, size: int, n_frames: int) -> float:
     sim = simulate_fov(SimulationConfig(n_frames=n_frames, height=size, width=size,
                                         cells_per_megapixel=90.0, seed=0), fov=0)
     shape = sim.phase.shape
-    masks, corrected = np.empty(shape, bool), np.empty(shape, np.float32)
+    cells, corrected = np.empty(shape, np.uint32), np.empty(shape, np.float32)
     labels = np.empty(shape, np.uint32)
 
     def steps() -> None:
-        segment_phase_contrast(sim.phase, out=masks)
-        correct_background(sim.fluorescence[0], masks, out=corrected)
-        track_cells(masks, out=labels)
+        segment_cells(sim.phase, method="phase", diameter=70, out=cells)
+        correct_background(sim.fluorescence[0], cells, out=corrected)
+        track_cells(cells, out=labels)
         extract_features(labels, corrected)
 
     def control() -> None:

@@ -28,7 +28,7 @@ from fovflow.io.synthetic import SimulationConfig, simulate_fov  # noqa: E402
 from fovflow.processing import (  # noqa: E402
     correct_background,
     extract_features,
-    segment_phase_contrast,
+    segment_cells,
     track_cells,
 )
 
@@ -53,12 +53,13 @@ def _bench_scene(size: int, radius: float, density: float, n_frames: int) -> Non
                                         seed=0), fov=0)
     n_cells = np.mean([len(np.unique(frame)) - 1 for frame in sim.labels])
     shape = sim.phase.shape
-    masks, corrected = np.empty(shape, bool), np.empty(shape, np.float32)
+    cells, corrected = np.empty(shape, np.uint32), np.empty(shape, np.float32)
     labels = np.empty(shape, np.uint32)
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("segment", lambda: segment_phase_contrast(sim.phase, out=masks)),
-        ("background", lambda: correct_background(sim.fluorescence[0], masks, out=corrected)),
-        ("track", lambda: track_cells(masks, out=labels)),
+        ("segment", lambda: segment_cells(sim.phase, method="phase", diameter=2 * radius,
+                                          out=cells)),
+        ("background", lambda: correct_background(sim.fluorescence[0], cells, out=corrected)),
+        ("track", lambda: track_cells(cells, out=labels)),
         ("extract", lambda: extract_features(labels, corrected)),
     ]
     total = 0.0

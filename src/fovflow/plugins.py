@@ -1,4 +1,4 @@
-"""User plugin files: Python files in plugin folders that add models and extraction features.
+"""User plugin files: Python files in plugin folders that add models, features and segmenters.
 
 A plugin folder is given with ``--plugins DIR`` or listed in the ``FOVFLOW_PLUGINS`` environment
 variable (folders separated by ``os.pathsep``). Every ``*.py`` file in it not starting with ``_``
@@ -6,7 +6,9 @@ is a plugin and may define:
 
 - ``MODELS = [Model(...), ...]``: kinetic models for fitting (`fovflow.analysis.models`);
 - ``FEATURES = {"name": function, ...}``: extraction features, each ``function(cells) ->
-  array`` with one value per cell of ``cells.ids`` (`fovflow.processing.extraction.Cells`).
+  array`` with one value per cell of ``cells.ids`` (`fovflow.processing.extraction.Cells`);
+- ``SEGMENTERS = {"name": function, ...}``: segmentation methods, each ``function(frame, *,
+  diameter, **parameters) -> labels`` (`fovflow.processing.segmentation.register_method`).
 
 A file is imported once per process however often it is asked for, so loading plugins again
 (in every worker, for every FOV) is cheap and registers nothing twice.
@@ -16,13 +18,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from fovflow.errors import PluginError
 
 PLUGINS_ENV = "FOVFLOW_PLUGINS"
+SEGMENTERS_ENTRY_POINT_GROUP = "fovflow.segmenters"
 _imported: dict[tuple[Path, int], ModuleType] = {}  # by path and modification time
 
 
@@ -57,39 +62,60 @@ def import_plugin(path: str | Path) -> ModuleType:
     except Exception as exc:  # any error in user code: report it as the plugin's fault
         raise PluginError(
             f"plugin {path}: cannot be imported: {type(exc).__name__}: {exc}") from exc
-    if not hasattr(module, "MODELS") and not hasattr(module, "FEATURES"):
-        raise PluginError(f"plugin {path}: defines neither MODELS nor FEATURES; write e.g. "
-                          "MODELS = [Model(...)] or FEATURES = {'name': function}")
+    if not any(hasattr(module, name) for name in ("MODELS", "FEATURES", "SEGMENTERS")):
+        raise PluginError(f"plugin {path}: defines none of MODELS, FEATURES, SEGMENTERS; write "
+                          "e.g. MODELS = [Model(...)] or FEATURES = {'name': function}")
     _imported[key] = module
     return module
 
 
-def load_feature_plugins(folders: Iterable[str | Path] = ()) -> list[str]:
-    """Register the ``FEATURES`` of every plugin file; return the names they define.
+def load_processing_plugins(folders: Iterable[str | Path] = ()) -> list[str]:
+    """Register the ``FEATURES`` and ``SEGMENTERS`` of every plugin file, and the segmentation
+    methods of the ``fovflow.segmenters`` entry points; return the names they define.
 
     Raises
     ------
     PluginError
-        When a file's ``FEATURES`` is not a mapping of names to callables, or a name clashes
-        with a built-in feature or another plugin's.
+        When a file's ``FEATURES`` or ``SEGMENTERS`` is not a mapping of names to callables,
+        or a name clashes with a built-in one or another plugin's.
     """
     from fovflow.processing.extraction import FEATURES, register_feature
+    from fovflow.processing.segmentation import METHODS, register_method
 
     names = []
     for path in plugin_files(folders):
-        features = getattr(import_plugin(path), "FEATURES", None)
-        if features is None:
-            continue
-        if not isinstance(features, dict) or not all(
-                isinstance(name, str) and name.isidentifier() and callable(function)
-                for name, function in features.items()):
-            raise PluginError(f"plugin {path}: FEATURES must map feature names (words) to "
-                              "functions of the frame's cells")
-        for name, function in features.items():
-            if FEATURES.get(name) is not function:
-                try:
-                    register_feature(name)(function)
-                except ValueError as exc:
-                    raise PluginError(f"plugin {path}: {exc}; rename it") from exc
-            names.append(name)
+        module = import_plugin(path)
+        names += _register(f"plugin {path}", getattr(module, "FEATURES", None), FEATURES,
+                           register_feature, "FEATURES must map feature names",
+                           "functions of the frame's cells")
+        names += _register(f"plugin {path}", getattr(module, "SEGMENTERS", None), METHODS,
+                           register_method, "SEGMENTERS must map method names",
+                           "functions of a frame returning its cells' labels")
+    for point in entry_points(group=SEGMENTERS_ENTRY_POINT_GROUP):
+        source = f"entry point {point.name!r} ({point.value})"
+        try:
+            function = point.load()
+        except Exception as exc:  # a broken installed package: say which one
+            raise PluginError(f"{source}: cannot be loaded: {type(exc).__name__}: {exc}") from exc
+        names += _register(source, {point.name: function}, METHODS, register_method,
+                           "the entry point must name", "a function of a frame returning labels")
     return names
+
+
+def _register(source: str, functions: object, registry: dict[str, Any],
+              register: Callable[[str], Callable[[Any], Any]], rule: str, kind: str
+              ) -> list[str]:
+    """Register ``{name: function}`` of one source in `registry` (once however often asked)."""
+    if functions is None:
+        return []
+    if not isinstance(functions, dict) or not all(
+            isinstance(name, str) and name.isidentifier() and callable(function)
+            for name, function in functions.items()):
+        raise PluginError(f"{source}: {rule} (words) to {kind}")
+    for name, function in functions.items():
+        if registry.get(name) is not function:
+            try:
+                register(name)(function)
+            except ValueError as exc:
+                raise PluginError(f"{source}: {exc}; rename it") from exc
+    return list(functions)

@@ -67,7 +67,7 @@ def test_plugin_folder_models_are_found_and_fitted(plugin_dir: Path,
 
 @pytest.mark.parametrize(("source", "fragment"), [
     ("def broken(:\n", "cannot be imported: SyntaxError"),
-    ("X = 1\n", "defines neither MODELS nor FEATURES"),
+    ("X = 1\n", "defines none of MODELS, FEATURES, SEGMENTERS"),
     ("MODELS = ['decay']\n", "is a str, not a fovflow.analysis.models.Model"),
     (PLUGIN.replace('Parameter("rate", 0.1,', 'Parameter("rate", 9.0,'),
      "parameter 'rate' needs lower < upper and a finite default within them"),

@@ -65,7 +65,10 @@ def test_malformed_config_file_is_a_one_line_error(movie, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [(("--fl", "5"), "fluorescence channel 5 is out of range"),
-     (("--fl", "0"), "both the phase-contrast"),
+     (("--method", "cellpos"), "unknown segmentation method 'cellpos'"),
+     (("--diameter", "0"), "diameter must be auto, a positive number"),
+     (("--diameter", "10cm"), "diameter must be auto"),
+     (("--diameter", "4000"), "larger than the frames"),
      (("--fovs", "2-1"), "reversed range"),
      (("--executor", "cloud"), "unknown executor")],
 )

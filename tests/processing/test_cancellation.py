@@ -11,7 +11,7 @@ from processing_reference import LazyStack
 from fovflow.errors import Cancelled
 from fovflow.processing.background import correct_background
 from fovflow.processing.extraction import extract_features
-from fovflow.processing.segmentation import segment_phase_contrast
+from fovflow.processing.segmentation import segment_cells
 from fovflow.processing.tracking import track_cells
 
 N_FRAMES = 6
@@ -21,7 +21,7 @@ _MASKS = np.zeros((N_FRAMES, 48, 48), bool)
 _MASKS[:, 10:30, 10:30] = True
 
 STEPS: dict[str, Callable[..., object]] = {
-    "segment": lambda stack, **kw: segment_phase_contrast(stack, **kw),
+    "segment": lambda stack, **kw: segment_cells(stack, diameter=10, **kw),
     "correct": lambda stack, **kw: correct_background(stack, LazyStack(_MASKS), **kw),
     "track": lambda stack, **kw: track_cells(stack, **kw),
     "extract": lambda stack, **kw: extract_features(stack, LazyStack(_IMAGES), **kw),

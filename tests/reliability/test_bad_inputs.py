@@ -147,7 +147,7 @@ def test_unusable_input_file_is_refused_and_the_run_folder_is_untouched(
 def test_channel_out_of_range_names_the_valid_channels(small_image: Path, run_dir: Path) -> None:
     with nothing_changes(small_image, run_dir):
         assert_one_line_error(fovflow(*_run(small_image, run_dir, "--pc", "5")),
-                              "phase-contrast channel 5 is out of range",
+                              "segmented channel 5 is out of range",
                               "3 channels (0: Phase, 1: GFP, 2: mCherry)")
 
 
@@ -205,8 +205,8 @@ def test_output_path_that_is_a_file_is_refused(tmp_path: Path, small_image: Path
      ("segmentation: {window: 3.5}\n", ("segmentation parameter window must be like 3",)),
      ("tracking: 0.2\n", ("tracking parameters must be a mapping",)),
      ("fl_channels: one\n", ("fl_channels", "cannot read 'one'")),
-     ("- pc_channel: 0\n", ("must hold a mapping",)),
-     (b"pc_channel: \xff\xfe\n", ("not a YAML text file",))],
+     ("- segment_channel: 0\n", ("must hold a mapping",)),
+     (b"segment_channel: \xff\xfe\n", ("not a YAML text file",))],
     ids=["unknown-key", "workers-not-a-number", "float-window", "step-not-a-mapping",
          "channels-not-numbers", "not-a-mapping", "not-utf8"],
 )

@@ -136,7 +136,7 @@ _config_values = {
     "input": st.one_of(st.sampled_from(["movie.ome.tif", "~/movie.ome.tif",
                                         "~nobody-here/movie.ome.tif", ""]), _scalars),
     "output": st.one_of(st.just("out"), st.just("out"), _scalars),
-    "pc_channel": st.one_of(st.integers(-1, 4), _scalars),
+    "segment_channel": st.one_of(st.integers(-1, 4), _scalars),
     "fl_channels": st.one_of(st.lists(st.integers(-1, 4), max_size=3), st.integers(-1, 4),
                              st.sampled_from(["1", "1,2", "1-2", "x"]), yaml_values),
     "fovs": st.one_of(st.sampled_from(["all", "0-3", "0-3,x", ""]), _fovs),
@@ -174,7 +174,7 @@ def test_any_config_mapping_loads_a_valid_config_or_raises_a_fovflow_error(
     except FovflowError as error:
         assert "\n" not in str(error)
         return
-    assert isinstance(config.pc_channel, int) and config.pc_channel not in config.fl_channels
+    assert isinstance(config.segment_channel, int)
     assert config.fl_channels and all(isinstance(c, int) for c in config.fl_channels)
     assert isinstance(config.n_workers, int) and config.n_workers >= 1
     assert config.fovs.strip().lower() == "all" or parse_ranges(config.fovs)

@@ -205,7 +205,12 @@ def test_worker_logs_are_forwarded_to_the_run_log(movie, tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"pc_channel": 1, "fl_channels": (1,)}, "both the phase-contrast"),
+    [({"segmentation": {"method": "cellpos"}}, "unknown segmentation method 'cellpos'"),
+     ({"segmentation": {"diameter": 0}}, "diameter must be auto, a positive number"),
+     ({"segmentation": {"diameter": "-3um"}}, "diameter must be auto"),
+     ({"segmentation": {"diameter": 5000}}, "larger than the frames"),
+     ({"segmentation": {"method": "fluorescence", "threshold": "otsuu"}},
+      "invalid segmentation parameters: unknown threshold"),
      ({"fl_channels": (4,)}, "fluorescence channel 4 is out of range"),
      ({"fovs": "0-9"}, "index 9"),
      ({"fovs": "1,x"}, "'x'"),

@@ -36,8 +36,18 @@ EXIT_FAILED, EXIT_CANCELLED = 1, 130
 def run(
     input: Annotated[Path, typer.Argument(help="Microscopy file (OME-TIFF, ND2, CZI).")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder.")] = None,
-    pc: Annotated[int | None, typer.Option(help="Phase-contrast channel index.")] = None,
-    fl: Annotated[str | None, typer.Option(help="Fluorescence channels, e.g. 1,2.")] = None,
+    segment_channel: Annotated[int | None, typer.Option(
+        "--segment-channel", "--pc", help="Channel to segment (default 0); --pc is its old name.",
+    )] = None,
+    fl: Annotated[str | None, typer.Option(
+        help="Fluorescence channels to measure, e.g. 1,2 (may include the segmented one).",
+    )] = None,
+    method: Annotated[str | None, typer.Option(
+        help="Segmentation method: phase (default), fluorescence or a plugin's.",
+    )] = None,
+    diameter: Annotated[str | None, typer.Option(
+        help="Typical cell diameter: pixels, microns like 12um, or auto (default).",
+    )] = None,
     fovs: Annotated[str | None, typer.Option(help="FOVs to process, e.g. 0-9,12.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Most FOVs in flight at once.")] = None,
@@ -66,7 +76,7 @@ def run(
     FOVs are kept, nothing partial is left); a second Ctrl-C aborts at once.
     """
     overrides: dict[str, Any] = {"input": input}
-    for key, value in [("output", output), ("pc_channel", pc), ("fovs", fovs),
+    for key, value in [("output", output), ("segment_channel", segment_channel), ("fovs", fovs),
                        ("n_workers", workers), ("batch_size", batch_size),
                        ("executor", executor), ("scheduler", scheduler)]:
         if value is not None:
@@ -75,6 +85,10 @@ def run(
         overrides["fl_channels"] = _channels(fl)
     if min_length is not None:
         overrides["extraction"] = {"min_length": min_length}
+    segmentation = {"method": method, "diameter": _number_or_text(diameter)}
+    segmentation = {key: value for key, value in segmentation.items() if value is not None}
+    if segmentation:
+        overrides["segmentation"] = segmentation
     if features is not None:
         overrides["features"] = tuple(name.strip() for name in features.split(",") if name.strip())
     if plugins:
@@ -102,6 +116,14 @@ def run(
 
 def register(app: typer.Typer) -> None:
     app.command()(run)
+
+
+def _number_or_text(text: str | None) -> float | str | None:
+    """``--diameter 25`` is a number of pixels; ``auto`` and ``12um`` stay text."""
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return text
 
 
 def _channels(text: str) -> tuple[int, ...]:

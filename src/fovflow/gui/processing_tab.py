@@ -175,7 +175,7 @@ class ProcessingTab(QWidget):
                     if is_checked(self.feature_list.item(i))]
         return WorkflowConfig.from_dict({
             "input": self.metadata.path, "output": Path(self.output_edit.text().strip()),
-            "pc_channel": self.pc_combo.currentIndex(), "fl_channels": fl,
+            "segment_channel": self.pc_combo.currentIndex(), "fl_channels": fl,
             "features": features, **self.parameters.overrides()})
 
     @Slot()

@@ -12,19 +12,26 @@ from fovflow.processing.extraction import (
     extract_features,
     register_feature,
 )
-from fovflow.processing.segmentation import segment_frame, segment_phase_contrast
+from fovflow.processing.segmentation import (
+    METHODS,
+    estimate_diameter,
+    register_method,
+    segment_cells,
+)
 from fovflow.processing.tracking import match_regions, track_cells
 
 __all__ = [
     "DEFAULT_FEATURES",
     "FEATURES",
+    "METHODS",
     "Cells",
     "correct_background",
     "estimate_background",
+    "estimate_diameter",
     "extract_features",
     "match_regions",
     "register_feature",
-    "segment_frame",
-    "segment_phase_contrast",
+    "register_method",
+    "segment_cells",
     "track_cells",
 ]

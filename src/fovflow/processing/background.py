@@ -48,7 +48,7 @@ def correct_background(
     fluorescence : (T, Y, X) stack of integer or float frames
         Read one frame at a time, so it may be memory-mapped or lazy.
     foreground : (T, Y, X) stack of bool (or integer, nonzero = cell) frames
-        The cells, e.g. from `segment_phase_contrast`; same shape as `fluorescence`.
+        The cells, e.g. the labels of `segment_cells`; same shape as `fluorescence`.
     weight : float
         Fraction of the surface to subtract, in [0, 1].
     tile_size, dilation

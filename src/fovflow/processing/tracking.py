@@ -29,7 +29,7 @@ class _Frame:
 
 
 def track_cells(
-    masks: Stack,
+    cells: Stack,
     *,
     min_iou: float = 0.1,
     min_size: int = 0,
@@ -39,9 +39,10 @@ def track_cells(
     out: OutputStack | None = None,
     progress: Progress | None = None,
 ) -> OutputStack:
-    """Label the cells of a mask stack with one id per track, stable across frames.
+    """Label the cells of a stack with one id per track, stable across frames.
 
-    Each frame's mask is split into connected regions; regions whose area is outside
+    Each frame's cells are its instance labels (integer frames, from `segment_cells`) or the
+    connected regions of its mask (boolean frames); cells whose area is outside
     [`min_size`, `max_size`] are dropped. A region continues the track of the region of the
     previous frame it is matched to (`match_regions`). A region left unmatched is then matched
     the same way to the last regions of tracks missing from the previous `max_gap` frames (a
@@ -52,14 +53,14 @@ def track_cells(
 
     Parameters
     ----------
-    masks : (T, Y, X) stack of bool (or integer, nonzero = cell) frames
-        E.g. from `segment_phase_contrast`; read one frame at a time.
+    cells : (T, Y, X) stack of integer instance labels (0 = background) or of bool masks
+        E.g. from `segment_cells`; read one frame at a time.
     min_iou : float
         Smallest intersection over union for two regions to be matched, in (0, 1].
     min_size, max_size : int
         Smallest and largest region area in pixels (None: no upper bound).
     connectivity : {4, 8}
-        Pixel connectivity of a region.
+        Pixel connectivity of a region of a boolean mask.
     max_gap : int
         Most consecutive frames a cell may be missing and keep its track (0: a cell missing
         from one frame starts a new track when it is back).
@@ -96,11 +97,11 @@ def track_cells(
     result: OutputStack | None = None
     recent: deque[_Frame] = deque(maxlen=max_gap + 1)  # the last frames, newest last
     last_seen = np.full(1, -1, np.int64)  # per track id, the last frame it was in (0: unused)
-    for t, (mask,) in iter_frames(("masks", masks, "biu")):
+    for t, (frame,) in iter_frames(("cells", cells, "biu")):
         if result is None:
-            result = output_stack(out, len(masks), mask.shape, np.uint32)
+            result = output_stack(out, len(cells), frame.shape, np.uint32)
             max_id = np.iinfo(result.dtype).max
-        regions, n_regions = _regions(mask, connectivity, min_size, max_size)
+        regions, n_regions = _regions(frame, connectivity, min_size, max_size)
         tracks = np.zeros(n_regions + 1, np.int64)
         if recent:
             matched_previous, matched_current, areas = _match(recent[-1].regions, regions,
@@ -120,7 +121,7 @@ def track_cells(
         result[t] = tracks.astype(np.uint32)[regions]
         recent.append(_Frame(t, regions, areas, tracks))
         if progress is not None:
-            progress(t + 1, len(masks))
+            progress(t + 1, len(cells))
     assert result is not None  # iter_frames raises on an empty stack
     return result
 
@@ -224,15 +225,24 @@ def _overlaps(previous: NDArray[Any], current: NDArray[Any]) -> tuple[NDArray[np
             np.bincount(current.ravel(), minlength=n_current + 1))
 
 
-def _regions(mask: NDArray[Any], connectivity: int, min_size: int, max_size: int | None
+def _regions(frame: NDArray[Any], connectivity: int, min_size: int, max_size: int | None
              ) -> tuple[NDArray[np.int32], int]:
-    """Connected regions labelled 1..n (row-major order), without those outside the sizes."""
-    n, labels = cv2.connectedComponents(np.asarray(mask != 0, np.uint8), connectivity=connectivity,
-                                        ltype=cv2.CV_32S)
-    if min_size <= 1 and max_size is None:
-        return labels, n - 1
+    """The frame's cells labelled 1..n, without those outside the sizes.
+
+    A boolean frame is a mask whose connected regions are the cells (row-major order); an
+    integer frame holds instance labels, kept in the order of their values.
+    """
+    if frame.dtype == np.bool_:
+        n, labels = cv2.connectedComponents(frame.view(np.uint8), connectivity=connectivity,
+                                            ltype=cv2.CV_32S)
+        if min_size <= 1 and max_size is None:
+            return labels, n - 1
+    else:
+        labels = frame.astype(np.int32, copy=False)
+        n = int(labels.max(initial=0)) + 1
     areas = np.bincount(labels.ravel(), minlength=n)
-    keep = (areas >= min_size) & (areas <= (max_size if max_size is not None else areas.max()))
+    keep = (areas >= max(min_size, 1)) & (areas <= (areas.max() if max_size is None
+                                                    else max_size))
     keep[0] = False
     relabel = np.zeros(n, np.int32)
     relabel[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)

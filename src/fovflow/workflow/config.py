@@ -21,21 +21,22 @@ import yaml
 from fovflow.errors import ConfigError, yaml_problem
 from fovflow.io.microscopy import DatasetMetadata
 from fovflow.io.store import read_manifest, write_text_atomically
-from fovflow.plugins import load_feature_plugins
+from fovflow.plugins import load_processing_plugins
 from fovflow.processing.background import correct_background
 from fovflow.processing.extraction import DEFAULT_FEATURES, FEATURES, extract_features
-from fovflow.processing.segmentation import segment_phase_contrast
+from fovflow.processing.segmentation import METHODS, method_defaults, segment_cells
 from fovflow.processing.tracking import track_cells
 from fovflow.ranges import format_ranges, parse_ranges
 
 EXECUTORS = ("process", "thread", "serial", "dask")
 # Keyword parameters of each step's algorithm that a user may set (progress/out are ours).
 _STEP_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "segmentation": segment_phase_contrast,
+    "segmentation": segment_cells,
     "background": correct_background,
     "tracking": track_cells,
     "extraction": extract_features,
 }
+_DRY_RUN_DIAMETER = 8.0  # px, fits the dry run's 32x32 frame
 # Set by the engine itself, not by a user.
 _NOT_PARAMETERS = {"progress", "out", "features", "times", "fov"}
 
@@ -46,7 +47,7 @@ class WorkflowConfig:
 
     input: Path
     output: Path
-    pc_channel: int = 0
+    segment_channel: int = 0
     fl_channels: tuple[int, ...] = (1,)
     fovs: str = "all"
     features: tuple[str, ...] = DEFAULT_FEATURES
@@ -65,7 +66,7 @@ class WorkflowConfig:
         set_ = object.__setattr__
         set_(self, "input", _path(self.input, "input"))
         set_(self, "output", _path(self.output, "output"))
-        set_(self, "pc_channel", _whole(self.pc_channel, "pc_channel"))
+        set_(self, "segment_channel", _whole(self.segment_channel, "segment_channel"))
         set_(self, "fl_channels", _channels(self.fl_channels))
         set_(self, "features", _names(self.features, "features"))
         set_(self, "plugins", _names(self.plugins, "plugins"))
@@ -80,16 +81,13 @@ class WorkflowConfig:
             raise ConfigError("choose at least one fluorescence channel (--fl)")
         if len(set(self.fl_channels)) != len(self.fl_channels):
             raise ConfigError(f"fluorescence channels {list(self.fl_channels)} repeat a channel")
-        if self.pc_channel in self.fl_channels:
-            raise ConfigError(f"channel {self.pc_channel} is both the phase-contrast and a "
-                              "fluorescence channel; give each its own channel")
         if self.n_workers < 1:
             raise ConfigError(f"n_workers must be at least 1, not {self.n_workers}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, not {self.batch_size}")
         if self.executor not in EXECUTORS:
             raise ConfigError(f"unknown executor {self.executor!r}; choose {', '.join(EXECUTORS)}")
-        load_feature_plugins(self.plugins)
+        load_processing_plugins(self.plugins)
         unknown = [name for name in self.features if name not in FEATURES]
         if unknown or not self.features:
             raise ConfigError(f"unknown features {unknown or '(none)'}; choose from "
@@ -104,9 +102,13 @@ class WorkflowConfig:
                 raise ConfigError(f"FOVs: {exc}") from None
 
     def step_parameters(self) -> dict[str, dict[str, Any]]:
-        """Effective parameters of every step: the algorithms' defaults with the overrides."""
-        return {name: _merge(name, _defaults_of(function), getattr(self, name))
-                for name, function in _STEP_FUNCTIONS.items()}
+        """Effective parameters of every step: the algorithms' defaults with the overrides.
+
+        Segmentation's are its ``method`` and ``diameter`` followed by that method's own.
+        """
+        parameters = {name: _merge(name, _defaults_of(function), getattr(self, name))
+                      for name, function in _STEP_FUNCTIONS.items() if name != "segmentation"}
+        return {"segmentation": _segmentation_parameters(self.segmentation), **parameters}
 
     def selected_fovs(self, metadata: DatasetMetadata) -> list[int]:
         """The FOV indices to process, checked against the file."""
@@ -118,13 +120,14 @@ class WorkflowConfig:
     def validate(self, metadata: DatasetMetadata) -> None:
         """Check channels and FOVs against the file, and that the output folder is writable and
         holds no other input's run (before anything in it is touched)."""
-        for role, channel in [("phase-contrast", self.pc_channel),
+        for role, channel in [("segmented", self.segment_channel),
                               *(("fluorescence", c) for c in self.fl_channels)]:
             if not 0 <= channel < metadata.n_channels:
                 names = ", ".join(f"{i}: {n}" for i, n in enumerate(metadata.channel_names))
                 raise ConfigError(f"{role} channel {channel} is out of range; {metadata.path.name}"
                                   f" has {metadata.n_channels} channels ({names})")
         self.selected_fovs(metadata)
+        diameter_px(self.step_parameters()["segmentation"]["diameter"], metadata)
         _check_writable(self.output)
         read_manifest(self.output, metadata.path)  # before the run touches the folder
 
@@ -139,6 +142,9 @@ class WorkflowConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WorkflowConfig:
+        if "pc_channel" in data:  # the name before fluorescence could be segmented
+            data = {("segment_channel" if key == "pc_channel" else key): value
+                    for key, value in data.items()}
         known = {f.name for f in fields(cls)}
         unknown = sorted((key for key in data if key not in known), key=str)
         if unknown:
@@ -169,7 +175,11 @@ class WorkflowConfig:
             raise ConfigError(f"{path} is not valid YAML ({yaml_problem(exc)})") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of configuration keys")
-        return cls.from_dict({**data, **overrides})
+        merged = {**data, **overrides}
+        for step in _STEP_FUNCTIONS:  # an option sets one parameter, not all of the step's
+            if isinstance(data.get(step), Mapping) and isinstance(overrides.get(step), Mapping):
+                merged[step] = {**data[step], **overrides[step]}
+        return cls.from_dict(merged)
 
     def with_overrides(self, **changes: Any) -> WorkflowConfig:
         return replace(self, **changes)
@@ -180,10 +190,64 @@ def _dry_run(parameters: Mapping[str, Mapping[str, Any]]) -> None:
     blank = np.zeros((1, 32, 32), np.uint16)
     for step, function in _STEP_FUNCTIONS.items():
         inputs = {"background": (blank, blank), "extraction": (blank, blank)}.get(step, (blank,))
+        values = dict(parameters[step])
+        if step == "segmentation":  # its size is checked against the file in `validate`
+            values["diameter"] = _DRY_RUN_DIAMETER
         try:
-            function(*inputs, **parameters[step])
+            function(*inputs, **values)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"invalid {step} parameters: {exc}") from exc
+
+
+def _segmentation_parameters(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``method`` and ``diameter`` (checked), then the method's parameters with overrides."""
+    if not isinstance(overrides, Mapping):
+        raise ConfigError("segmentation parameters must be a mapping of name: value")
+    method = overrides.get("method", "phase")
+    if method not in METHODS:
+        raise ConfigError(f"unknown segmentation method {method!r}; choose "
+                          f"{', '.join(sorted(METHODS))} (or add one with a plugin)")
+    diameter = _diameter(overrides.get("diameter", "auto"))
+    own = {name: value for name, value in overrides.items() if name not in ("method", "diameter")}
+    return {"method": method, "diameter": diameter,
+            **_merge("segmentation", method_defaults(method), own)}
+
+
+def _diameter(value: Any) -> float | str:
+    """``auto``, a number of pixels, or microns as text such as ``"12um"`` or ``"12 µm"``."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        number = text.removesuffix("um").removesuffix("µm").strip()
+        if number != text and _positive(number):
+            return f"{float(number):g}um"
+    elif not isinstance(value, bool) and isinstance(value, int | float) and value > 0:
+        return float(value)
+    raise ConfigError(f"diameter must be auto, a positive number of pixels or microns like "
+                      f"12um, not {value!r}")
+
+
+def _positive(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
+
+
+def diameter_px(diameter: float | str, metadata: DatasetMetadata) -> float | str:
+    """The diameter in pixels of the file (``auto`` stays ``auto``), checked to fit a frame."""
+    if diameter == "auto":
+        return diameter
+    if isinstance(diameter, str):  # microns
+        if not metadata.pixel_size_um:
+            raise ConfigError(f"diameter {diameter} is in microns, but {metadata.path.name} "
+                              "records no pixel size; give it in pixels")
+        diameter = float(diameter.removesuffix("um")) / metadata.pixel_size_um
+    if diameter > max(metadata.height, metadata.width):
+        raise ConfigError(f"diameter {diameter:g} px is larger than the frames of "
+                          f"{metadata.path.name} ({metadata.width}x{metadata.height})")
+    return diameter
 
 
 def _defaults_of(function: Callable[..., Any]) -> dict[str, Any]:

@@ -124,7 +124,7 @@ def _run(config: WorkflowConfig, executor: Executor, on_event: OnEvent | None,
                       "n_fovs": metadata.n_fovs, "n_frames": metadata.n_frames,
                       "channel_names": list(metadata.channel_names)},
             "time_unit": metadata.time_unit,
-            "channels": {"pc": config.pc_channel, "fl": list(config.fl_channels)},
+            "channels": {"segment": config.segment_channel, "fl": list(config.fl_channels)},
             "config": config.to_dict(),
         })
         try:

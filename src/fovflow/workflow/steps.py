@@ -22,13 +22,13 @@ import numpy as np
 
 from fovflow.io.microscopy import Dataset, DatasetMetadata
 from fovflow.io.store import create_frames, fov_dir, open_frames, staged, write_columns_csv
-from fovflow.plugins import load_feature_plugins
+from fovflow.plugins import load_processing_plugins
 from fovflow.processing.background import correct_background
 from fovflow.processing.extraction import extract_features
-from fovflow.processing.segmentation import segment_phase_contrast
+from fovflow.processing.segmentation import resolve_diameter, segment_cells
 from fovflow.processing.tracking import track_cells
 from fovflow.workflow.allocator import release_freed_buffers, reuse_freed_buffers
-from fovflow.workflow.config import WorkflowConfig
+from fovflow.workflow.config import WorkflowConfig, diameter_px
 from fovflow.workflow.events import Progress, ProgressReporter, StepFinished
 from fovflow.workflow.executors import TaskContext
 
@@ -63,7 +63,7 @@ def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata) -> dict[str, 
     own: dict[str, Any] = {
         "copy": {"input": str(metadata.path), "bytes": stat.st_size,
                  "modified_ns": stat.st_mtime_ns, "frames": metadata.n_frames,
-                 "size": [metadata.height, metadata.width], "pc": config.pc_channel,
+                 "size": [metadata.height, metadata.width], "pc": config.segment_channel,
                  "fl": list(config.fl_channels)},
         "segmentation": parameters["segmentation"],
         "background": parameters["background"],
@@ -109,7 +109,7 @@ def process_fov(task: FovTask, context: TaskContext) -> FovResult:
     """Run `task.todo` for one FOV; the executors call this inside a worker."""
     folder = fov_dir(task.config.output, task.fov)
     reuse_freed_buffers()
-    load_feature_plugins(task.config.plugins)  # user features, in this worker process too
+    load_processing_plugins(task.config.plugins)  # user features, in this worker process too
     reporter = ProgressReporter(task.fov, context.send, context.cancel)
     parameters = task.config.step_parameters()
     seconds: dict[str, float] = {}
@@ -134,7 +134,7 @@ def _dataset(metadata: DatasetMetadata) -> Dataset:
 
 def _copy(task: FovTask, folder: Path, _: dict[str, Any], progress: Progress) -> None:
     meta, config = task.metadata, task.config
-    channels = {"pc.zarr": config.pc_channel,
+    channels = {"pc.zarr": config.segment_channel,
                 **{f"fl_ch_{c}.zarr": c for c in config.fl_channels}}
     dataset = _dataset(meta)
     with staged(folder, list(channels)) as paths:
@@ -147,10 +147,16 @@ def _copy(task: FovTask, folder: Path, _: dict[str, Any], progress: Progress) ->
 
 
 def _segment(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
-    phase = open_frames(folder / "pc.zarr")
+    frames = open_frames(folder / "pc.zarr")
+    method, diameter = parameters["method"], diameter_px(parameters["diameter"], task.metadata)
+    diameter = resolve_diameter(frames, method=method, diameter=diameter)
+    if parameters["diameter"] == "auto" and diameter is not None:
+        log.info("FOV %d: estimated cell diameter %.1f px", task.fov, diameter)
+    own = {name: value for name, value in parameters.items() if name not in ("method", "diameter")}
     with staged(folder, ["seg.zarr"]) as paths:
-        out = create_frames(paths["seg.zarr"], phase.shape[0], phase.shape[1:], bool)
-        segment_phase_contrast(phase, out=out, progress=progress, **parameters)
+        out = create_frames(paths["seg.zarr"], frames.shape[0], frames.shape[1:], np.uint32)
+        segment_cells(frames, method=method, diameter=diameter if diameter is not None else "auto",
+                      out=out, progress=progress, **own)
 
 
 def _correct(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:

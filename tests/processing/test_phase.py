@@ -1,4 +1,4 @@
-"""Specification of `fovflow.processing.segmentation`."""
+"""Specification of `fovflow.processing.phase`: the phase-contrast foreground and method."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from scipy import ndimage
 
 from fovflow.evaluation.scores import score_labels
 from fovflow.io.synthetic import SimulatedFov, SimulationConfig, simulate_fov
-from fovflow.processing.segmentation import segment_frame, segment_phase_contrast
+from fovflow.processing.phase import phase_foreground
+from fovflow.processing.segmentation import segment_cells
 
 
 def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -32,7 +33,7 @@ def test_fast_segmentation_equals_scipy_reference_on_small_images(seed: int) -> 
                                         cells_per_megapixel=400, seed=seed), fov=0)
     frame = sim.phase[0]
     assert frame.any()
-    np.testing.assert_array_equal(segment_frame(frame), reference_segment(frame))
+    np.testing.assert_array_equal(phase_foreground(frame), reference_segment(frame))
 
 
 def test_cells_the_border_cuts_to_slivers_are_still_detected() -> None:
@@ -41,7 +42,7 @@ def test_cells_the_border_cuts_to_slivers_are_still_detected() -> None:
     sim = simulate_fov(SimulationConfig(n_frames=10, height=256, width=256, seed=0), fov=0)
 
     def detection(**parameters: int) -> tuple[float, float]:
-        masks = [segment_frame(frame, **parameters).view(np.uint8) for frame in sim.phase]
+        masks = [phase_foreground(frame, **parameters).view(np.uint8) for frame in sim.phase]
         objects = np.stack([cv2.connectedComponents(mask, connectivity=8)[1] for mask in masks])
         scores, _ = score_labels(sim.labels, objects)
         return scores.recall, scores.precision
@@ -61,7 +62,7 @@ def test_fast_segmentation_equals_scipy_reference_on_noise(seed: int) -> None:
     frame.flat[rng.choice(frame.size, 40)] = 1600  # specks for the opening to remove
     kwargs = {"bins": 50, "n_sigma": 2.0}
     expected = reference_segment(frame, size=3, iterations=2, **kwargs)
-    result = segment_frame(frame, opening_size=3, opening_iterations=2, closing_size=3,
+    result = phase_foreground(frame, opening_size=3, opening_iterations=2, closing_size=3,
                            closing_iterations=2, **kwargs)
     assert expected.any() and not expected.all()
     np.testing.assert_array_equal(result, expected)
@@ -82,7 +83,7 @@ def test_cells_touching_the_border_are_not_eroded() -> None:
     rng = np.random.default_rng(0)
     frame = rng.normal(1000, 5, (128, 128))
     frame[:50, :40] = rng.normal(600, 120, (50, 40))  # a textured cell in the corner
-    mask = segment_frame(frame.clip(1))
+    mask = phase_foreground(frame.clip(1))
     assert mask[:48, :38].all()
     assert mask[0, :38].all() and mask[:48, 0].all()
     assert not mask[60:, 60:].any()
@@ -93,17 +94,17 @@ def test_holes_inside_a_cell_are_filled_but_open_regions_are_not() -> None:
     frame = rng.normal(1000, 5, (160, 160))
     frame[20:120, 20:120] = rng.normal(600, 120, (100, 100))
     frame[50:90, 50:90] = rng.normal(1000, 5, (40, 40))  # smooth hole, larger than the closing
-    mask = segment_frame(frame.clip(1))
+    mask = phase_foreground(frame.clip(1))
     assert mask[50:90, 50:90].all()
     assert not mask[130:, 130:].any()
 
 
 def test_a_frame_without_cells_gives_an_empty_mask() -> None:
     flat = np.full((64, 64), 1200, np.uint16)
-    assert not segment_frame(flat).any()
+    assert not phase_foreground(flat).any()
     rng = np.random.default_rng(2)
     noise = rng.normal(1000, 10, (64, 64)).astype(np.uint16)
-    assert segment_frame(noise).mean() < 0.01
+    assert phase_foreground(noise).mean() < 0.01
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32, np.float64])
@@ -111,24 +112,24 @@ def test_integer_and_float_frames_give_the_same_mask(
     simulated: SimulatedFov, dtype: type
 ) -> None:
     frame = simulated.phase[3] // 16  # fits uint8
-    expected = segment_frame(frame.astype(np.float64))
+    expected = phase_foreground(frame.astype(np.float64))
     assert _jaccard(expected, simulated.labels[3] > 0) > 0.85
-    np.testing.assert_array_equal(segment_frame(frame.astype(dtype)), expected)
+    np.testing.assert_array_equal(phase_foreground(frame.astype(dtype)), expected)
 
 
 def test_32x32_frames_are_segmented() -> None:
     sim = simulate_fov(SimulationConfig(n_frames=3, height=32, width=32, cell_radius_px=10,
                                         cells_per_megapixel=2000, seed=3), fov=0)
-    masks = segment_phase_contrast(sim.phase, opening_size=3, closing_size=3)  # 10 px cells
-    assert masks.shape == (3, 32, 32) and masks.dtype == bool
-    assert _jaccard(masks, sim.labels > 0) > 0.7
+    labels = segment_cells(sim.phase, method="phase", diameter=20)  # 10 px radius
+    assert labels.shape == (3, 32, 32) and labels.dtype == np.uint32
+    assert _jaccard(labels > 0, sim.labels > 0) > 0.7
 
 
 def test_nan_in_a_frame_is_a_clear_error() -> None:
     frames = np.full((2, 40, 40), 100.0)
     frames[1, 5, 5] = np.nan
     with pytest.raises(ValueError, match=r"NaN"):
-        segment_phase_contrast(frames)
+        segment_cells(frames, method="phase", diameter=10)
 
 
 @pytest.mark.parametrize(("stack", "message"), [
@@ -139,20 +140,21 @@ def test_nan_in_a_frame_is_a_clear_error() -> None:
 ])
 def test_invalid_stacks_are_rejected_with_a_clear_message(stack: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        segment_phase_contrast(stack)
+        segment_cells(stack, method="phase", diameter=4)
 
 
 @pytest.mark.parametrize("kwargs", [{"window": 4}, {"bins": 1}, {"n_sigma": -1},
-                                    {"opening_size": 6}, {"closing_iterations": -1}])
+                                    {"opening": 6}, {"closing": 0}, {"neck": 1.5}])
 def test_invalid_parameters_are_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):
-        segment_phase_contrast(np.ones((1, 32, 32)), **kwargs)
+        segment_cells(np.ones((1, 32, 32)), method="phase", diameter=10, **kwargs)
 
 
 def test_stack_is_read_one_frame_at_a_time_into_out(simulated: SimulatedFov, tmp_path) -> None:
     lazy = LazyStack(simulated.phase[:5])
-    out = np.lib.format.open_memmap(tmp_path / "seg.npy", "w+", bool, (5, 512, 512))
-    result = segment_phase_contrast(lazy, out=out)
+    out = np.lib.format.open_memmap(tmp_path / "seg.npy", "w+", np.uint32, (5, 512, 512))
+    result = segment_cells(lazy, method="phase", diameter=70, out=out)
     assert result is out
     assert lazy.read == [0, 1, 2, 3, 4]
-    np.testing.assert_array_equal(out[4], segment_frame(simulated.phase[4]))
+    # At the reference diameter of 70 px the foreground is today's, with its default sizes.
+    np.testing.assert_array_equal(out[4] > 0, phase_foreground(simulated.phase[4]))

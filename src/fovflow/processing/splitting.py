@@ -1,0 +1,195 @@
+"""Splitting a foreground mask into cell instances: touching cells become separate labels.
+
+Marker-controlled watershed on the distance transform: each cell is a hill of the distance to
+the background, two touching cells are two hills joined by a neck. A merge guard then joins
+regions whose shared boundary is nearly as deep as the thinner of them, so a cell whose
+distance map has two summits (an elongated or irregular cell) is not cut in two.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+from skimage.segmentation import watershed
+
+__all__ = ["fill_holes", "label_instances", "split_touching"]
+
+
+def split_touching(
+    mask: NDArray[Any],
+    *,
+    diameter: float,
+    neck: float = 0.7,
+    min_area: int = 0,
+) -> NDArray[np.int32]:
+    """Label the cells of a foreground mask, separating cells that touch.
+
+    Parameters
+    ----------
+    mask : (Y, X) bool (or nonzero = foreground) array
+    diameter : float
+        Typical cell diameter in pixels. Summits of the distance map closer than a quarter
+        of it are one marker; summits lower than a tenth of it start no cell of their own.
+    neck : float
+        Two neighbouring regions stay apart only where the constriction between them is
+        narrower than `neck` times the thinner one's width (1: split at every summit, 0: never
+        split).
+    min_area : int
+        Regions smaller than this (in pixels) are dropped.
+
+    Returns
+    -------
+    (Y, X) int32 labels 1..n, 0 = background.
+
+    Notes
+    -----
+    O(pixels): a distance transform and a dilation for the markers, then a watershed over only
+    the connected components that hold more than one marker.
+    """
+    if diameter <= 0:
+        raise ValueError(f"diameter must be positive, got {diameter}")
+    if not 0.0 <= neck <= 1.0:
+        raise ValueError(f"neck must be between 0 and 1, got {neck}")
+    foreground = np.ascontiguousarray(mask != 0, np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8,
+                                                           ltype=cv2.CV_32S)
+    areas = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
+    if neck > 0 and n > 1:
+        distance = cv2.distanceTransform(foreground, cv2.DIST_L2, cv2.DIST_MASK_5)
+        markers = _summits(distance, diameter)
+        labels, areas = _split(labels, stats, markers, distance, neck)
+    return _relabel(labels, areas >= max(min_area, 1))
+
+
+def label_instances(labels: NDArray[np.integer[Any]], *, min_area: int = 0
+                    ) -> NDArray[np.int32]:
+    """Relabel to 1..n in the order of the labels' values, dropping regions < `min_area` px.
+
+    Notes
+    -----
+    O(pixels + largest label).
+    """
+    return _relabel(labels, np.bincount(labels.ravel()) >= max(min_area, 1))
+
+
+def _relabel(labels: NDArray[np.integer[Any]], keep: NDArray[np.bool_]) -> NDArray[np.int32]:
+    """Labels 1..n for the labels `keep` marks, in order, 0 for the others."""
+    keep[0] = False
+    if keep[1:].all():
+        return labels.astype(np.int32, copy=False)
+    relabel = np.zeros(len(keep), np.int32)
+    relabel[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return relabel[labels]
+
+
+def fill_holes(binary: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Set background regions that are not 4-connected to the border to 1."""
+    padded = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    cv2.floodFill(padded, None, (0, 0), 2, flags=4)
+    return (padded[1:-1, 1:-1] != 2).view(np.uint8)
+
+
+def _summits(distance: NDArray[np.float32], diameter: float) -> NDArray[np.int32]:
+    """Markers: plateaus of the distance map that are its maximum within diameter/4.
+
+    The neighbourhood is a square (a separable dilation, ~10x faster than a disk); the merge
+    guard undoes what its corners add.
+    """
+    side = 2 * max(1, round(diameter / 4)) + 1
+    square = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
+    summit = cv2.compare(distance, cv2.dilate(distance, square), cv2.CMP_GE)
+    summit &= cv2.compare(distance, diameter / 10, cv2.CMP_GE)
+    _, markers = cv2.connectedComponents(summit, connectivity=8, ltype=cv2.CV_32S)
+    return markers
+
+
+def _split(components: NDArray[np.int32], stats: NDArray[np.int32], markers: NDArray[np.int32],
+           distance: NDArray[np.float32], neck: float
+           ) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
+    """Watershed of every component with two or more markers, then the merge guard.
+
+    A split component keeps its label for its first piece; the others get labels after the
+    last one, so labels stay 1..n. Returns the labels and the area of each.
+    """
+    on = markers > 0
+    component_of = np.zeros(int(markers.max()) + 1, np.int64)  # a marker lies in one component
+    component_of[markers[on]] = components[on]
+    n_markers = np.bincount(component_of[1:], minlength=len(stats))
+    crowded = np.flatnonzero(n_markers >= 2)
+    areas = [stats[:, cv2.CC_STAT_AREA].astype(np.int64)]
+    if not len(crowded):
+        return components, areas[0]
+    labels = components.copy()
+    next_label = len(stats)
+    for component in crowded:
+        x, y, width, height = stats[component, :4]
+        box = np.s_[y : y + height, x : x + width]
+        inside = components[box] == component
+        regions = watershed(-distance[box], np.where(inside, markers[box], 0), mask=inside)
+        regions = _merge_shallow(regions, distance[box], neck)
+        pieces = np.bincount(regions[inside])
+        ids = np.flatnonzero(pieces)
+        if len(ids) < 2:
+            continue
+        lookup = np.zeros(len(pieces), np.int32)
+        lookup[ids] = [component, *range(next_label, next_label + len(ids) - 1)]
+        labels[box][inside] = lookup[regions[inside]]
+        areas[0][component] = pieces[ids[0]]
+        areas.append(pieces[ids[1:]])
+        next_label += len(ids) - 1
+    return labels, np.concatenate(areas)
+
+
+def _merge_shallow(regions: NDArray[np.int32], distance: NDArray[np.float32], neck: float
+                   ) -> NDArray[np.int32]:
+    """Join neighbouring regions whose boundary is at least `neck` x the thinner one's summit.
+
+    The boundary's height is the largest distance along it (the saddle): the width of the
+    constriction. Pairs are merged from the highest saddle down, comparing with the summits of
+    the regions merged so far, as a flooding from the top would.
+    """
+    peaks = ndimage.maximum(distance, regions, np.arange(int(regions.max()) + 1))
+    peaks = np.asarray(peaks, np.float64)
+    pair_keys, saddles = _saddles(regions, distance)
+    parent = np.arange(len(peaks))
+
+    def root(label: int) -> int:
+        while parent[label] != label:
+            parent[label] = parent[parent[label]]
+            label = int(parent[label])
+        return label
+
+    n = len(peaks)
+    for index in np.argsort(-saddles, kind="stable"):
+        a, b = root(int(pair_keys[index] // n)), root(int(pair_keys[index] % n))
+        if a != b and saddles[index] >= neck * min(peaks[a], peaks[b]):
+            parent[b] = a
+            peaks[a] = max(peaks[a], peaks[b])
+    roots = np.array([root(label) for label in range(n)], np.int32)
+    return roots[regions]
+
+
+def _saddles(regions: NDArray[np.int32], distance: NDArray[np.float32]
+             ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Every pair of 4-adjacent regions (key a * n + b, a < b) and its saddle height."""
+    n = int(regions.max()) + 1
+    keys, heights = [], []
+    for axis in (0, 1):
+        first = regions[:-1] if axis == 0 else regions[:, :-1]
+        second = regions[1:] if axis == 0 else regions[:, 1:]
+        meet = (first != second) & (first > 0) & (second > 0)
+        d_first = (distance[:-1] if axis == 0 else distance[:, :-1])[meet]
+        d_second = (distance[1:] if axis == 0 else distance[:, 1:])[meet]
+        a, b = first[meet].astype(np.int64), second[meet].astype(np.int64)
+        keys.append(np.minimum(a, b) * n + np.maximum(a, b))
+        heights.append(np.minimum(d_first, d_second))
+    all_keys, all_heights = np.concatenate(keys), np.concatenate(heights)
+    unique, index = np.unique(all_keys, return_inverse=True)
+    saddle = np.zeros(len(unique))
+    np.maximum.at(saddle, index, all_heights)
+    return unique, saddle
+
