@@ -76,7 +76,7 @@ def _time_case(case: str, size: int, n_frames: int) -> float:
     labels = np.empty(shape, np.uint32)
 
     def steps() -> None:
-        segment_cells(sim.phase, method="phase", diameter=70, out=cells)
+        segment_cells(sim.phase, method="phase", diameter=60, out=cells)
         correct_background(sim.fluorescence[0], cells, out=corrected)
         track_cells(cells, out=labels)
         extract_features(labels, corrected)

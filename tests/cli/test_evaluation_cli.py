@@ -25,11 +25,11 @@ FOVFLOW = Path(sys.executable).with_name("fovflow")
 def run_dir(small_files: SimulationFiles, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The session's small simulation (3 FOVs x 8 frames of 96x128) processed with 2 channels."""
     out = tmp_path_factory.mktemp("scored") / "out"
-    # The simulated cells are 70 px across; most are cut by these small frames, too many for
-    # `diameter: auto` to measure them.
+    # Most simulated cells are cut by these small frames, too many for `diameter: auto` to
+    # measure them: 60 px is the diameter the estimate gives on whole frames of them.
     report = run_workflow(WorkflowConfig(input=small_files.image, output=out, fl_channels=(1, 2),
                                          executor="serial", extraction={"min_length": 3},
-                                         segmentation={"diameter": 70}))
+                                         segmentation={"diameter": 60}))
     assert report.ok
     return out
 

@@ -18,4 +18,4 @@ def simulated() -> SimulatedFov:
 @pytest.fixture(scope="session")
 def simulated_masks(simulated: SimulatedFov) -> np.ndarray:
     """Today's phase-contrast foreground: the default method with touching cells unsplit."""
-    return segment_cells(simulated.phase, method="phase", diameter=70, neck=0.0) > 0
+    return segment_cells(simulated.phase, method="phase", diameter=60, neck=0.0) > 0

@@ -90,6 +90,23 @@ def simulate(
     model: Annotated[
         str, typer.Option(help="Kinetic model: trivial, maturation or maturation_blocked.")
     ] = "maturation",
+    kind: Annotated[
+        str,
+        typer.Option(help="Cells to draw: isolated (separate cells, phase contrast), crowded "
+                          "(touching mammalian-like cells), bacteria (rods in microcolonies), "
+                          "nuclei (fluorescent nuclei, channel 0 is the nuclear marker) or small "
+                          "(small round cells, bright with a dark rim)."),
+    ] = "isolated",
+    cell_radius: Annotated[
+        float | None,
+        typer.Option(help="Cell radius in pixels, half the width of rods "
+                          "(default: set by --kind).", min=4, max=500, show_default=False),
+    ] = None,
+    density: Annotated[
+        float | None,
+        typer.Option(help="Cells per megapixel (default: set by --kind).", min=0,
+                     show_default=False),
+    ] = None,
     interval: Annotated[float, typer.Option(help="Minutes between frames.", min=0.001)] = 10.0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing output.")] = False,
@@ -99,16 +116,19 @@ def simulate(
 
     config = SimulationConfig(
         n_fovs=fovs, n_frames=frames, height=size, width=size, n_fluorescence=fluorescence,
-        model=model, frame_interval_s=interval * 60.0, seed=seed,
+        model=model, frame_interval_s=interval * 60.0, seed=seed, kind=kind,
+        cell_radius_px=cell_radius, cells_per_megapixel=density,
     )
     with _progress_bar() as bar:
-        task = bar.add_task("simulating", total=fovs * frames)
+        task = bar.add_task(f"simulating {kind}", total=fovs * frames)
         files = write_simulation(
             output, config, overwrite=force,
             progress=lambda done, total: bar.update(task, completed=done),
         )
+    channels = ", ".join(config.channel_names)
     console.print(f"wrote [bold]{files.image}[/] ({fovs} FOVs x {frames} frames x "
-                  f"{1 + fluorescence} channels, {size}x{size}) and ground truth in {files.truth}")
+                  f"{1 + fluorescence} channels: {channels}, {size}x{size}, kind {kind}) and "
+                  f"ground truth in {files.truth}")
 
 
 @app.command()

@@ -19,8 +19,9 @@ from fovflow.processing.splitting import fill_holes, split_touching
 __all__ = ["local_log_std", "phase_foreground", "segment_phase", "threshold_mode_sigma"]
 
 _MAX_SQUARE = 1025  # side of the largest opening or closing square: one allocated kernel
-# Today's sizes were chosen for cells of this diameter; other diameters scale them.
-_REFERENCE_DIAMETER = 70.0
+# The fixed sizes of the first version were chosen for the simulator's cells of 35 px radius,
+# whose diameter `estimate_diameter` measures as 54-65 px (median 60); other diameters scale them.
+_REFERENCE_DIAMETER = 60.0
 _REFERENCE_OPENING = 19  # px, the 7x7 square three times
 _REFERENCE_BORDER_AREA = 30  # px
 
@@ -50,10 +51,10 @@ def segment_phase(
     window, bins, n_sigma
         See `phase_foreground`.
     opening, closing : int, optional
-        Side of the square of the opening and of the closing (odd); default ``0.27 *
-        diameter`` (19 px for 70 px cells).
+        Side of the square of the opening and of the closing (odd); default ``0.32 *
+        diameter`` (19 px for 60 px cells).
     min_border_area : int, optional
-        See `phase_foreground`; default ``30 * (diameter / 70)**2`` px.
+        See `phase_foreground`; default ``30 * (diameter / 60)**2`` px.
     neck : float
         See `split_touching` (0 keeps touching cells together, as one region).
     min_area : int, optional

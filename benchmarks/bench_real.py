@@ -1,0 +1,322 @@
+"""Segmentation and tracking scores of fovflow on real recordings with ground truth.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_real.py DATA_DIR [--split tune|held-out]
+        [--mode steps|run] [--datasets gowt1,sim+,msc,usiigaci,c2c12] [--frames N]
+        [--diameter auto|PX] [--param KEY=VALUE ...] [--work DIR] [--json FILE]
+
+Data sets (``DATA_DIR`` holds them as unpacked by their sources; nothing is copied into the
+repository):
+
+- **GOWT1** ``kaizen123+TrainingDataGenerator/Fluo-N2DH-GOWT1/``: Cell Tracking Challenge (CTC)
+  sequences ``01``, ``02``, 92 frames of 1024x1024 uint8, fluorescent GFP-GOWT1 mouse stem cell
+  nuclei, with CTC gold truth ``NN_GT/SEG`` (only some frames, often only some cells of them)
+  and ``NN_GT/TRA`` (a marker of every cell in every frame, with ``man_track.txt``).
+- **SIM+** ``.../Fluo-N2DH-SIM+/``: CTC simulated HL60 nuclei (65 and 150 frames), SEG truth of
+  every cell in every frame.
+- **MSC** ``.../Fluo-C2DL-MSC/``: CTC rat mesenchymal stem cells, fluorescence, 48 frames.
+  The three come from the GitHub repository kaizen123/TrainingDataGenerator, which redistributes
+  the CTC training data (celltrackingchallenge.net; CTC terms of use, cite the challenge).
+- **Usiigaci** ``oist+Usiigaci/Mask R-CNN/train/setN/`` (N = 1..45): ``raw.tif``, one uint16
+  1022x1024 phase-contrast frame of mammalian cells, and ``instances_ids.png``, its manual
+  instance masks. GitHub repository oist/Usiigaci, MIT licence. Each set is its own FOV.
+- **C2C12** ``laptrack/laptrack-0.17.1/docs/examples/cell_segmentation_data/data_small.npz``:
+  10 phase-contrast frames (234x234 uint8) of small bright C2C12 cells and instance labels of
+  every frame, cropped and resized by laptrack from Ker et al. 2018 (osf.io/ysaq2,
+  doi:10.1038/sdata.2018.237), CC-BY 4.0. In the laptrack 0.17.1 sdist on PyPI
+  (``pip download --no-deps --no-binary :all: laptrack==0.17.1``).
+
+Split (held-out data stays held out: tune on ``--split tune`` only): CTC sequence ``01`` and
+Usiigaci sets 1-20 are for tuning, CTC ``02`` and Usiigaci sets 21-45 are held out. C2C12 has
+only 10 frames and is reported, the same, in both splits.
+
+Scores, per data set:
+
+- **recall, precision**: true and predicted objects matched one to one per frame at IoU > 0.5
+  (``fovflow.evaluation.scores``), over the frames with truth (CTC: the frames with a
+  ``man_seg`` file), on the *tracked* labels (what ``labels.zarr`` of a run holds). Partial CTC
+  truth: in a frame whose SEG truth misses some cell (some TRA marker overlaps no annotated
+  object), precision counts only the predicted objects that overlap an annotated object, since
+  the others may be cells nobody annotated; frames with complete truth count every predicted
+  object. False positives in partial frames are still penalised by DET, whose TRA markers
+  cover every cell.
+- **DET, SEG, TRA** (CTC data only): py-ctcmetrics on the tracked result written by
+  ``fovflow.io.ctc.write_ctc_result``. fovflow tracks never divide, so every division of the
+  truth costs TRA its missing parent links.
+- **diam_px**: ``estimate_diameter`` of the frames (median over FOVs), also when
+  ``--diameter`` gives the value used.
+- **seg_ms/frame**: wall time of ``segment_cells`` (with its own diameter estimate when
+  ``--diameter auto``) per frame; in ``--mode run`` the segmentation seconds the run records.
+
+``--mode steps`` (default) calls ``segment_cells``, then ``track_cells``, in this process.
+``--mode run`` writes each data set as an OME-TIFF (one scene per FOV, one channel) into
+``--work`` and runs ``fovflow run`` on it (its FOVs in parallel, so per-FOV seconds include
+contention); ``--param`` values then go in the ``segmentation``
+section of a ``--config`` file. ``--frames N`` keeps the first N frames (Usiigaci: N sets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from ctc_metrics import evaluate_sequence
+from numpy.typing import NDArray
+
+from fovflow.evaluation.scores import frame_overlaps, match_objects
+from fovflow.io.ctc import write_ctc_result
+from fovflow.io.store import fov_dir, open_frames
+from real_data import SOURCES, SPLITS, Fov, Recording, ctc_truth_view, write_ome_tiff
+
+RUN_FLAGS = ("--segment-channel", "--method", "--diameter")
+COLUMNS = (  # Row field, header, width (negative: left-aligned), format
+    ("dataset", "dataset", -8, "s"), ("part", "part", -17, "s"), ("split", "split", -8, "s"),
+    ("method", "method", -12, "s"), ("diameter_px", "diam_px", 7, ".1f"),
+    ("frames", "frames", 6, "d"), ("n_true", "n_true", 6, "d"), ("recall", "recall", 6, ".3f"),
+    ("precision", "precision", 9, ".3f"), ("DET", "DET", 5, ".3f"), ("SEG", "SEG", 5, ".3f"),
+    ("TRA", "TRA", 5, ".3f"), ("ms_per_frame", "seg_ms/frame", 12, ".1f"))
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The functions under test; `fovflow_pipeline` gives fovflow's own."""
+
+    segment: Callable[..., NDArray[Any]]
+    estimate_diameter: Callable[..., float]
+    track: Callable[[NDArray[Any]], NDArray[Any]]
+
+
+@dataclass
+class Row:
+    """One data set's result line."""
+
+    dataset: str
+    part: str
+    split: str
+    method: str
+    diameter_px: float
+    frames: int
+    n_true: int = 0
+    n_predicted: int = 0
+    n_matched: int = 0
+    recall: float = math.nan
+    precision: float = math.nan
+    DET: float | None = None
+    SEG: float | None = None
+    TRA: float | None = None
+    ms_per_frame: float = math.nan
+    ctc: dict[str, Any] = field(default_factory=dict)
+
+
+def fovflow_pipeline() -> Pipeline:
+    from fovflow.processing.segmentation import estimate_diameter, segment_cells
+    from fovflow.processing.tracking import track_cells
+
+    return Pipeline(segment_cells, estimate_diameter, track_cells)
+
+
+def main(argv: Sequence[str] | None = None, pipeline: Pipeline | None = None) -> int:
+    args = _parse_args(argv)
+    names = [name.strip().lower() for name in args.datasets.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(SOURCES))
+    if unknown:
+        sys.exit(f"unknown data sets {unknown}; choose from {', '.join(SOURCES)}")
+    if args.mode == "run" and not _run_flags_exist():
+        print(f"--mode run skipped: `fovflow run` has no {'/'.join(RUN_FLAGS)} yet",
+              file=sys.stderr)
+        return 2
+    pipeline = pipeline or fovflow_pipeline()
+    params = dict(args.param)
+    print(f"fovflow {version('fovflow')} on real data: split={args.split} mode={args.mode} "
+          f"diameter={args.diameter} params={params} frames={args.frames or 'all'} "
+          f"(py-ctcmetrics {version('py-ctcmetrics')})\n"
+          "C2C12 has only 10 frames: the same in both splits", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench_real_") as temporary:
+        work = Path(args.work or temporary)
+        rows = [benchmark(SOURCES[name].load(Path(args.data_dir), args.split, args.frames),
+                          pipeline, mode=args.mode, split=args.split, diameter=args.diameter,
+                          params=params, work=work) for name in names]
+    print(format_table(rows))
+    if args.json:
+        summary = {"split": args.split, "mode": args.mode, "diameter": args.diameter,
+                   "params": params, "rows": [asdict(row) for row in rows]}
+        Path(args.json).write_text(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def benchmark(recording: Recording, pipeline: Pipeline, *, mode: str, split: str,
+              diameter: float | str, params: dict[str, Any], work: Path) -> Row:
+    """Segment and track one recording (in process or by `fovflow run`) and score it."""
+    print(f"{recording.dataset} {recording.part}: {len(recording.fovs)} FOV(s), "
+          f"{recording.n_frames} frames", file=sys.stderr, flush=True)
+    scratch = work / f"{recording.dataset}_{split}".replace("+", "plus")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    if mode == "steps":
+        tracked, seconds = _run_steps(recording, pipeline, diameter, params)
+    else:
+        tracked, seconds = _run_workflow(recording, scratch, diameter, params)
+    sizes = [pipeline.estimate_diameter(fov.images, method=recording.method)
+             for fov in recording.fovs]
+    row = Row(recording.dataset, recording.part, split, recording.method,
+              float(np.median(sizes)), recording.n_frames,
+              ms_per_frame=1000 * seconds / recording.n_frames)
+    score_instances(row, recording.fovs, tracked)
+    if recording.ctc_gt is not None:
+        row.ctc = evaluate_ctc(tracked[0], recording.ctc_gt, scratch)
+        row.DET, row.SEG, row.TRA = (row.ctc.get(name) for name in ("DET", "SEG", "TRA"))
+    return row
+
+
+def score_instances(row: Row, fovs: Sequence[Fov], labels: Sequence[NDArray[Any]]) -> None:
+    """Per-frame one-to-one matching at IoU > 0.5; precision as in the module docstring."""
+    for fov, predicted in zip(fovs, labels, strict=True):
+        for t, truth in fov.truth.items():
+            overlaps = frame_overlaps(truth, predicted[t])
+            matched, _ = match_objects(overlaps, min_iou=0.5)
+            row.n_true += len(overlaps.truth_ids)
+            row.n_matched += len(matched)
+            touching = overlaps.counts[1:, 1:].sum(axis=0) > 0
+            row.n_predicted += len(touching) if fov.complete[t] else int(touching.sum())
+    row.recall = row.n_matched / row.n_true if row.n_true else math.nan
+    row.precision = row.n_matched / row.n_predicted if row.n_predicted else math.nan
+
+
+def evaluate_ctc(tracked: NDArray[Any], gt: Path, scratch: Path) -> dict[str, Any]:
+    """py-ctcmetrics DET, SEG, TRA (and AOGM parts) of `tracked` against the CTC ``NN_GT``
+    folder `gt` (its first ``len(tracked)`` frames); the result is written to ``scratch/RES``.
+
+    SEG is left out when none of the frames has SEG truth; a result without any cell scores 0
+    (py-ctcmetrics cannot read an empty track file).
+    """
+    truth = ctc_truth_view(gt, len(tracked), scratch / "GT")
+    metrics = ["DET", "TRA"] + (["SEG"] if any((truth / "SEG").glob("*.tif")) else [])
+    if not np.any(tracked):
+        return dict.fromkeys(metrics, 0.0) | {"note": "no cells found"}
+    write_ctc_result(tracked, scratch / "RES")
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        result = evaluate_sequence(str(scratch / "RES"), str(truth), metrics=metrics, threads=0)
+    if result.get("Valid") == 0:
+        raise RuntimeError(f"py-ctcmetrics refused {scratch / 'RES'}: {said.getvalue()[-500:]}")
+    return result
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """A plain-text table of the rows, blank where a score does not apply."""
+    lines = [" ".join(_aligned(header, width) for _, header, width, _ in COLUMNS)]
+    for row in rows:
+        cells = []
+        for name, _, width, spec in COLUMNS:
+            value = getattr(row, name)
+            missing = value is None or (isinstance(value, float) and math.isnan(value))
+            cells.append(_aligned("" if missing else format(value, spec), width))
+        lines.append(" ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _aligned(text: str, width: int) -> str:
+    """`text` right-aligned in `width` characters, left-aligned in -`width`."""
+    return f"{text:<{-width}}" if width < 0 else f"{text:>{width}}"
+
+
+def _run_steps(recording: Recording, pipeline: Pipeline, diameter: float | str,
+               params: dict[str, Any]) -> tuple[list[NDArray[Any]], float]:
+    """Tracked labels per FOV, and the seconds spent in segmentation."""
+    tracked, seconds = [], 0.0
+    for fov in recording.fovs:
+        start = time.perf_counter()
+        labels = pipeline.segment(fov.images, method=recording.method, diameter=diameter,
+                                  **params)
+        seconds += time.perf_counter() - start
+        tracked.append(np.asarray(pipeline.track(labels)))
+    return tracked, seconds
+
+
+def _run_workflow(recording: Recording, scratch: Path, diameter: float | str,
+                  params: dict[str, Any]) -> tuple[list[NDArray[Any]], float]:
+    """`fovflow run` on the recording as an OME-TIFF: labels.zarr per FOV, segmentation s."""
+    image, out = scratch / "input.ome.tif", scratch / "out"
+    write_ome_tiff(recording, image)
+    command = [_fovflow(), "run", str(image), "-o", str(out), "--segment-channel", "0",
+               "--fl", "0", "--method", recording.method, "--diameter", str(diameter)]
+    if params:
+        config = scratch / "config.yaml"
+        config.write_text(yaml.safe_dump({"segmentation": params}))
+        command += ["--config", str(config)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n"
+                           f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    tracked = [np.stack([frames[t] for t in range(len(frames))])
+               for frames in (open_frames(fov_dir(out, fov) / "labels.zarr")
+                              for fov in range(len(recording.fovs)))]
+    manifest = yaml.safe_load((out / "processing_results.yaml").read_text())
+    seconds = sum(info["seconds"] for entry in manifest["fovs"].values()
+                  for step, info in entry["steps"].items() if step.startswith("seg"))
+    return tracked, seconds
+
+
+def _fovflow() -> str:
+    beside = Path(sys.executable).with_name("fovflow")
+    return str(beside) if beside.exists() else shutil.which("fovflow") or "fovflow"
+
+
+def _run_flags_exist() -> bool:
+    shown = subprocess.run([_fovflow(), "run", "--help"], capture_output=True, text=True,
+                           check=False, env={**os.environ, "COLUMNS": "200"})
+    return all(flag in shown.stdout for flag in RUN_FLAGS)
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--param {text!r}: expected KEY=VALUE")
+    return key, yaml.safe_load(value)
+
+
+def _parse_diameter(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither auto nor pixels") from None
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir", help="folder holding the downloaded data sets")
+    parser.add_argument("--split", choices=SPLITS, default="tune")
+    parser.add_argument("--mode", choices=("steps", "run"), default="steps")
+    parser.add_argument("--datasets", default=",".join(SOURCES),
+                        help=f"comma-separated, from {','.join(SOURCES)}")
+    parser.add_argument("--frames", type=int, help="first N frames (Usiigaci: N sets) only")
+    parser.add_argument("--diameter", default="auto", type=_parse_diameter,
+                        help="'auto' (default) or pixels")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        type=_parse_param,
+                        help="extra segment_cells keyword (value read as YAML); repeatable")
+    parser.add_argument("--work", help="folder for CTC results and run outputs (kept)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

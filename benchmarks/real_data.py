@@ -1,0 +1,158 @@
+"""Real recordings with ground truth for ``bench_real.py``: loaders, the tune/held-out split,
+CTC ground-truth views and OME-TIFF export.
+
+Every recording is loaded as `Recording`: one or more FOVs, each a (T, Y, X) image stack with
+instance truth for some of its frames. The data sets, where they live under ``DATA_DIR`` and
+what they are, are described in ``bench_real.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+from numpy.typing import NDArray
+from PIL import Image
+
+SPLITS = ("tune", "held-out")
+CTC_ROOT = Path("kaizen123+TrainingDataGenerator")
+USIIGACI_ROOT = Path("oist+Usiigaci") / "Mask R-CNN" / "train"
+C2C12_FILE = Path("laptrack/laptrack-0.17.1/docs/examples/cell_segmentation_data/data_small.npz")
+USIIGACI_SETS = {"tune": range(1, 21), "held-out": range(21, 46)}
+CTC_SEQUENCES = {"tune": "01", "held-out": "02"}
+
+
+@dataclass(frozen=True)
+class Fov:
+    """One field of view: its frames and the instance truth of some of them.
+
+    ``complete[t]`` says whether the truth of frame ``t`` annotates every cell of the frame
+    (for CTC data: every tracking marker of the frame is overlapped by an annotated object).
+    """
+
+    images: NDArray[Any]
+    truth: dict[int, NDArray[np.integer[Any]]]
+    complete: dict[int, bool]
+
+
+@dataclass(frozen=True)
+class Recording:
+    """The part of a data set that belongs to one split, ready to segment and score."""
+
+    dataset: str
+    part: str
+    method: str
+    fovs: tuple[Fov, ...]
+    ctc_gt: Path | None = None  # the ``NN_GT`` folder of a CTC sequence
+
+    @property
+    def n_frames(self) -> int:
+        return sum(len(fov.images) for fov in self.fovs)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A data set: its segmentation method and how to load one split of it."""
+
+    name: str
+    method: str
+    load: Callable[[Path, str, int | None], Recording]
+
+
+def load_ctc(folder: str, name: str) -> Callable[[Path, str, int | None], Recording]:
+    """A loader of CTC sequence ``01`` (tune) or ``02`` (held-out) of `folder`."""
+
+    def load(data_dir: Path, split: str, frames: int | None) -> Recording:
+        sequence = CTC_SEQUENCES[split]
+        root = data_dir / CTC_ROOT / folder
+        paths = sorted((root / sequence).glob("t*.tif"))[:frames]
+        images = np.stack([tifffile.imread(path) for path in paths])
+        gt = root / f"{sequence}_GT"
+        markers = _numbered(gt / "TRA", "man_track")
+        truth, complete = {}, {}
+        for t, path in sorted(_numbered(gt / "SEG", "man_seg").items()):
+            if t < len(images):
+                truth[t] = tifffile.imread(path)
+                marker = tifffile.imread(markers[t])
+                covered = np.unique(marker[truth[t] > 0])
+                complete[t] = bool(np.isin(np.unique(marker[marker > 0]), covered).all())
+        return Recording(name, sequence, "fluorescence", (Fov(images, truth, complete),), gt)
+
+    return load
+
+
+def load_usiigaci(data_dir: Path, split: str, frames: int | None) -> Recording:
+    """Usiigaci sets 1-20 (tune) or 21-45 (held-out), one FOV of one frame per set."""
+    sets = list(USIIGACI_SETS[split])[:frames]
+    fovs = []
+    for number in sets:
+        folder = data_dir / USIIGACI_ROOT / f"set{number}"
+        image = tifffile.imread(folder / "raw.tif")
+        truth = np.asarray(Image.open(folder / "instances_ids.png"))
+        fovs.append(Fov(image[None], {0: truth}, {0: True}))
+    return Recording("Usiigaci", f"sets {sets[0]}-{sets[-1]}", "phase", tuple(fovs))
+
+
+def load_c2c12(data_dir: Path, split: str, frames: int | None) -> Recording:
+    """The 10 C2C12 frames with labels of every frame; the same in both splits."""
+    with np.load(data_dir / C2C12_FILE) as data:
+        images, labels = data["images"][:frames], data["labels"][:frames]
+    truth = {t: labels[t] for t in range(len(labels))}
+    fov = Fov(images, truth, dict.fromkeys(truth, True))
+    return Recording("C2C12", f"0-{len(images) - 1} (both splits)", "phase", (fov,))
+
+
+SOURCES = {
+    source.name.lower(): source
+    for source in (
+        Source("GOWT1", "fluorescence", load_ctc("Fluo-N2DH-GOWT1", "GOWT1")),
+        Source("SIM+", "fluorescence", load_ctc("Fluo-N2DH-SIM+", "SIM+")),
+        Source("MSC", "fluorescence", load_ctc("Fluo-C2DL-MSC", "MSC")),
+        Source("Usiigaci", "phase", load_usiigaci),
+        Source("C2C12", "phase", load_c2c12),
+    )
+}
+
+
+def ctc_truth_view(gt: Path, n_frames: int, folder: Path) -> Path:
+    """`gt` itself, or, for fewer frames than it has, a view of its first `n_frames` frames.
+
+    The view links the TRA and SEG masks of those frames and cuts ``man_track.txt`` to them
+    (tracks beginning later are dropped, the others end at frame ``n_frames - 1`` at the
+    latest), as py-ctcmetrics needs as many truth masks as result masks.
+    """
+    markers = _numbered(gt / "TRA", "man_track")
+    if n_frames >= len(markers):
+        return gt
+    for sub, prefix in (("TRA", "man_track"), ("SEG", "man_seg")):
+        (folder / sub).mkdir(parents=True)
+        for t, path in _numbered(gt / sub, prefix).items():
+            if t < n_frames:
+                (folder / sub / path.name).symlink_to(path)
+    tracks = np.loadtxt(gt / "TRA" / "man_track.txt", dtype=np.int64, ndmin=2)
+    kept = tracks[tracks[:, 1] < n_frames]
+    kept[:, 2] = np.minimum(kept[:, 2], n_frames - 1)
+    lines = "".join(" ".join(map(str, row)) + "\n" for row in kept)
+    (folder / "TRA" / "man_track.txt").write_text(lines)
+    return folder
+
+
+def write_ome_tiff(recording: Recording, path: Path) -> None:
+    """Write the recording as an OME-TIFF with one image (scene) of T x 1 channel per FOV."""
+    with tifffile.TiffWriter(path, ome=True) as writer:
+        for index, fov in enumerate(recording.fovs):
+            writer.write(fov.images[:, None], photometric="minisblack",
+                         metadata={"axes": "TCYX", "Name": f"fov_{index:03d}",
+                                   "Channel": {"Name": ["signal"]}})
+
+
+def _numbered(folder: Path, prefix: str) -> dict[int, Path]:
+    """``{t: path}`` of the 2-D masks ``<prefix>TTT.tif`` in `folder`."""
+    pattern = re.compile(rf"{prefix}(\d+)\.tif")
+    found = (pattern.fullmatch(path.name) for path in folder.iterdir())
+    return {int(match[1]): folder / match[0] for match in found if match}
