@@ -17,5 +17,6 @@ def simulated() -> SimulatedFov:
 
 @pytest.fixture(scope="session")
 def simulated_masks(simulated: SimulatedFov) -> np.ndarray:
-    """Today's phase-contrast foreground: the default method with touching cells unsplit."""
-    return segment_cells(simulated.phase, method="phase", diameter=60, neck=0.0) > 0
+    """The first version's phase-contrast foreground (mode threshold, no splitting)."""
+    return segment_cells(simulated.phase, method="phase", diameter=60, threshold="mode",
+                         split="none") > 0

@@ -144,7 +144,9 @@ def test_invalid_stacks_are_rejected_with_a_clear_message(stack: object, message
 
 
 @pytest.mark.parametrize("kwargs", [{"window": 4}, {"bins": 1}, {"n_sigma": -1},
-                                    {"opening": 6}, {"closing": 0}, {"neck": 1.5}])
+                                    {"opening": 6}, {"closing": 0}, {"threshold": "li"},
+                                    {"split": "watershed"},
+                                    {"split": "distance", "neck": 1.5}])
 def test_invalid_parameters_are_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         segment_cells(np.ones((1, 32, 32)), method="phase", diameter=10, **kwargs)
@@ -153,9 +155,9 @@ def test_invalid_parameters_are_rejected(kwargs: dict) -> None:
 def test_stack_is_read_one_frame_at_a_time_into_out(simulated: SimulatedFov, tmp_path) -> None:
     lazy = LazyStack(simulated.phase[:5])
     out = np.lib.format.open_memmap(tmp_path / "seg.npy", "w+", np.uint32, (5, 512, 512))
-    result = segment_cells(lazy, method="phase", diameter=60, out=out)
+    result = segment_cells(lazy, method="phase", diameter=60, threshold="mode", out=out)
     assert result is out
     assert lazy.read == [0, 1, 2, 3, 4]
-    # At the reference diameter of 60 px the foreground is the first version's, whose fixed
-    # sizes are `phase_foreground`'s defaults.
+    # With the mode threshold at the reference diameter of 60 px the foreground is the first
+    # version's, whose fixed sizes are `phase_foreground`'s defaults.
     np.testing.assert_array_equal(out[4] > 0, phase_foreground(simulated.phase[4]))

@@ -12,11 +12,13 @@ from typing import Any
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from skimage import filters
 
 from fovflow.processing._stacks import check_finite
-from fovflow.processing.splitting import fill_holes, split_touching
+from fovflow.processing.splitting import fill_holes, split_by_intensity, split_touching
 
-__all__ = ["local_log_std", "phase_foreground", "segment_phase", "threshold_mode_sigma"]
+__all__ = ["local_log_std", "phase_foreground", "segment_phase", "threshold_log_otsu",
+           "threshold_mode_sigma"]
 
 _MAX_SQUARE = 1025  # side of the largest opening or closing square: one allocated kernel
 # The fixed sizes of the first version were chosen for the simulator's cells of 35 px radius,
@@ -24,6 +26,9 @@ _MAX_SQUARE = 1025  # side of the largest opening or closing square: one allocat
 _REFERENCE_DIAMETER = 60.0
 _REFERENCE_OPENING = 19  # px, the 7x7 square three times
 _REFERENCE_BORDER_AREA = 30  # px
+_SPLITS = ("distance", "intensity", "none")
+_OTSU_SAMPLE = 65536  # values the Otsu threshold is computed from
+_LOG_FLOOR = 1e-4  # below any deviation of a real image, above zero
 
 
 def segment_phase(
@@ -31,32 +36,40 @@ def segment_phase(
     *,
     diameter: float,
     window: int = 3,
+    threshold: str = "otsu",
     bins: int = 200,
     n_sigma: float = 3.0,
     opening: int | None = None,
     closing: int | None = None,
     min_border_area: int | None = None,
+    split: str = "intensity",
     neck: float = 0.7,
     min_area: int | None = None,
 ) -> NDArray[np.int32]:
     """Segment one phase-contrast frame into cell instances.
 
-    The foreground is `phase_foreground`; it is then split into cells (`split_touching`).
+    The foreground is `phase_foreground`; it is then split into cells, by the image
+    (``split="intensity"``, `split_by_intensity`: dark cell bodies separated by the bright
+    seams phase contrast draws between touching cells) or by the shape of the foreground
+    (``"distance"``, `split_touching`: better for small round cells).
 
     Parameters
     ----------
     frame : (Y, X) array of integers or finite floats
     diameter : float
         Typical cell diameter in pixels; the sizes left at None derive from it.
-    window, bins, n_sigma
-        See `phase_foreground`.
+    window, threshold, bins, n_sigma
+        See `phase_foreground`. ``"otsu"`` (the default here) also finds the cells of a
+        confluent layer, where the background is no longer the histogram's mode.
     opening, closing : int, optional
         Side of the square of the opening and of the closing (odd); default ``0.32 *
         diameter`` (19 px for 60 px cells).
     min_border_area : int, optional
         See `phase_foreground`; default ``30 * (diameter / 60)**2`` px.
+    split : {"distance", "intensity", "none"}
+        How touching cells are separated; ``"none"`` keeps them together, as one region.
     neck : float
-        See `split_touching` (0 keeps touching cells together, as one region).
+        See `split_touching`.
     min_area : int, optional
         Smallest cell in pixels; default ``min_border_area``.
 
@@ -73,17 +86,24 @@ def segment_phase(
     closing = _odd(_REFERENCE_OPENING * scale) if closing is None else closing
     if min_border_area is None:
         min_border_area = round(_REFERENCE_BORDER_AREA * scale**2)
-    mask = phase_foreground(frame, window=window, bins=bins, n_sigma=n_sigma,
-                            opening_size=opening, opening_iterations=1, closing_size=closing,
-                            closing_iterations=1, min_border_area=min_border_area)
-    return split_touching(mask, diameter=diameter, neck=neck,
-                          min_area=min_border_area if min_area is None else min_area)
+    if split not in _SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose {', '.join(_SPLITS)}")
+    mask = phase_foreground(frame, window=window, threshold=threshold, bins=bins,
+                            n_sigma=n_sigma, opening_size=opening, opening_iterations=1,
+                            closing_size=closing, closing_iterations=1,
+                            min_border_area=min_border_area)
+    min_area = min_border_area if min_area is None else min_area
+    if split == "intensity":
+        return split_by_intensity(mask, frame, diameter=diameter, min_area=min_area)
+    return split_touching(mask, diameter=diameter, neck=neck if split == "distance" else 0.0,
+                          min_area=min_area)
 
 
 def phase_foreground(
     frame: NDArray[Any],
     *,
     window: int = 3,
+    threshold: str = "mode",
     bins: int = 200,
     n_sigma: float = 3.0,
     opening_size: int = 7,
@@ -112,8 +132,11 @@ def phase_foreground(
     frame : (Y, X) array of integers or finite floats
     window : int
         Side of the square for the local standard deviation (odd, >= 3).
+    threshold : {"mode", "otsu"}
+        ``"mode"``: the histogram mode plus `n_sigma` sigma (`threshold_mode_sigma`), for
+        fields that are mostly background; ``"otsu"``: `threshold_log_otsu`, for any field.
     bins : int
-        Number of histogram bins between the smallest and largest deviation.
+        Number of histogram bins between the smallest and largest deviation ("mode").
     n_sigma : float
         Threshold distance above the mode, in sigma of the values at or below the mode.
     opening_size, closing_size : int
@@ -145,8 +168,14 @@ def phase_foreground(
                       closing_size, closing_iterations)
     if min_border_area < 0:
         raise ValueError(f"min_border_area must not be negative, got {min_border_area}")
+    if threshold not in ("mode", "otsu"):
+        raise ValueError(f"unknown threshold {threshold!r}; choose mode or otsu")
     deviation = local_log_std(frame, window=window)
-    binary = (deviation > threshold_mode_sigma(deviation, bins=bins, n_sigma=n_sigma))
+    if threshold == "mode":
+        level = threshold_mode_sigma(deviation, bins=bins, n_sigma=n_sigma)
+    else:
+        level = threshold_log_otsu(deviation, bins=bins, n_sigma=n_sigma)
+    binary = deviation > level
     mask = fill_holes(binary.view(np.uint8))
     opened = _morphology(mask, cv2.MORPH_OPEN, opening_size, opening_iterations)
     mask = _with_border_pieces(mask, opened, min_border_area)
@@ -172,6 +201,30 @@ def local_log_std(frame: NDArray[Any], *, window: int = 3) -> NDArray[np.float32
     mean_square = cv2.boxFilter(cv2.multiply(log, log), -1, size, borderType=cv2.BORDER_REFLECT)
     variance = cv2.max(cv2.subtract(mean_square, cv2.multiply(mean, mean)), 0.0)
     return cv2.sqrt(variance)
+
+
+def threshold_log_otsu(values: NDArray[Any], *, bins: int = 200, n_sigma: float = 3.0
+                       ) -> float:
+    """Otsu's threshold of ``log(values)``, but never within the noise of the lower class.
+
+    Otsu splits the deviations into two classes, smooth background and textured cells,
+    whichever is the larger, so a confluent layer is found where the histogram's mode is a
+    cell's texture. Otsu always finds two classes, also in a frame of noise alone, so the
+    threshold is at least the lower class's own `threshold_mode_sigma`: what stands out of
+    the background's noise.
+
+    Notes
+    -----
+    O(values): computed on a regular sample of about 65k values.
+    """
+    step = max(1, int((values.size / _OTSU_SAMPLE) ** 0.5))
+    sample = np.ascontiguousarray(values[::step, ::step], np.float32)
+    logs = np.log(sample + _LOG_FLOOR)
+    if np.ptp(logs) <= 0:
+        return float(values.max())
+    otsu = float(np.exp(filters.threshold_otsu(logs)) - _LOG_FLOOR)
+    lower = sample[sample <= otsu].reshape(1, -1)
+    return max(otsu, threshold_mode_sigma(lower, bins=bins, n_sigma=n_sigma))
 
 
 def threshold_mode_sigma(values: NDArray[Any], *, bins: int = 200, n_sigma: float = 3.0) -> float:

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-__all__ = ["fill_holes", "label_instances", "split_touching"]
+__all__ = ["fill_holes", "label_instances", "split_by_intensity", "split_touching"]
 
 
 def split_touching(
@@ -63,6 +63,58 @@ def split_touching(
         markers = _summits(distance, diameter)
         labels, areas = _split(labels, stats, markers, distance, neck)
     return _relabel(labels, areas >= max(min_area, 1))
+
+
+def split_by_intensity(
+    mask: NDArray[Any],
+    image: NDArray[Any],
+    *,
+    diameter: float,
+    min_area: int = 0,
+) -> NDArray[np.int32]:
+    """Label the cells of a phase-contrast foreground by the image: dark bodies, bright seams.
+
+    In phase contrast touching cells are separated by bright lines (their halos) while their
+    bodies are darker. Markers are the foreground's pieces darker than the image's mean over a
+    cell-sized square, at least a disk of a quarter diameter large; the log image, smoothed
+    by a tenth of the diameter, is flooded from them (watershed) within the foreground.
+    Foreground no marker reaches keeps its connected region as one cell.
+
+    Parameters
+    ----------
+    mask : (Y, X) bool (or nonzero = foreground) array
+    image : (Y, X) phase-contrast frame
+    diameter : float
+        Typical cell diameter in pixels.
+    min_area : int
+        Regions smaller than this (in pixels) are dropped.
+
+    Returns
+    -------
+    (Y, X) int32 labels 1..n, 0 = background.
+
+    Notes
+    -----
+    O(pixels): a blur, a box filter, one labelling and one watershed of the foreground.
+    """
+    if diameter <= 0:
+        raise ValueError(f"diameter must be positive, got {diameter}")
+    foreground = np.ascontiguousarray(mask != 0, np.uint8)
+    log = cv2.log(cv2.add(cv2.max(np.ascontiguousarray(image, np.float32), 0.0), 1.0))
+    smooth = cv2.GaussianBlur(log, (0, 0), max(1.0, diameter / 10))
+    side = 2 * max(1, round(diameter / 2)) + 1
+    darker = cv2.compare(smooth, cv2.blur(smooth, (side, side)), cv2.CMP_LT) & foreground
+    n, cores, stats, _ = cv2.connectedComponentsWithStats(darker, connectivity=8,
+                                                          ltype=cv2.CV_32S)
+    small = stats[:, cv2.CC_STAT_AREA] < np.pi * (diameter / 8) ** 2
+    small[0] = True
+    cores[small[cores]] = 0
+    labels = watershed(smooth, cores, mask=foreground.view(np.bool_)).astype(np.int32)
+    unreached = (labels == 0) & (foreground > 0)
+    if unreached.any():
+        _, regions = cv2.connectedComponents(foreground, connectivity=8, ltype=cv2.CV_32S)
+        labels[unreached] = regions[unreached] + n
+    return label_instances(labels, min_area=min_area)
 
 
 def label_instances(labels: NDArray[np.integer[Any]], *, min_area: int = 0
