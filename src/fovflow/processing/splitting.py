@@ -8,6 +8,7 @@ distance map has two summits (an elongated or irregular cell) is not cut in two.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -61,7 +62,8 @@ def split_touching(
     if neck > 0 and n > 1:
         distance = cv2.distanceTransform(foreground, cv2.DIST_L2, cv2.DIST_MASK_5)
         markers = _summits(distance, diameter)
-        labels, areas = _split(labels, stats, markers, distance, neck)
+        labels, areas = _flood(labels, stats, markers, -distance,
+                               lambda regions, box: _merge_shallow(regions, distance[box], neck))
     return _relabel(labels, areas >= max(min_area, 1))
 
 
@@ -77,8 +79,8 @@ def split_by_intensity(
     In phase contrast touching cells are separated by bright lines (their halos) while their
     bodies are darker. Markers are the foreground's pieces darker than the image's mean over a
     cell-sized square, at least a disk of a quarter diameter large; the log image, smoothed
-    by a tenth of the diameter, is flooded from them (watershed) within the foreground.
-    Foreground no marker reaches keeps its connected region as one cell.
+    by a tenth of the diameter, is flooded from them (watershed) in each connected region of
+    the foreground that holds two or more; a region with one or none is one cell.
 
     Parameters
     ----------
@@ -95,26 +97,26 @@ def split_by_intensity(
 
     Notes
     -----
-    O(pixels): a blur, a box filter, one labelling and one watershed of the foreground.
+    O(pixels): a blur, a box filter, two labellings and a watershed of the regions that hold
+    more than one body.
     """
     if diameter <= 0:
         raise ValueError(f"diameter must be positive, got {diameter}")
     foreground = np.ascontiguousarray(mask != 0, np.uint8)
-    log = cv2.log(cv2.add(cv2.max(np.ascontiguousarray(image, np.float32), 0.0), 1.0))
-    smooth = cv2.GaussianBlur(log, (0, 0), max(1.0, diameter / 10))
-    side = 2 * max(1, round(diameter / 2)) + 1
-    darker = cv2.compare(smooth, cv2.blur(smooth, (side, side)), cv2.CMP_LT) & foreground
-    n, cores, stats, _ = cv2.connectedComponentsWithStats(darker, connectivity=8,
-                                                          ltype=cv2.CV_32S)
-    small = stats[:, cv2.CC_STAT_AREA] < np.pi * (diameter / 8) ** 2
-    small[0] = True
-    cores[small[cores]] = 0
-    labels = watershed(smooth, cores, mask=foreground.view(np.bool_)).astype(np.int32)
-    unreached = (labels == 0) & (foreground > 0)
-    if unreached.any():
-        _, regions = cv2.connectedComponents(foreground, connectivity=8, ltype=cv2.CV_32S)
-        labels[unreached] = regions[unreached] + n
-    return label_instances(labels, min_area=min_area)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8,
+                                                           ltype=cv2.CV_32S)
+    areas = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
+    if n > 1:
+        log = cv2.log(cv2.add(cv2.max(np.ascontiguousarray(image, np.float32), 0.0), 1.0))
+        smooth = cv2.GaussianBlur(log, (0, 0), max(1.0, diameter / 10))
+        side = 2 * max(1, round(diameter / 2)) + 1
+        darker = cv2.compare(smooth, cv2.blur(smooth, (side, side)), cv2.CMP_LT) & foreground
+        _, bodies, body_stats, _ = cv2.connectedComponentsWithStats(darker, connectivity=8,
+                                                                    ltype=cv2.CV_32S)
+        big = body_stats[:, cv2.CC_STAT_AREA] >= np.pi * (diameter / 8) ** 2
+        markers = _relabel(bodies, big)
+        labels, areas = _flood(labels, stats, markers, smooth, lambda regions, _: regions)
+    return _relabel(labels, areas >= max(min_area, 1))
 
 
 def label_instances(labels: NDArray[np.integer[Any]], *, min_area: int = 0
@@ -159,10 +161,12 @@ def _summits(distance: NDArray[np.float32], diameter: float) -> NDArray[np.int32
     return markers
 
 
-def _split(components: NDArray[np.int32], stats: NDArray[np.int32], markers: NDArray[np.int32],
-           distance: NDArray[np.float32], neck: float
+def _flood(components: NDArray[np.int32], stats: NDArray[np.int32], markers: NDArray[np.int32],
+           elevation: NDArray[np.float32],
+           refine: Callable[[NDArray[np.int32], tuple[slice, slice]], NDArray[np.int32]]
            ) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
-    """Watershed of every component with two or more markers, then the merge guard.
+    """Watershed of `elevation` from the markers in every component holding two or more,
+    each in its bounding box, then `refine(regions, box)` (e.g. a merge guard).
 
     A split component keeps its label for its first piece; the others get labels after the
     last one, so labels stay 1..n. Returns the labels and the area of each.
@@ -181,8 +185,9 @@ def _split(components: NDArray[np.int32], stats: NDArray[np.int32], markers: NDA
         x, y, width, height = stats[component, :4]
         box = np.s_[y : y + height, x : x + width]
         inside = components[box] == component
-        regions = watershed(-distance[box], np.where(inside, markers[box], 0), mask=inside)
-        regions = _merge_shallow(regions, distance[box], neck)
+        regions = watershed(elevation[box], np.where(inside, markers[box], 0), mask=inside,
+                            connectivity=2)  # as the components: 8-connected
+        regions = refine(regions, box)
         pieces = np.bincount(regions[inside])
         ids = np.flatnonzero(pieces)
         if len(ids) < 2:

@@ -111,10 +111,12 @@ def track_cells(
                 _bridge_gap(earlier, last_seen, regions, areas, tracks, min_iou)
         else:
             areas = np.bincount(regions.ravel(), minlength=n_regions + 1)
-        new = np.flatnonzero(tracks[1:] == 0) + 1
+        present = areas > 0  # instance labels may skip values
+        present[0] = False
+        new = np.flatnonzero((tracks == 0) & present)
         tracks[new] = np.arange(len(last_seen), len(last_seen) + len(new))
         last_seen = np.concatenate([last_seen, np.zeros(len(new), np.int64)])
-        last_seen[tracks[1:]] = t
+        last_seen[tracks[present]] = t
         if len(last_seen) - 1 > max_id:
             raise ValueError(f"{len(last_seen) - 1} tracks do not fit in the dtype of out; "
                              "use uint32")
@@ -230,7 +232,8 @@ def _regions(frame: NDArray[Any], connectivity: int, min_size: int, max_size: in
     """The frame's cells labelled 1..n, without those outside the sizes.
 
     A boolean frame is a mask whose connected regions are the cells (row-major order); an
-    integer frame holds instance labels, kept in the order of their values.
+    integer frame holds instance labels, kept in the order of their values (unchanged, gaps
+    included, without size limits: labels of no pixel start no track).
     """
     if frame.dtype == np.bool_:
         n, labels = cv2.connectedComponents(frame.view(np.uint8), connectivity=connectivity,
@@ -240,6 +243,8 @@ def _regions(frame: NDArray[Any], connectivity: int, min_size: int, max_size: in
     else:
         labels = frame.astype(np.int32, copy=False)
         n = int(labels.max(initial=0)) + 1
+        if min_size <= 1 and max_size is None:
+            return labels, n - 1
     areas = np.bincount(labels.ravel(), minlength=n)
     keep = (areas >= max(min_size, 1)) & (areas <= (areas.max() if max_size is None
                                                     else max_size))
