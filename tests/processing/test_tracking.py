@@ -91,7 +91,8 @@ def test_tracking_equals_brute_force_reference(seed: int, max_gap: int) -> None:
                 continue  # missed by the segmentation in this frame
             yy, xx = y + dy * t, x + dx * t
             masks[t, max(yy, 0) : max(yy + h, 0), max(xx, 0) : max(xx + w, 0)] = True
-    np.testing.assert_array_equal(track_cells(masks, max_gap=max_gap),
+    # The reference does not split merged regions (`test_a_region_covering_two_cells_...`).
+    np.testing.assert_array_equal(track_cells(masks, max_gap=max_gap, split_merged=False),
                                   reference_track(masks, max_gap=max_gap))
 
 
@@ -146,12 +147,34 @@ def test_below_min_iou_a_moved_cell_starts_a_new_track() -> None:
     assert track_cells(masks, min_iou=0.05)[1, 10, 20] == 1
 
 
-def test_of_two_merging_cells_one_track_continues() -> None:
+def test_of_two_merging_cells_one_track_continues_without_splitting() -> None:
     masks = np.zeros((2, 30, 60), bool)
     masks[0, 5:15, 5:15] = masks[0, 5:15, 17:30] = True
     masks[1, 5:15, 5:30] = True
-    tracks = track_cells(masks)
+    tracks = track_cells(masks, split_merged=False)
     assert np.unique(tracks[1]).tolist() == [0, 2]  # the larger overlap (IoU 130/250) wins
+
+
+def test_a_region_covering_two_tracked_cells_is_split_between_them() -> None:
+    masks = np.zeros((3, 30, 60), bool)
+    masks[0, 5:15, 5:15] = masks[0, 5:15, 17:30] = True
+    masks[1:, 5:15, 5:31] = True  # the two touch and move 1 px right
+    masks[1:, 20:25, 40:45] = True  # a new cell beside them
+    tracks = track_cells(masks)
+    assert tracks[1, 10, 7] == tracks[2, 10, 7] == 1
+    assert tracks[1, 10, 25] == tracks[2, 10, 25] == 2
+    assert tracks[1, 22, 42] == tracks[2, 22, 42] == 3
+    # Each pixel goes to the nearer seed: the boundary stays where the gap was.
+    assert (tracks[1, 5:15, 5:16] == 1).all() and (tracks[1, 5:15, 17:31] == 2).all()
+
+
+def test_a_cell_growing_over_a_small_neighbour_is_not_split() -> None:
+    masks = np.zeros((2, 40, 40), bool)
+    masks[0, 5:30, 5:30] = True
+    masks[0, 10:12, 32:34] = True  # a 4-px speck beside it, half of it inside the next region
+    masks[1, 5:30, 5:33] = True
+    tracks = track_cells(masks)
+    assert np.unique(tracks[1]).tolist() == [0, 1]
 
 
 def test_size_filters_drop_small_and_large_regions() -> None:

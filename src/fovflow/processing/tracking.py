@@ -9,6 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from fovflow.processing._stacks import OutputStack, Progress, Stack, iter_frames, output_stack
@@ -36,6 +37,7 @@ def track_cells(
     max_size: int | None = None,
     connectivity: int = 4,
     max_gap: int = 1,
+    split_merged: bool = True,
     out: OutputStack | None = None,
     progress: Progress | None = None,
 ) -> OutputStack:
@@ -64,6 +66,10 @@ def track_cells(
     max_gap : int
         Most consecutive frames a cell may be missing and keep its track (0: a cell missing
         from one frame starts a new track when it is back).
+    split_merged : bool
+        Split a region that holds most of two or more cells of the previous frame (touching
+        cells the segmentation joined) between them, each pixel to the nearest (`_split_merged`);
+        the parts then continue those cells' tracks.
     out : writable (T, Y, X) stack of unsigned integers, optional
         Where to write the labels; a new uint32 array if None.
     progress : callable, optional
@@ -104,8 +110,12 @@ def track_cells(
         regions, n_regions = _regions(frame, connectivity, min_size, max_size)
         tracks = np.zeros(n_regions + 1, np.int64)
         if recent:
-            matched_previous, matched_current, areas = _match(recent[-1].regions, regions,
-                                                              min_iou)
+            overlaps = _overlaps(recent[-1].regions, regions)
+            if split_merged:
+                regions, n_regions, overlaps = _split_merged(recent[-1].regions, regions,
+                                                             n_regions, overlaps)
+                tracks = np.zeros(n_regions + 1, np.int64)
+            matched_previous, matched_current, areas = _match(overlaps, min_iou)
             tracks[matched_current] = recent[-1].tracks[matched_previous]
             for earlier in reversed(list(recent)[:-1]):  # the shortest gap first
                 _bridge_gap(earlier, last_seen, regions, areas, tracks, min_iou)
@@ -171,18 +181,63 @@ def match_regions(
     O(pixels + pairs); the assignment runs only on regions with more than one candidate
     partner (where cells merge, split or crowd), so it stays small.
     """
-    matched_previous, matched_current, _ = _match(previous, current, min_iou)
+    matched_previous, matched_current, _ = _match(_overlaps(previous, current), min_iou)
     return matched_previous, matched_current
 
 
-def _match(previous: NDArray[np.integer[Any]], current: NDArray[np.integer[Any]],
-           min_iou: float) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
-    """`match_regions`, and the area of every current label, counted on the way."""
-    pair_previous, pair_current, intersection, area_previous, area_current = _overlaps(
-        previous, current)
+def _match(overlaps: tuple[NDArray[np.intp], ...], min_iou: float
+           ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
+    """`match_regions` from the `_overlaps` of two frames, and the area of every current
+    label."""
+    pair_previous, pair_current, intersection, area_previous, area_current = overlaps
     iou = intersection / (area_previous[pair_previous] + area_current[pair_current]
                           - intersection)
     return *_best_pairs(pair_previous, pair_current, iou, min_iou), area_current
+
+
+def _split_merged(previous: NDArray[np.int32], regions: NDArray[np.int32], n_regions: int,
+                  overlaps: tuple[NDArray[np.intp], ...]
+                  ) -> tuple[NDArray[np.int32], int, tuple[NDArray[np.intp], ...]]:
+    """Split every region that holds most of two or more cells of the previous frame.
+
+    Two cells that touch can become one region. Each previous cell that has at least half
+    of its area inside such a region, and a quarter of its share of the region's area, seeds
+    one part of it; every pixel of the region goes to the nearest seed. The first part keeps
+    the region's label, the others get new ones. Returns the regions, their count and their
+    overlaps with `previous` (recounted only when something was split).
+    """
+    pair_previous, pair_current, intersection, area_previous, area_current = overlaps
+    covers = intersection * 2 >= area_previous[pair_previous]
+    count = np.bincount(pair_current[covers], minlength=n_regions + 1)
+    # A speck beside a cell is no seed.
+    covers &= area_previous[pair_previous] * 4 * count[pair_current] >= area_current[pair_current]
+    merged = np.flatnonzero(np.bincount(pair_current[covers], minlength=n_regions + 1) >= 2)
+    if not len(merged):
+        return regions, n_regions, overlaps
+    regions = regions.copy()
+    boxes = ndimage.find_objects(regions, max_label=int(merged.max()))
+    for label in merged:
+        box = boxes[label - 1]
+        inside = regions[box] == label
+        seeds = pair_previous[covers & (pair_current == label)]
+        lookup = np.zeros(int(seeds.max()) + 2, np.int32)
+        lookup[seeds] = np.arange(1, len(seeds) + 1)
+        under = np.minimum(previous[box], seeds.max() + 1)  # labels above the seeds: none
+        part = _nearest_seed(np.where(inside, lookup[under], 0), inside)
+        new_labels = np.array([label, *range(n_regions + 1, n_regions + len(seeds))], np.int32)
+        regions[box][inside] = new_labels[part[inside] - 1]
+        n_regions += len(seeds) - 1
+    return regions, n_regions, _overlaps(previous, regions)
+
+
+def _nearest_seed(markers: NDArray[np.int32], inside: NDArray[np.bool_]) -> NDArray[np.int32]:
+    """Inside, the marker value (1..k) of the nearest marked pixel."""
+    _, nearest = cv2.distanceTransformWithLabels((markers == 0).view(np.uint8), cv2.DIST_L2,
+                                                 cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL)
+    marked = markers > 0
+    value_of = np.zeros(int(nearest.max()) + 1, np.int32)
+    value_of[nearest[marked]] = markers[marked]
+    return np.where(inside, value_of[nearest], 0)
 
 
 def _best_pairs(pair_previous: NDArray[np.intp], pair_current: NDArray[np.intp],
