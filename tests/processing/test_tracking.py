@@ -91,8 +91,7 @@ def test_tracking_equals_brute_force_reference(seed: int, max_gap: int) -> None:
                 continue  # missed by the segmentation in this frame
             yy, xx = y + dy * t, x + dx * t
             masks[t, max(yy, 0) : max(yy + h, 0), max(xx, 0) : max(xx + w, 0)] = True
-    # The reference does not split merged regions (`test_a_region_covering_two_cells_...`).
-    np.testing.assert_array_equal(track_cells(masks, max_gap=max_gap, split_merged=False),
+    np.testing.assert_array_equal(track_cells(masks, max_gap=max_gap),
                                   reference_track(masks, max_gap=max_gap))
 
 
@@ -160,7 +159,7 @@ def test_a_region_covering_two_tracked_cells_is_split_between_them() -> None:
     masks[0, 5:15, 5:15] = masks[0, 5:15, 17:30] = True
     masks[1:, 5:15, 5:31] = True  # the two touch and move 1 px right
     masks[1:, 20:25, 40:45] = True  # a new cell beside them
-    tracks = track_cells(masks)
+    tracks = track_cells(masks, split_merged=True)
     assert tracks[1, 10, 7] == tracks[2, 10, 7] == 1
     assert tracks[1, 10, 25] == tracks[2, 10, 25] == 2
     assert tracks[1, 22, 42] == tracks[2, 22, 42] == 3
@@ -173,7 +172,7 @@ def test_a_cell_growing_over_a_small_neighbour_is_not_split() -> None:
     masks[0, 5:30, 5:30] = True
     masks[0, 10:12, 32:34] = True  # a 4-px speck beside it, half of it inside the next region
     masks[1, 5:30, 5:33] = True
-    tracks = track_cells(masks)
+    tracks = track_cells(masks, split_merged=True)
     assert np.unique(tracks[1]).tolist() == [0, 1]
 
 

@@ -37,7 +37,7 @@ def track_cells(
     max_size: int | None = None,
     connectivity: int = 4,
     max_gap: int = 1,
-    split_merged: bool = True,
+    split_merged: bool = False,
     out: OutputStack | None = None,
     progress: Progress | None = None,
 ) -> OutputStack:
@@ -69,7 +69,8 @@ def track_cells(
     split_merged : bool
         Split a region that holds most of two or more cells of the previous frame (touching
         cells the segmentation joined) between them, each pixel to the nearest (`_split_merged`);
-        the parts then continue those cells' tracks.
+        the parts then continue those cells' tracks. Off by default: it also carries a cell
+        the segmentation cut in two forward (real nuclei, GOWT1: SEG 0.80 -> 0.72).
     out : writable (T, Y, X) stack of unsigned integers, optional
         Where to write the labels; a new uint32 array if None.
     progress : callable, optional
