@@ -6,11 +6,15 @@ import itertools
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 from gui_helpers import load_movie, set_up_run, statuses, wait_for_run, wait_until_a_fov_runs
 from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QFormLayout, QMessageBox
 
 from fovflow.gui.workers import running_handles
+from fovflow.processing.segmentation import METHODS
 
 
 def test_metadata_is_shown_when_a_file_is_loaded(qtbot, window, movie):
@@ -18,8 +22,10 @@ def test_metadata_is_shown_when_a_file_is_loaded(qtbot, window, movie):
     load_movie(qtbot, tab, movie)
     assert "4 FOVs × 12 frames × 2 channels" in tab.metadata_label.text()
     assert "128 × 160 px" in tab.metadata_label.text()
-    assert [tab.pc_combo.itemText(i) for i in range(tab.pc_combo.count())] == ["0: Phase",
-                                                                               "1: GFP"]
+    combo = tab.segment_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == ["0: Phase", "1: GFP"]
+    labels = [form.labelForField(combo) for form in tab.findChildren(QFormLayout)]
+    assert [label.text() for label in labels if label] == ["Segment channel"]
 
 
 def test_four_fov_run_in_worker_processes_reaches_100_percent_with_traces_on_disk(
@@ -112,6 +118,89 @@ def test_a_bad_parameter_is_reported_without_starting(qtbot, window, movie, tmp_
     assert tab.start_button.isEnabled()
 
 
+def test_fluorescence_method_and_a_diameter_of_25_px_go_into_the_config(qtbot, window, movie,
+                                                                       tmp_path):
+    tab = window.processing
+    load_movie(qtbot, tab, movie)
+    set_up_run(tab, tmp_path / "out", executor="thread")
+    assert tab.segmentation.method_combo.findText("fluorescence") >= 0
+    tab.segmentation.method_combo.setCurrentText("fluorescence")
+    tab.segmentation.diameter_edit.setText("25")
+    tab.segment_combo.setCurrentIndex(1)  # segment the GFP channel and measure it too
+    config = tab.config()
+    assert config.segmentation == {"method": "fluorescence", "diameter": 25}
+    assert config.segment_channel == 1 and config.fl_channels == (1,)
+    segmentation = config.step_parameters()["segmentation"]
+    assert segmentation["method"] == "fluorescence" and segmentation["diameter"] == 25.0
+    rows = [name for name in _row_names(tab) if name.startswith("segmentation.")]
+    assert rows == [f"segmentation.{name}" for name in
+                    ("threshold", "local", "smoothing", "neck", "min_area")]
+    assert tab.parameters.value("segmentation.threshold") == "triangle"
+    assert tab.parameters.value("segmentation.smoothing") == "auto"  # derived from diameter
+    assert tab.parameters.value("extraction.min_length") == "5"  # other rows keep their text
+    tab.parameters.set_value("segmentation.smoothing", "")  # blank: still not overridden
+    tab.parameters.set_value("segmentation.min_area", "40")
+    assert tab.config().segmentation == {"method": "fluorescence", "diameter": 25,
+                                         "min_area": 40}
+    tab.segmentation.method_combo.setCurrentText("phase")
+    assert "segmentation.window" in _row_names(tab)
+    assert tab.parameters.value("segmentation.threshold") == "otsu"
+    assert tab.config().segmentation == {"method": "phase", "diameter": 25}
+
+
+def test_a_plugin_method_is_offered_with_its_own_parameter_rows(qtbot, window, movie, tmp_path,
+                                                                monkeypatch):
+    def toy(frame, *, diameter, level: float = 0.5, radius: int | None = None):
+        return np.zeros(frame.shape, np.uint32)
+
+    monkeypatch.setitem(METHODS, "toy", toy)
+    tab = window.processing
+    load_movie(qtbot, tab, movie)  # a file load lists the methods again
+    set_up_run(tab, tmp_path / "out", executor="thread")
+    tab.segmentation.set_method("toy")
+    assert [name for name in _row_names(tab) if name.startswith("segmentation.")] == [
+        "segmentation.level", "segmentation.radius"]
+    assert tab.parameters.value("segmentation.radius") == "auto"
+    tab.parameters.set_value("segmentation.level", "0.8")
+    assert tab.config().segmentation == {"method": "toy", "diameter": "auto", "level": 0.8}
+
+
+def test_a_run_segmented_by_fluorescence_in_microns_finishes(qtbot, window, movie, tmp_path):
+    tab = window.processing
+    load_movie(qtbot, tab, movie)
+    set_up_run(tab, tmp_path / "out", executor="serial", workers=1)
+    tab.segmentation.set_method("fluorescence")
+    tab.segmentation.diameter_edit.setText("12um")
+    tab.segment_combo.setCurrentIndex(1)
+    tab.start_button.click()
+    wait_for_run(qtbot, tab)
+    assert all(text.startswith("done") for text in statuses(tab).values())
+    traces = pd.read_csv(tmp_path / "out" / "fov_000" / "traces_ch_1.csv")
+    assert len(traces)
+
+
+_DIAMETER_RULE = "diameter must be auto, a positive number of pixels or microns like 12um"
+
+
+@pytest.mark.parametrize(("diameter", "message"), [
+    ("-3", f"{_DIAMETER_RULE}, not -3"),
+    ("12 parsecs", f"{_DIAMETER_RULE}, not '12 parsecs'"),
+    ("500", "diameter 500 px is larger than the frames of sim.ome.tif (160x128)"),
+])
+def test_a_bad_diameter_shows_the_config_error_and_starts_nothing(qtbot, window, movie,
+                                                                 tmp_path, diameter, message):
+    tab = window.processing
+    load_movie(qtbot, tab, movie)
+    set_up_run(tab, tmp_path / "out", executor="thread")
+    tab.segmentation.diameter_edit.setText(diameter)
+    tab.start_button.click()
+    assert tab.handle is None  # no run was started
+    assert window.statusBar().currentMessage() == f"error: {message}"
+    dialog = tab.findChild(QMessageBox)
+    assert dialog.text() == message and not dialog.detailedText()  # no traceback
+    assert tab.start_button.isEnabled() and not (tmp_path / "out").exists()
+
+
 def test_closing_the_window_during_a_run_cancels_it_cleanly(qtbot, qtlog, window, long_movie,
                                                             tmp_path):
     tab = window.processing
@@ -138,3 +227,8 @@ def test_an_unreadable_file_is_reported_in_the_status_bar_and_a_dialog(qtbot, wi
     assert window.statusBar().currentMessage().startswith("error: ")
     assert "empty" in window.statusBar().currentMessage()
     assert tab.metadata is None and tab.start_button.isEnabled()
+
+
+def _row_names(tab) -> list[str]:
+    table = tab.parameters
+    return [table.item(row, 0).text() for row in range(table.rowCount())]

@@ -1,7 +1,9 @@
 """The processing parameters table: FOV range, workers, batch size, executor, step parameters.
 
-Each row shows a parameter and its value as text; a step parameter whose text still equals its
-default is not sent, so defaults keep living in the algorithms' signatures.
+Each row shows a parameter and its value as text; a step parameter whose text is blank or still
+equals its default is not sent, so defaults keep living in the algorithms' signatures. The
+segmentation rows are those of the chosen method (`set_segmentation_method`); its method and
+diameter are chosen beside the table (`fovflow.gui.segmentation_fields`).
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 from fovflow.errors import ConfigError
-from fovflow.workflow.config import WorkflowConfig
+from fovflow.gui.segmentation_fields import segmentation_rows
+from fovflow.workflow.config import EXECUTORS, WorkflowConfig
 
 STEPS = ("segmentation", "background", "tracking", "extraction")
 _GENERAL = {
     "fovs": ("all", "FOVs to process, e.g. 0-9,12 (all: every FOV of the file)"),
     "n_workers": ("2", "worker processes or threads"),
     "batch_size": ("auto", "most FOVs in flight at once (auto: n_workers)"),
-    "executor": ("process", "process, thread or serial"),
+    "executor": ("process", f"how FOVs run in parallel: {', '.join(EXECUTORS)}"),
 }
 
 
@@ -33,13 +36,23 @@ class ParameterTable(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.horizontalHeader().setStretchLastSection(True)
         self.verticalHeader().hide()
+        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         self._defaults: dict[str, str] = {}
+        self._others: dict[str, tuple[str, str]] = {}  # rows of the steps after segmentation
         probe = WorkflowConfig(input=".", output=".")
-        rows = {name: value for name, (value, _) in _GENERAL.items()}
         for step, parameters in probe.step_parameters().items():
-            rows.update({f"{step}.{name}": _text(value) for name, value in parameters.items()})
-        for name, value in rows.items():
-            self._add_row(name, value, _GENERAL.get(name, ("", f"{name.split('.')[0]} step"))[1])
+            if step != "segmentation":
+                self._others.update({f"{step}.{name}": (_text(value), f"{step} step")
+                                     for name, value in parameters.items()})
+        self._fill({**_GENERAL, **segmentation_rows("phase"), **self._others}, {})
+
+    def set_segmentation_method(self, method: str) -> None:
+        """Show `method`'s parameter rows, at their defaults; the other rows keep their text."""
+        kept = {name: self.value(name) for name in self._defaults
+                if not name.startswith("segmentation.")}
+        self.setRowCount(0)
+        self._defaults = {}
+        self._fill({**_GENERAL, **segmentation_rows(method), **self._others}, kept)
 
     def set_value(self, name: str, value: str) -> None:
         """Set the text of parameter `name` (e.g. ``"extraction.min_length"``)."""
@@ -49,7 +62,8 @@ class ParameterTable(QTableWidget):
         return self.item(self._row(name), 1).text().strip()
 
     def overrides(self) -> dict[str, Any]:
-        """The `WorkflowConfig` keys for the current values (step parameters only if changed).
+        """The `WorkflowConfig` keys for the current values (step parameters only if changed;
+        the segmentation method and diameter are not the table's).
 
         Raises
         ------
@@ -65,9 +79,16 @@ class ParameterTable(QTableWidget):
         }
         for name, default in self._defaults.items():
             step, _, parameter = name.partition(".")
-            if step in STEPS and self.value(name) != default:
+            if step in STEPS and self.value(name) not in ("", default):
                 config.setdefault(step, {})[parameter] = _parse(name, self.value(name))
         return config
+
+    def _fill(self, rows: dict[str, tuple[str, str]], texts: dict[str, str]) -> None:
+        """Add `rows` (name: (default text, help)), with `texts` in place of some defaults."""
+        for name, (default, tip) in rows.items():
+            self._add_row(name, default, tip)
+            if name in texts:
+                self.set_value(name, texts[name])
 
     def _add_row(self, name: str, value: str, tip: str) -> None:
         row = self.rowCount()
@@ -76,7 +97,9 @@ class ParameterTable(QTableWidget):
         key.setFlags(key.flags() & ~Qt.ItemFlag.ItemIsEditable)
         key.setToolTip(tip)
         self.setItem(row, 0, key)
-        self.setItem(row, 1, QTableWidgetItem(value))
+        item = QTableWidgetItem(value)
+        item.setToolTip(f"{tip} (default {value})")
+        self.setItem(row, 1, item)
         self._defaults[name] = value
 
     def _row(self, name: str) -> int:

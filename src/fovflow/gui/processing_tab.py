@@ -24,17 +24,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fovflow.errors import ConfigError
+from fovflow.errors import ConfigError, FovflowError
 from fovflow.gui.log_panel import show_error
 from fovflow.gui.merge_panel import MergePanel
 from fovflow.gui.parameters import ParameterTable
+from fovflow.gui.segmentation_fields import SegmentationFields
 from fovflow.gui.tasks import MetadataWorker, RunWorker
 from fovflow.gui.widgets import checkable, is_checked, with_button
 from fovflow.gui.workers import WorkerHandle, start_worker
 from fovflow.io.microscopy import DatasetMetadata
 from fovflow.processing.extraction import DEFAULT_FEATURES, FEATURES
 from fovflow.ranges import format_ranges
-from fovflow.workflow.config import WorkflowConfig
+from fovflow.workflow.config import WorkflowConfig, diameter_px
 from fovflow.workflow.events import FovFinished, RunFinished, RunStarted, StepProgress
 from fovflow.workflow.run import RunReport
 
@@ -59,8 +60,12 @@ class ProcessingTab(QWidget):
         self.input_edit.returnPressed.connect(self._load_typed)
         self.metadata_label = QLabel("no file loaded")
         self.metadata_label.setWordWrap(True)
-        self.pc_combo = QComboBox()
+        self.segment_combo = QComboBox()
+        self.segment_combo.setToolTip("the channel cells are segmented in (and then tracked)")
+        self.segmentation = SegmentationFields()
         self.fl_list = QListWidget()
+        self.fl_list.setToolTip("channels whose intensities are measured; the segmented "
+                                "channel may be one of them")
         self.feature_list = QListWidget()
         for name in FEATURES:
             self.feature_list.addItem(checkable(name, name in DEFAULT_FEATURES))
@@ -68,6 +73,7 @@ class ProcessingTab(QWidget):
         self.feature_list.setMaximumHeight(90)
         self.output_edit = QLineEdit(placeholderText="run folder")
         self.parameters = ParameterTable()
+        self.segmentation.method_changed.connect(self.parameters.set_segmentation_method)
 
         self.start_button = QPushButton("Start")
         self.cancel_button = QPushButton("Cancel")
@@ -90,7 +96,8 @@ class ProcessingTab(QWidget):
         form = QFormLayout(setup)
         form.addRow("File", with_button(self.input_edit, "Browse…", self._browse_input))
         form.addRow("", self.metadata_label)
-        form.addRow("Phase contrast", self.pc_combo)
+        form.addRow("Segment channel", self.segment_combo)
+        form.addRow("Method", self.segmentation)
         form.addRow("Fluorescence", self.fl_list)
         form.addRow("Features", self.feature_list)
         form.addRow("Output", with_button(self.output_edit, "Browse…", self._browse_output))
@@ -112,6 +119,7 @@ class ProcessingTab(QWidget):
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([1000, 1000])  # halves, whatever the widgets' size hints
         QVBoxLayout(self).addWidget(splitter)
 
     # ---- input ----------------------------------------------------------------------------
@@ -152,20 +160,27 @@ class ProcessingTab(QWidget):
             f"{metadata.n_fovs} FOVs × {metadata.n_frames} frames × {metadata.n_channels} "
             f"channels ({', '.join(channels)}); {metadata.height} × {metadata.width} px, "
             f"{metadata.dtype}{pixel}; times in {metadata.time_unit}")
-        self.pc_combo.clear()
-        self.pc_combo.addItems(channels)
+        self.segment_combo.clear()
+        self.segment_combo.addItems(channels)
+        self.segmentation.set_pixel_size(metadata.pixel_size_um)
+        plugin_error = self.segmentation.refresh_methods()
         self.fl_list.clear()
-        for index, label in enumerate(channels):
-            self.fl_list.addItem(checkable(label, index != 0))
+        for index, label in enumerate(channels):  # all but the first, or a file's only one
+            self.fl_list.addItem(checkable(label, index != 0 or len(channels) == 1))
+        rows = min(len(channels), 3)  # no empty space under a file's few channels
+        self.fl_list.setMaximumHeight(rows * self.fl_list.sizeHintForRow(0)
+                                      + 2 * self.fl_list.frameWidth() + 2)
         if not self.output_edit.text():
             name = metadata.path.name.split(".")[0]
             self.output_edit.setText(str(metadata.path.with_name(f"{name}_run")))
         self.parameters.set_value("fovs", "all" if metadata.n_fovs > 1 else "0")
-        self.status.emit(f"loaded {metadata.path.name}")
+        self.status.emit(f"loaded {metadata.path.name}" + (
+            f"; segmentation plugins not loaded: {plugin_error}" if plugin_error else ""))
 
     # ---- run ------------------------------------------------------------------------------
     def config(self) -> WorkflowConfig:
-        """The configuration the widgets describe; `ConfigError` if something is missing."""
+        """The configuration the widgets describe; `ConfigError` if something is missing or
+        invalid (the diameter is checked against the file too)."""
         if self.metadata is None:
             raise ConfigError("load a microscopy file first")
         if not self.output_edit.text().strip():
@@ -173,17 +188,22 @@ class ProcessingTab(QWidget):
         fl = [i for i in range(self.fl_list.count()) if is_checked(self.fl_list.item(i))]
         features = [self.feature_list.item(i).text() for i in range(self.feature_list.count())
                     if is_checked(self.feature_list.item(i))]
-        return WorkflowConfig.from_dict({
+        overrides = self.parameters.overrides()
+        overrides["segmentation"] = {**self.segmentation.overrides(),
+                                     **overrides.get("segmentation", {})}
+        config = WorkflowConfig.from_dict({
             "input": self.metadata.path, "output": Path(self.output_edit.text().strip()),
-            "segment_channel": self.pc_combo.currentIndex(), "fl_channels": fl,
-            "features": features, **self.parameters.overrides()})
+            "segment_channel": self.segment_combo.currentIndex(), "fl_channels": fl,
+            "features": features, **overrides})
+        diameter_px(config.step_parameters()["segmentation"]["diameter"], self.metadata)
+        return config
 
     @Slot()
     def start(self) -> None:
         """Start a run with the current settings (errors go to the status bar and a dialog)."""
         try:
             config = self.config()
-        except ConfigError as exc:
+        except FovflowError as exc:  # a bad value, or a plugin that cannot be loaded
             self._on_error(str(exc), "")
             return
         self._todo, self._work, self._rows = {}, {}, {}

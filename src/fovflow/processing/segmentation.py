@@ -187,8 +187,8 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
 
 def _scale_free_foreground(frame: NDArray[Any], method: str) -> NDArray[np.bool_]:
     if method == "phase":
-        return phase_foreground(frame, opening_size=3, opening_iterations=1, closing_size=3,
-                                closing_iterations=1, min_border_area=0)
+        return phase_foreground(frame, threshold="otsu", opening_size=3, opening_iterations=1,
+                                closing_size=3, closing_iterations=1, min_border_area=0)
     return fluorescence_foreground(frame, diameter=1.0, local=False)
 
 

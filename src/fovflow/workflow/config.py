@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import numbers
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ _STEP_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "tracking": track_cells,
     "extraction": extract_features,
 }
-_DRY_RUN_DIAMETER = 8.0  # px, fits the dry run's 32x32 frame
+_DRY_RUN_DIAMETER = 8.0  # px, fits the dry run's 32x48 frame
 # Set by the engine itself, not by a user.
 _NOT_PARAMETERS = {"progress", "out", "features", "times", "fov"}
 
@@ -186,8 +186,9 @@ class WorkflowConfig:
 
 
 def _dry_run(parameters: Mapping[str, Mapping[str, Any]]) -> None:
-    """Run each step on one blank 32x32 frame so the algorithms check their own parameters."""
-    blank = np.zeros((1, 32, 32), np.uint16)
+    """Run each step on one blank 32x48 frame so the algorithms check their own parameters
+    (not square, so a segmentation method that swaps the axes is caught too)."""
+    blank = np.zeros((1, 32, 48), np.uint16)
     for step, function in _STEP_FUNCTIONS.items():
         inputs = {"background": (blank, blank), "extraction": (blank, blank)}.get(step, (blank,))
         values = dict(parameters[step])
@@ -197,6 +198,11 @@ def _dry_run(parameters: Mapping[str, Mapping[str, Any]]) -> None:
             function(*inputs, **values)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"invalid {step} parameters: {exc}") from exc
+        except Exception as exc:  # a plugin method's own error: report it as the plugin's
+            if step != "segmentation":
+                raise
+            raise ConfigError(f"segmentation method {values.get('method')!r} fails on a blank "
+                              f"frame: {type(exc).__name__}: {exc}") from exc
 
 
 def _segmentation_parameters(overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -210,7 +216,15 @@ def _segmentation_parameters(overrides: Mapping[str, Any]) -> dict[str, Any]:
     diameter = _diameter(overrides.get("diameter", "auto"))
     own = {name: value for name, value in overrides.items() if name not in ("method", "diameter")}
     return {"method": method, "diameter": diameter,
-            **_merge("segmentation", method_defaults(method), own)}
+            **_merge("segmentation", method_defaults(method), own,
+                     _names_or_numbers(METHODS[method]))}
+
+
+def _names_or_numbers(function: Callable[..., Any]) -> set[str]:
+    """Parameters with a name as default that take a number too (annotated ``str | float``,
+    e.g. the fluorescence threshold)."""
+    return {name for name, p in inspect.signature(function).parameters.items()
+            if isinstance(p.default, str) and "float" in str(p.annotation)}
 
 
 def _diameter(value: Any) -> float | str:
@@ -255,7 +269,10 @@ def _defaults_of(function: Callable[..., Any]) -> dict[str, Any]:
             if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in _NOT_PARAMETERS}
 
 
-def _merge(step: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+def _merge(step: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any],
+           numbers_too: Collection[str] = ()) -> dict[str, Any]:
+    """The defaults with the overrides, each like its default (or a number, for the names in
+    `numbers_too`)."""
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{step} parameters must be a mapping of name: value")
     unknown = sorted((name for name in overrides if name not in defaults), key=str)
@@ -264,7 +281,8 @@ def _merge(step: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any])
     merged = dict(defaults)
     for name, value in overrides.items():
         default = defaults[name]
-        if default is not None and not _same_kind(default, value):
+        number = name in numbers_too and _same_kind(0.0, value)
+        if default is not None and not _same_kind(default, value) and not number:
             raise ConfigError(f"{step} parameter {name} must be like {default!r}, not {value!r}")
         merged[name] = value
     return merged
