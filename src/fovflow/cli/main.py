@@ -21,7 +21,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from fovflow import __version__
-from fovflow.errors import FovflowError
+from fovflow.errors import ConfigError, FovflowError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -134,15 +134,33 @@ def simulate(
 @app.command()
 def inspect(
     file: Annotated[Path, typer.Argument(help="Microscopy file (OME-TIFF, ND2, CZI).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the metadata (and the estimate, under 'estimate') as JSON.",
+    )] = False,
+    estimate: Annotated[bool, typer.Option(
+        "--estimate", help="Also suggest, per channel, a segmentation method and the cell "
+                           "diameter, from a few frames, and the run command that uses them.",
+    )] = False,
+    fov: Annotated[int | None, typer.Option(
+        help="FOV --estimate reads (default 0).", show_default=False,
+    )] = None,
 ) -> None:
     """Show what a microscopy file holds: FOVs, frames, channels, size, times, pixel size."""
     from fovflow.io.microscopy import open_dataset
 
+    if fov is not None and not estimate:
+        raise ConfigError("--fov chooses the FOV that --estimate reads; add --estimate")
     with open_dataset(file) as dataset:
         meta = dataset.metadata
+        found = None
+        if estimate:
+            # Imported here: the algorithms and scipy take a second to load.
+            from fovflow.cli.estimate import estimate_channels
+
+            found = estimate_channels(dataset, fov=0 if fov is None else fov)
     if as_json:
-        print(json.dumps(meta.as_dict(), indent=2))  # plain print: machine-readable stdout
+        data = meta.as_dict() | ({"estimate": found.as_dict()} if found else {})
+        print(json.dumps(data, indent=2))  # plain print: machine-readable stdout
         return
     table = Table(title=str(meta.path), show_header=False, title_justify="left")
     table.add_column("field", style="bold")
@@ -157,6 +175,10 @@ def inspect(
     table.add_row("pixel size", pixel)
     table.add_row("times", _describe_times(meta.times[0], meta.time_unit))
     console.print(table)
+    if found:
+        from fovflow.cli.estimate import print_estimate
+
+        print_estimate(found, console)
 
 
 def _describe_times(times: tuple[float, ...], unit: str) -> str:

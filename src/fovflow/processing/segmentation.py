@@ -39,6 +39,7 @@ _ESTIMATE_FRAMES = 3  # frames (spread over the movie) the diameter is estimated
 _EMPTY_FIELD_DIAMETER = 60.0
 _SMALLEST_CELL_PX = 16  # pieces below this area are noise to the diameter estimate
 _GRANULOMETRY_SIZES = 24
+_SMALLEST_DIAMETER_PX = 6.0  # narrower, a 3x3 texture window cannot resolve a cell
 
 
 class NoCellsError(ValueError):
@@ -158,7 +159,8 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
     ValueError
         For a method other than ``phase`` and ``fluorescence``.
     NoCellsError
-        When no frame holds a piece of foreground big enough to measure.
+        When no frame holds a piece of foreground big enough to measure, or the estimate is
+        under 6 px (specks of noise).
 
     Notes
     -----
@@ -182,7 +184,11 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
     kept = np.array([sum(_opened_area(mask, distance, r)
                          for mask, distance in zip(masks, distances, strict=True))
                      for r in radii]) / total
-    return 2.0 * _radius_at_half(radii, kept)
+    diameter = 2.0 * _radius_at_half(radii, kept)
+    if diameter < _SMALLEST_DIAMETER_PX:  # specks of noise: texture that is not cells
+        raise NoCellsError(f"nothing larger than specks ({diameter:.1f} px) to estimate the "
+                           "diameter from; give it in pixels")
+    return diameter
 
 
 def _scale_free_foreground(frame: NDArray[Any], method: str) -> NDArray[np.bool_]:
