@@ -71,7 +71,8 @@ def segment_phase(
     neck : float
         See `split_touching`.
     min_area : int, optional
-        Smallest cell in pixels; default ``min_border_area``.
+        Smallest cell in pixels; default a disk of half the diameter. Cells the frame
+        border cuts need only `min_border_area`.
 
     Returns
     -------
@@ -92,11 +93,13 @@ def segment_phase(
                             n_sigma=n_sigma, opening_size=opening, opening_iterations=1,
                             closing_size=closing, closing_iterations=1,
                             min_border_area=min_border_area)
-    min_area = min_border_area if min_area is None else min_area
+    if min_area is None:
+        min_area = round(np.pi * (diameter / 4) ** 2)
+    sizes = {"min_area": min_area, "min_border_area": min_border_area}
     if split == "intensity":
-        return split_by_intensity(mask, frame, diameter=diameter, min_area=min_area)
+        return split_by_intensity(mask, frame, diameter=diameter, **sizes)
     return split_touching(mask, diameter=diameter, neck=neck if split == "distance" else 0.0,
-                          min_area=min_area)
+                          **sizes)
 
 
 def phase_foreground(

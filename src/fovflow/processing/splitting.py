@@ -26,6 +26,7 @@ def split_touching(
     diameter: float,
     neck: float = 0.7,
     min_area: int = 0,
+    min_border_area: int | None = None,
 ) -> NDArray[np.int32]:
     """Label the cells of a foreground mask, separating cells that touch.
 
@@ -40,7 +41,10 @@ def split_touching(
         narrower than `neck` times the thinner one's width (1: split at every summit, 0: never
         split).
     min_area : int
-        Regions smaller than this (in pixels) are dropped.
+        Regions smaller than this (in pixels) are dropped...
+    min_border_area : int, optional
+        ...except those that touch the frame border and have at least this many pixels
+        (cells the border cuts); default `min_area`.
 
     Returns
     -------
@@ -64,7 +68,7 @@ def split_touching(
         markers = _summits(distance, diameter)
         labels, areas = _flood(labels, stats, markers, -distance,
                                lambda regions, box: _merge_shallow(regions, distance[box], neck))
-    return _relabel(labels, areas >= max(min_area, 1))
+    return _relabel(labels, _big_enough(labels, areas, min_area, min_border_area))
 
 
 def split_by_intensity(
@@ -73,6 +77,7 @@ def split_by_intensity(
     *,
     diameter: float,
     min_area: int = 0,
+    min_border_area: int | None = None,
 ) -> NDArray[np.int32]:
     """Label the cells of a phase-contrast foreground by the image: dark bodies, bright seams.
 
@@ -89,7 +94,10 @@ def split_by_intensity(
     diameter : float
         Typical cell diameter in pixels.
     min_area : int
-        Regions smaller than this (in pixels) are dropped.
+        Regions smaller than this (in pixels) are dropped...
+    min_border_area : int, optional
+        ...except those that touch the frame border and have at least this many pixels
+        (cells the border cuts); default `min_area`.
 
     Returns
     -------
@@ -116,7 +124,7 @@ def split_by_intensity(
         big = body_stats[:, cv2.CC_STAT_AREA] >= np.pi * (diameter / 8) ** 2
         markers = _relabel(bodies, big)
         labels, areas = _flood(labels, stats, markers, smooth, lambda regions, _: regions)
-    return _relabel(labels, areas >= max(min_area, 1))
+    return _relabel(labels, _big_enough(labels, areas, min_area, min_border_area))
 
 
 def label_instances(labels: NDArray[np.integer[Any]], *, min_area: int = 0
@@ -128,6 +136,17 @@ def label_instances(labels: NDArray[np.integer[Any]], *, min_area: int = 0
     O(pixels + largest label).
     """
     return _relabel(labels, np.bincount(labels.ravel()) >= max(min_area, 1))
+
+
+def _big_enough(labels: NDArray[np.int32], areas: NDArray[np.int64], min_area: int,
+                min_border_area: int | None) -> NDArray[np.bool_]:
+    """Per label: at least `min_area` px, or `min_border_area` px and touching the border."""
+    keep = areas >= max(min_area, 1)
+    if min_border_area is not None and min_border_area < min_area:
+        edge = np.zeros(len(areas), bool)
+        edge[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+        keep |= edge & (areas >= max(min_border_area, 1))
+    return keep
 
 
 def _relabel(labels: NDArray[np.integer[Any]], keep: NDArray[np.bool_]) -> NDArray[np.int32]:
