@@ -91,15 +91,23 @@ def load_processing_plugins(folders: Iterable[str | Path] = ()) -> list[str]:
         names += _register(f"plugin {path}", getattr(module, "SEGMENTERS", None), METHODS,
                            register_method, "SEGMENTERS must map method names",
                            "functions of a frame returning its cells' labels")
-    for point in entry_points(group=SEGMENTERS_ENTRY_POINT_GROUP):
-        source = f"entry point {point.name!r} ({point.value})"
-        try:
-            function = point.load()
-        except Exception as exc:  # a broken installed package: say which one
-            raise PluginError(f"{source}: cannot be loaded: {type(exc).__name__}: {exc}") from exc
-        names += _register(source, {point.name: function}, METHODS, register_method,
+    for name, source, function in load_entry_points(SEGMENTERS_ENTRY_POINT_GROUP):
+        names += _register(source, {name: function}, METHODS, register_method,
                            "the entry point must name", "a function of a frame returning labels")
     return names
+
+
+def load_entry_points(group: str) -> list[tuple[str, str, object]]:
+    """``(name, source, object)`` of every installed entry point of `group`, loaded; a package
+    whose entry point cannot be loaded is a `PluginError` naming it."""
+    loaded = []
+    for point in entry_points(group=group):
+        source = f"entry point {point.name!r} ({point.value})"
+        try:
+            loaded.append((point.name, source, point.load()))
+        except Exception as exc:  # a broken installed package: say which one
+            raise PluginError(f"{source}: cannot be loaded: {type(exc).__name__}: {exc}") from exc
+    return loaded
 
 
 def _register(source: str, functions: object, registry: dict[str, Any],

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from fovflow.analysis.models.base import Model, Parameter
 from fovflow.analysis.models.builtin import BUILTIN_MODELS
 from fovflow.errors import ConfigError, PluginError
-from fovflow.plugins import PLUGINS_ENV, import_plugin, plugin_files
+from fovflow.plugins import PLUGINS_ENV, import_plugin, load_entry_points, plugin_files
 
 ENTRY_POINT_GROUP = "fovflow.models"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -120,12 +119,5 @@ def _check_function(model: Model, where: str) -> None:
 
 
 def _entry_point_models() -> list[Model]:
-    models = []
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        source = f"entry point {point.name!r} ({point.value})"
-        try:
-            loaded = point.load()
-        except Exception as exc:  # a broken installed package: say which one
-            raise PluginError(f"{source}: cannot be loaded: {type(exc).__name__}: {exc}") from exc
-        models.append(validate_model(loaded, source))
-    return models
+    return [validate_model(loaded, source)
+            for _, source, loaded in load_entry_points(ENTRY_POINT_GROUP)]
