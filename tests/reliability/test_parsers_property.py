@@ -175,7 +175,8 @@ def test_any_config_mapping_loads_a_valid_config_or_raises_a_fovflow_error(
         assert "\n" not in str(error)
         return
     assert isinstance(config.segment_channel, int)
-    assert config.fl_channels and all(isinstance(c, int) for c in config.fl_channels)
+    assert config.fl_channels is None or (
+        config.fl_channels and all(isinstance(c, int) for c in config.fl_channels))
     assert isinstance(config.n_workers, int) and config.n_workers >= 1
     assert config.fovs.strip().lower() == "all" or parse_ranges(config.fovs)
     assert WorkflowConfig.from_dict(config.to_dict()) == config  # what a run saves reloads

@@ -9,14 +9,17 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 import yaml
 import zarr
 
 from fovflow.errors import ConfigError, FovflowError
+from fovflow.io.microscopy import open_dataset
 from fovflow.io.store import MANIFEST_NAME
-from fovflow.io.synthetic import SimulationConfig, write_simulation
+from fovflow.io.synthetic import SimulationConfig, simulate_fov, write_simulation
 from fovflow.workflow.cancel import CancelToken
 from fovflow.workflow.config import WorkflowConfig
 from fovflow.workflow.events import (
@@ -317,3 +320,29 @@ def test_metadata_the_caller_already_read_is_used_as_is(movie, tmp_path, monkeyp
     report = run_workflow(config_for(movie, tmp_path, executor="serial", fovs="0"),
                           metadata=metadata)
     assert report.processed == (0,)
+
+
+def test_a_file_with_one_channel_is_segmented_and_measured_by_default(tmp_path) -> None:
+    nuclei = simulate_fov(SimulationConfig(kind="nuclei", n_fovs=1, n_frames=4, height=128,
+                                           width=128, seed=2), fov=0)
+    movie = tmp_path / "nuclei.ome.tif"
+    with tifffile.TiffWriter(movie, ome=True) as writer:
+        writer.write(nuclei.phase[:, None], metadata={"axes": "TCYX", "Channel": {"Name": ["H2B"]}})
+    config = WorkflowConfig(input=movie, output=tmp_path / "out", executor="serial",
+                            segmentation={"method": "fluorescence"}, extraction={"min_length": 1})
+    report = run_workflow(config)
+    assert report.ok
+    traces = pd.read_csv(tmp_path / "out" / "fov_000" / "traces_ch_0.csv")
+    assert traces["cell"].nunique() >= 0.8 * (len(np.unique(nuclei.labels[0])) - 1)
+    saved = yaml.safe_load((tmp_path / "out" / "run_config.yaml").read_text())
+    assert saved["fl_channels"] == [0]
+
+
+def test_left_open_the_measured_channels_are_all_but_the_segmented_one(movie) -> None:
+    with open_dataset(movie) as dataset:
+        metadata = dataset.metadata
+    config = WorkflowConfig(input=movie, output="out", segment_channel=1)
+    assert config.fl_channels is None
+    assert config.for_file(metadata).fl_channels == tuple(
+        c for c in range(metadata.n_channels) if c != 1)
+    assert config.with_overrides(fl_channels=(1,)).for_file(metadata).fl_channels == (1,)

@@ -40,7 +40,8 @@ def run(
         "--segment-channel", "--pc", help="Channel to segment (default 0); --pc is its old name.",
     )] = None,
     fl: Annotated[str | None, typer.Option(
-        help="Fluorescence channels to measure, e.g. 1,2 (may include the segmented one).",
+        help="Channels to measure, e.g. 1,2 (default: every other channel; the segmented one "
+             "when it is the only one).",
     )] = None,
     method: Annotated[str | None, typer.Option(
         help="Segmentation method: phase (default), fluorescence or a plugin's.",

@@ -48,7 +48,7 @@ class WorkflowConfig:
     input: Path
     output: Path
     segment_channel: int = 0
-    fl_channels: tuple[int, ...] = (1,)
+    fl_channels: tuple[int, ...] | None = None  # None: chosen from the file (`for_file`)
     fovs: str = "all"
     features: tuple[str, ...] = DEFAULT_FEATURES
     plugins: tuple[str, ...] = ()  # folders of plugin files (besides $FOVFLOW_PLUGINS)
@@ -67,7 +67,8 @@ class WorkflowConfig:
         set_(self, "input", _path(self.input, "input"))
         set_(self, "output", _path(self.output, "output"))
         set_(self, "segment_channel", _whole(self.segment_channel, "segment_channel"))
-        set_(self, "fl_channels", _channels(self.fl_channels))
+        if self.fl_channels is not None:
+            set_(self, "fl_channels", _channels(self.fl_channels))
         set_(self, "features", _names(self.features, "features"))
         set_(self, "plugins", _names(self.plugins, "plugins"))
         set_(self, "fovs", _selection(self.fovs))
@@ -77,9 +78,9 @@ class WorkflowConfig:
         if self.scheduler is not None and not isinstance(self.scheduler, str):
             raise ConfigError(f"scheduler must be an address like tcp://host:8786, "
                               f"not {self.scheduler!r}")
-        if not self.fl_channels:
+        if self.fl_channels is not None and not self.fl_channels:
             raise ConfigError("choose at least one fluorescence channel (--fl)")
-        if len(set(self.fl_channels)) != len(self.fl_channels):
+        if self.fl_channels and len(set(self.fl_channels)) != len(self.fl_channels):
             raise ConfigError(f"fluorescence channels {list(self.fl_channels)} repeat a channel")
         if self.n_workers < 1:
             raise ConfigError(f"n_workers must be at least 1, not {self.n_workers}")
@@ -117,11 +118,21 @@ class WorkflowConfig:
         except ConfigError as exc:
             raise ConfigError(f"FOVs: {exc} in {metadata.path.name}") from None
 
+    def for_file(self, metadata: DatasetMetadata) -> WorkflowConfig:
+        """This configuration with its measured channels chosen when it leaves them open:
+        every channel but the segmented one, or the segmented one when the file has no other
+        (a nuclear marker alone, a single fluorescence channel)."""
+        if self.fl_channels is not None:
+            return self
+        others = tuple(c for c in range(metadata.n_channels) if c != self.segment_channel)
+        return replace(self, fl_channels=others or (self.segment_channel,))
+
     def validate(self, metadata: DatasetMetadata) -> None:
         """Check channels and FOVs against the file, and that the output folder is writable and
         holds no other input's run (before anything in it is touched)."""
+        measured = self.for_file(metadata).fl_channels or ()
         for role, channel in [("segmented", self.segment_channel),
-                              *(("fluorescence", c) for c in self.fl_channels)]:
+                              *(("fluorescence", c) for c in measured)]:
             if not 0 <= channel < metadata.n_channels:
                 names = ", ".join(f"{i}: {n}" for i, n in enumerate(metadata.channel_names))
                 raise ConfigError(f"{role} channel {channel} is out of range; {metadata.path.name}"
@@ -134,7 +145,8 @@ class WorkflowConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(input=str(self.input), output=str(self.output),
-                    fl_channels=list(self.fl_channels), features=list(self.features),
+                    fl_channels=None if self.fl_channels is None else list(self.fl_channels),
+                    features=list(self.features),
                     plugins=list(self.plugins))
         for name in ("segmentation", "background", "tracking", "extraction"):
             data[name] = dict(getattr(self, name))

@@ -105,6 +105,7 @@ def _run(config: WorkflowConfig, executor: Executor, on_event: OnEvent | None,
     else:
         with open_dataset(config.input) as dataset:
             metadata = dataset.metadata
+    config = config.for_file(metadata)
     config.validate(metadata)
     fovs = config.selected_fovs(metadata)
     output = config.output
