@@ -346,3 +346,23 @@ def test_left_open_the_measured_channels_are_all_but_the_segmented_one(movie) ->
     assert config.for_file(metadata).fl_channels == tuple(
         c for c in range(metadata.n_channels) if c != 1)
     assert config.with_overrides(fl_channels=(1,)).for_file(metadata).fl_channels == (1,)
+
+
+@pytest.mark.parametrize("executor", ["serial", "thread"])
+def test_an_input_replaced_by_another_of_the_same_shape_is_read_anew(tmp_path, executor) -> None:
+    # Workers keep the file open between FOVs and runs; a replaced file must not be read
+    # through the old handle (it was: the second run copied the first movie's pixels).
+    first, second = (write_simulation(tmp_path / f"{name}.ome.tif",
+                                      SimulationConfig(n_fovs=1, n_frames=3, height=64,
+                                                       width=64, seed=seed)).image
+                     for name, seed in (("first", 1), ("second", 2)))
+    movie = tmp_path / "movie.ome.tif"
+    config = WorkflowConfig(input=movie, output=tmp_path / "out", executor=executor,
+                            n_workers=1, extraction={"min_length": 1})
+    for source in (first, second):
+        staging = tmp_path / "incoming.ome.tif"
+        staging.write_bytes(source.read_bytes())
+        os.replace(staging, movie)  # a new file under the old name, as a copy or a move makes
+        assert run_workflow(config).ok
+        copied = zarr.open_array(tmp_path / "out" / "fov_000" / "pc.zarr", mode="r")[:]
+        np.testing.assert_array_equal(copied, tifffile.imread(source, series=0)[:, 0])

@@ -126,8 +126,15 @@ def process_fov(task: FovTask, context: TaskContext) -> FovResult:
     return FovResult(task.fov, seconds)
 
 
+def _open(metadata: DatasetMetadata) -> Dataset:
+    """The open handle of the file as it is now on disk (a file replaced by another of the
+    same shape since the last FOV is opened anew, never read through the old handle)."""
+    stat = metadata.path.stat()
+    return _dataset(metadata, (stat.st_size, stat.st_mtime_ns, stat.st_ino))
+
+
 @functools.lru_cache(maxsize=2)
-def _dataset(metadata: DatasetMetadata) -> Dataset:
+def _dataset(metadata: DatasetMetadata, identity: tuple[int, int, int]) -> Dataset:
     """One open handle per worker process and file, reused by every FOV the worker runs."""
     return Dataset(metadata)
 
@@ -136,7 +143,7 @@ def _copy(task: FovTask, folder: Path, _: dict[str, Any], progress: Progress) ->
     meta, config = task.metadata, task.config
     channels = {"pc.zarr": config.segment_channel,
                 **{f"fl_ch_{c}.zarr": c for c in config.fl_channels}}
-    dataset = _dataset(meta)
+    dataset = _open(meta)
     with staged(folder, list(channels)) as paths:
         arrays = {name: create_frames(paths[name], meta.n_frames, (meta.height, meta.width),
                                       meta.dtype) for name in channels}
