@@ -366,3 +366,15 @@ def test_an_input_replaced_by_another_of_the_same_shape_is_read_anew(tmp_path, e
         assert run_workflow(config).ok
         copied = zarr.open_array(tmp_path / "out" / "fov_000" / "pc.zarr", mode="r")[:]
         np.testing.assert_array_equal(copied, tifffile.imread(source, series=0)[:, 0])
+
+
+def test_relative_paths_are_made_absolute_before_they_reach_a_worker(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    config = WorkflowConfig(input="movie.ome.tif", output="out", plugins=("mine",))
+    assert config.input == tmp_path / "movie.ome.tif"
+    assert config.output == tmp_path / "out"
+    assert config.plugins == (str(tmp_path / "mine"),)
+    monkeypatch.chdir("/")  # as a worker in another folder sees it
+    assert WorkflowConfig.from_dict(config.to_dict()).output == tmp_path / "out"

@@ -43,7 +43,8 @@ _NOT_PARAMETERS = {"progress", "out", "features", "times", "fov"}
 
 @dataclass(frozen=True)
 class WorkflowConfig:
-    """Everything a run needs. Paths may be relative to the working directory."""
+    """Everything a run needs. Relative paths are taken from the working directory and kept
+    absolute, so workers started elsewhere (a Dask cluster) write and read the same files."""
 
     input: Path
     output: Path
@@ -70,7 +71,8 @@ class WorkflowConfig:
         if self.fl_channels is not None:
             set_(self, "fl_channels", _channels(self.fl_channels))
         set_(self, "features", _names(self.features, "features"))
-        set_(self, "plugins", _names(self.plugins, "plugins"))
+        set_(self, "plugins", tuple(str(_path(folder, "plugins"))
+                                    for folder in _names(self.plugins, "plugins")))
         set_(self, "fovs", _selection(self.fovs))
         set_(self, "n_workers", _whole(self.n_workers, "n_workers"))
         if self.batch_size is not None:
@@ -314,7 +316,7 @@ def _path(value: Any, key: str) -> Path:
     if not isinstance(value, str | os.PathLike) or not str(value).strip():
         raise ConfigError(f"{key} must be a path, not {value!r}")
     try:
-        return Path(value).expanduser()
+        return Path(value).expanduser().absolute()  # workers may run in another folder
     except RuntimeError as exc:  # "~someone/..." for an unknown user
         raise ConfigError(f"{key} {str(value)!r}: {exc}") from None
 
