@@ -86,6 +86,16 @@ def test_traces_need_their_columns_and_boolean_good_flags(tmp_path: Path) -> Non
         read_traces(path)
 
 
+@pytest.mark.parametrize("area", [("True", "False"), ("True", "")])
+def test_true_or_false_in_a_feature_column_is_not_taken_for_a_number(tmp_path: Path,
+                                                                     area) -> None:
+    path = tmp_path / "traces_ch_1.csv"
+    path.write_text("fov,cell,frame,time,good,position_x,position_y,area\n"
+                    f"0,1,0,0,True,1,2,{area[0]}\n0,1,1,600,True,1,2,{area[1]}\n")
+    with pytest.raises(TableError, match=r"column 'area' must be numeric, found True in row 1"):
+        read_traces(path)
+
+
 def test_fitted_tables_keep_their_settings(tmp_path: Path) -> None:
     fitted = pd.DataFrame({"fov": [0], "cell": [1], "model": ["trivial"], "success": [True],
                            "r_squared": [0.99], "rmse": [1.0], "ktl": [5.0]})

@@ -226,6 +226,12 @@ def _first_row_too_long(path: Path, skiprows: int) -> bool:
 
 
 def _require_numeric(frame: pd.DataFrame, column: str, path: Path) -> None:
+    values = frame[column]
+    flags = values.map(lambda value: isinstance(value, bool | np.bool_)) if (
+        values.dtype == object) else pd.Series(values.dtype == bool, index=values.index)
+    if flags.any():  # pandas reads True/False as booleans, which would pass as 1 and 0
+        raise TableError(f"{path}: column {column!r} must be numeric, found "
+                         f"{bool(values[flags].iloc[0])} in row {int(np.argmax(flags)) + 1}")
     converted = pd.to_numeric(frame[column], errors="coerce")
     bad = converted.isna() & frame[column].notna()
     if bad.any():
