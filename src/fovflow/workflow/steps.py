@@ -109,7 +109,7 @@ def process_fov(task: FovTask, context: TaskContext) -> FovResult:
     """Run `task.todo` for one FOV; the executors call this inside a worker."""
     folder = fov_dir(task.config.output, task.fov)
     reuse_freed_buffers()
-    load_processing_plugins(task.config.plugins)  # user features, in this worker process too
+    load_processing_plugins(task.config.plugins)  # user features and methods, in this worker too
     reporter = ProgressReporter(task.fov, context.send, context.cancel)
     parameters = task.config.step_parameters()
     seconds: dict[str, float] = {}
