@@ -223,7 +223,9 @@ def test_worker_logs_are_forwarded_to_the_run_log(movie, tmp_path) -> None:
      ({"background": {"weight": 1.5}}, "invalid background parameters: weight"),
      ({"features": ("intensity_totl",)}, "unknown features"),
      ({"executor": "gpu"}, "unknown executor"),
-     ({"scheduler": "tcp://localhost:8786"}, "dask executor")],
+     ({"scheduler": "tcp://localhost:8786"}, "dask executor"),
+     ({"executor": "dask", "scheduler": "http://localhost:8787/status"},
+      "web address .* give the scheduler's, like tcp://host:8786")],
 )
 def test_bad_configuration_is_a_clear_error(movie, tmp_path, changes, message) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -80,6 +80,9 @@ class WorkflowConfig:
         if self.scheduler is not None and not isinstance(self.scheduler, str):
             raise ConfigError(f"scheduler must be an address like tcp://host:8786, "
                               f"not {self.scheduler!r}")
+        if self.scheduler and self.scheduler.lower().startswith(("http://", "https://")):
+            raise ConfigError(f"{self.scheduler} is a web address (the Dask dashboard's); give "
+                              "the scheduler's, like tcp://host:8786")
         if self.fl_channels is not None and not self.fl_channels:
             raise ConfigError("choose at least one fluorescence channel (--fl)")
         if self.fl_channels and len(set(self.fl_channels)) != len(self.fl_channels):
