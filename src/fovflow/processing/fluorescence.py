@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 from skimage import filters
 
-from fovflow.processing._stacks import check_finite
+from fovflow.processing._stacks import check_finite, regular_sample
 from fovflow.processing.splitting import fill_holes, split_touching
 
 __all__ = ["THRESHOLDS", "fluorescence_foreground", "segment_fluorescence"]
@@ -19,7 +19,6 @@ THRESHOLDS = {
     "otsu": filters.threshold_otsu,
     "li": filters.threshold_li,
 }
-_THRESHOLD_SAMPLE = 65536  # pixels the automatic threshold is computed from
 _DOWNSAMPLE = 8  # the background is smooth: estimated on a frame 8x smaller
 
 
@@ -116,9 +115,7 @@ def fluorescence_foreground(
     if local:
         image = cv2.subtract(image, _background(image, diameter))
     if isinstance(threshold, str):
-        # A histogram statistic of a smooth image: a regular sample of ~65k pixels gives it.
-        step = max(1, int((image.size / _THRESHOLD_SAMPLE) ** 0.5))
-        sample = image[::step, ::step]
+        sample = regular_sample(image)  # a histogram statistic of a smooth image
         level = THRESHOLDS[threshold](sample) if np.ptp(sample) > 0 else np.inf
     else:
         level = float(threshold)

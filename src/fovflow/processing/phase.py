@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from skimage import filters
 
-from fovflow.processing._stacks import check_finite
+from fovflow.processing._stacks import check_finite, regular_sample
 from fovflow.processing.splitting import fill_holes, split_by_intensity, split_touching
 
 __all__ = ["local_log_std", "phase_foreground", "segment_phase", "threshold_log_otsu",
@@ -27,7 +27,6 @@ _REFERENCE_DIAMETER = 60.0
 _REFERENCE_OPENING = 19  # px, the 7x7 square three times
 _REFERENCE_BORDER_AREA = 30  # px
 _SPLITS = ("distance", "intensity", "none")
-_OTSU_SAMPLE = 65536  # values the Otsu threshold is computed from
 _LOG_FLOOR = 1e-4  # below any deviation of a real image, above zero
 
 
@@ -220,8 +219,7 @@ def threshold_log_otsu(values: NDArray[Any], *, bins: int = 200, n_sigma: float 
     -----
     O(values): computed on a regular sample of about 65k values.
     """
-    step = max(1, int((values.size / _OTSU_SAMPLE) ** 0.5))
-    sample = np.ascontiguousarray(values[::step, ::step], np.float32)
+    sample = np.ascontiguousarray(regular_sample(values), np.float32)
     logs = np.log(sample + _LOG_FLOOR)
     if np.ptp(logs) <= 0:
         return float(values.max())

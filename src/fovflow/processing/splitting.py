@@ -59,11 +59,8 @@ def split_touching(
         raise ValueError(f"diameter must be positive, got {diameter}")
     if not 0.0 <= neck <= 1.0:
         raise ValueError(f"neck must be between 0 and 1, got {neck}")
-    foreground = np.ascontiguousarray(mask != 0, np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8,
-                                                           ltype=cv2.CV_32S)
-    areas = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
-    if neck > 0 and n > 1:
+    foreground, labels, stats, areas = _components(mask)
+    if neck > 0 and len(stats) > 1:
         distance = cv2.distanceTransform(foreground, cv2.DIST_L2, cv2.DIST_MASK_5)
         markers = _summits(distance, diameter)
         labels, areas = _flood(labels, stats, markers, -distance,
@@ -110,11 +107,8 @@ def split_by_intensity(
     """
     if diameter <= 0:
         raise ValueError(f"diameter must be positive, got {diameter}")
-    foreground = np.ascontiguousarray(mask != 0, np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8,
-                                                           ltype=cv2.CV_32S)
-    areas = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
-    if n > 1:
+    foreground, labels, stats, areas = _components(mask)
+    if len(stats) > 1:
         log = cv2.log(cv2.add(cv2.max(np.ascontiguousarray(image, np.float32), 0.0), 1.0))
         smooth = cv2.GaussianBlur(log, (0, 0), max(1.0, diameter / 10))
         side = 2 * max(1, round(diameter / 2)) + 1
@@ -136,6 +130,15 @@ def label_instances(labels: NDArray[np.integer[Any]], *, min_area: int = 0
     O(pixels + largest label).
     """
     return _relabel(labels, np.bincount(labels.ravel()) >= max(min_area, 1))
+
+
+def _components(mask: NDArray[Any]) -> tuple[NDArray[np.uint8], NDArray[np.int32],
+                                             NDArray[np.int32], NDArray[np.int64]]:
+    """The mask as uint8, its 8-connected regions, their OpenCV statistics and areas."""
+    foreground = np.ascontiguousarray(mask != 0, np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8,
+                                                           ltype=cv2.CV_32S)
+    return foreground, labels, stats, stats[:, cv2.CC_STAT_AREA].astype(np.int64)
 
 
 def _big_enough(labels: NDArray[np.int32], areas: NDArray[np.int64], min_area: int,
