@@ -20,10 +20,11 @@ def trivial(
 ) -> FloatArray:
     """mRNA decay and translation: ``ktl/(delta-beta) (1-exp(-(delta-beta)dt)) exp(-beta dt)``.
 
-    Written with ``expm1`` so that ``delta == beta`` gives its limit ``ktl dt exp(-beta dt)``.
+    Symmetric in ``delta`` and ``beta``; evaluated without cancellation where they are close
+    (``delta == beta`` gives the limit ``ktl dt exp(-beta dt)``).
     """
     dt = _elapsed(t, t0)
-    return ktl * _one_minus_exp_over(delta - beta, dt) * np.exp(-beta * dt) + offset
+    return ktl * _two_decays(delta, beta, dt) + offset
 
 
 def maturation(
@@ -36,15 +37,14 @@ def maturation(
     km: float,
     offset: float,
 ) -> FloatArray:
-    """Expression of a protein that matures with rate ``km`` before it fluoresces."""
+    """Mature protein of a protein that matures with rate ``km`` before it fluoresces.
+
+    ``ktl (exp(-(beta+km)dt)/(beta-delta+km) - exp(-beta dt)/(beta-delta)
+    + km/((beta-delta)(beta-delta+km)) exp(-delta dt))``, evaluated as ``ktl km`` times the
+    convolution of the three decays, which has no poles where the rates meet.
+    """
     dt = _elapsed(t, t0)
-    bd = beta - delta
-    value = ktl * (
-        np.exp(-(beta + km) * dt) / (bd + km)
-        - np.exp(-beta * dt) / bd
-        + km / (bd * (bd + km)) * np.exp(-delta * dt)
-    )
-    return value + offset
+    return ktl * km * _three_decays(delta, beta + km, beta, dt) + offset
 
 
 def maturation_blocked(
@@ -56,8 +56,9 @@ def maturation_blocked(
     model describes only what follows the block, as in the lab's earlier analysis.
     """
     dt = _elapsed(t, t0)
-    decay = G0 * np.exp(-beta * dt) + Gu0 * (np.exp(-beta * dt) - np.exp(-(beta + km) * dt))
-    return np.where(dt > 0, decay, 0.0) + offset
+    decay = np.exp(-beta * dt)
+    matured = -decay * np.expm1(-km * dt)  # exp(-beta dt) - exp(-(beta + km) dt)
+    return np.where(dt > 0, G0 * decay + Gu0 * matured, 0.0) + offset
 
 
 KineticModel = Callable[..., FloatArray]
@@ -80,8 +81,29 @@ def _elapsed(t: ArrayLike, t0: float) -> FloatArray:
     return np.maximum(np.asarray(t, dtype=np.float64) - t0, 0.0)
 
 
-def _one_minus_exp_over(rate: float, dt: FloatArray) -> FloatArray:
-    """``(1 - exp(-rate dt)) / rate``, continuous at ``rate == 0`` where it equals ``dt``."""
-    if rate == 0:
-        return dt.copy()
-    return -np.expm1(-rate * dt) / rate
+def _two_decays(rate_a: ArrayLike, rate_b: ArrayLike, dt: FloatArray) -> FloatArray:
+    """``(exp(-a dt) - exp(-b dt)) / (b - a)``, the convolution of two decays; at ``a == b``
+    its limit ``dt exp(-a dt)``. Factored from the slower rate, so nothing overflows."""
+    slow, fast = np.minimum(rate_a, rate_b), np.maximum(rate_a, rate_b)
+    gap = fast - slow
+    safe_gap = np.where(gap > 0, gap, 1.0)
+    lag = np.where(gap > 0, -np.expm1(-gap * dt) / safe_gap, dt)
+    return np.exp(-slow * dt) * lag
+
+
+def _three_decays(
+    rate_a: ArrayLike, rate_b: ArrayLike, rate_c: ArrayLike, dt: FloatArray
+) -> FloatArray:
+    """The convolution of three decays (symmetric in the rates): with sorted rates
+    ``low <= mid <= high`` it is ``(two(low, mid) - two(mid, high)) / (high - low)``, and
+    ``dt**2/2 exp(-rate dt)`` where all three meet."""
+    low = np.minimum(np.minimum(rate_a, rate_b), rate_c)
+    high = np.maximum(np.maximum(rate_a, rate_b), rate_c)
+    mid = np.asarray(rate_a) + rate_b + rate_c - low - high
+    spread = high - low
+    # Below this spread the difference quotient loses more digits than the limit is off.
+    apart = spread * np.maximum(dt.max(initial=0.0), 1.0) > 1e-6
+    quotient = (_two_decays(low, mid, dt) - _two_decays(mid, high, dt)) / np.where(apart, spread,
+                                                                                   1.0)
+    limit = dt**2 / 2 * np.exp(-(low + mid + high) / 3 * dt)
+    return np.where(apart, quotient, limit)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 from analysis_helpers import TIMES_H
 
+from fovflow.analysis.diagnostics import fit_notes
 from fovflow.analysis.fitting import FitSettings, fit_trace, fit_traces
 from fovflow.analysis.simulate import simulate_traces
 from fovflow.errors import Cancelled
@@ -52,7 +56,7 @@ def test_fit_reaches_the_global_optimum_and_recovers_parameters(name: str) -> No
 def test_maturation_with_free_km_reaches_the_global_optimum() -> None:
     # delta and beta + km can swap without changing the curve: only the cost is comparable
     values, truth = simulate_traces("maturation", 100, TIMES_H, noise=0.02, seed=8)
-    settings = FitSettings.create("maturation")
+    settings = FitSettings.create("maturation", bounds={"km": (1e-3, 10.0)})
     fitted = fit_traces(settings, TIMES_H, values)
     model = settings.resolve()
     reference = [fit_trace(model, TIMES_H, values[:, i], truth.loc[[i], list(model.names)]
@@ -98,3 +102,105 @@ def test_worker_processes_give_the_same_fits_as_serial() -> None:
     serial = fit_traces(settings, TIMES_H, values)
     parallel = fit_traces(settings, TIMES_H, values, n_workers=2, chunk_size=2)
     pd.testing.assert_frame_equal(serial, parallel)
+
+
+# The biology: transfected mRNA (delta 0.02-0.15/h) and stable GFP (beta 0.005-0.04/h),
+# and fast turnover (mRNA 1-5/h, protein 0.2-0.8/h); the defaults must cover both.
+LOW_RATES = {"delta": (0.02, 0.15), "beta": (0.005, 0.04)}
+HIGH_RATES = {"delta": (1.0, 5.0), "beta": (0.2, 0.8)}
+
+
+def _fits_from_truth(settings: FitSettings, values: np.ndarray,
+                     truth: pd.DataFrame) -> list:
+    model = settings.resolve()
+    return [fit_trace(model, TIMES_H, values[:, i],
+                      truth.loc[[i], [p.name for p in model.free]].to_numpy())
+            for i in range(values.shape[1])]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rates", [LOW_RATES, HIGH_RATES], ids=["low", "high"])
+def test_maturation_defaults_reach_the_optimum_on_low_and_high_rates(rates: dict) -> None:
+    values, truth = simulate_traces("maturation", 100, TIMES_H, fixed={"km": 1.28},
+                                    ranges=rates, seed=21)
+    settings = FitSettings.create("maturation")  # defaults only: km fixed at 1.28
+    fitted = fit_traces(settings, TIMES_H, values)
+    reference = np.array([fit.cost for fit in _fits_from_truth(settings, values, truth)])
+    assert (fitted.km == 1.28).all()
+    assert fitted.success.mean() >= 0.99
+    assert np.mean(fitted.cost.to_numpy() <= 1.01 * reference) >= 0.99
+    ordered = truth.delta > truth.beta  # the fit names the faster rate delta
+    error = np.abs(fitted.delta[ordered] - truth.delta[ordered]) / truth.delta[ordered]
+    assert np.median(error) < 0.25
+    assert (fitted.at_bound.str.contains("delta=")).mean() <= 0.02
+
+
+def test_trivial_calls_the_faster_rate_delta() -> None:
+    values, truth = simulate_traces("trivial", 20, TIMES_H, ranges={"delta": (0.05, 0.1),
+                                                                    "beta": (0.3, 0.5)}, seed=5)
+    fitted = fit_traces(FitSettings.create("trivial"), TIMES_H, values)
+    assert (fitted.delta >= fitted.beta).all()
+    np.testing.assert_allclose(fitted.delta, truth.beta, rtol=0.15)
+    np.testing.assert_allclose(fitted.beta, truth.delta, rtol=0.15)
+    # swapping the names of the rates leaves the curve, hence the cost, as it was
+    settings = FitSettings.create("trivial")
+    reference = [fit.cost for fit in _fits_from_truth(settings, values, truth)]
+    np.testing.assert_allclose(fitted.cost, reference, rtol=1e-3)
+
+
+def test_a_bound_that_decides_the_fit_is_flagged() -> None:
+    values, _ = simulate_traces("maturation", 12, TIMES_H, fixed={"km": 1.28},
+                                ranges=LOW_RATES, seed=6)
+    narrow = FitSettings.create("maturation", bounds={"delta": (0.25, 10.0)})
+    fitted = fit_traces(narrow, TIMES_H, values)
+    assert fitted.success.all()  # converged: the bound, not the optimiser, is the problem
+    assert (fitted.at_bound.str.split().apply(lambda flags: "delta=lower" in flags)).all()
+    notes = fit_notes(fitted.assign(n_points=181), narrow.resolve())
+    assert any(note.startswith("delta is at its lower bound (0.25) in 12 fits") and
+               "--bounds delta=LOW:HIGH" in note for note in notes)
+    wide = fit_traces(FitSettings.create("maturation"), TIMES_H, values)
+    assert not wide.at_bound.str.contains("delta").any()
+
+
+@pytest.mark.slow
+def test_intervals_cover_the_true_values_about_95_percent() -> None:
+    values, truth = simulate_traces("maturation", 300, TIMES_H, fixed={"km": 1.28},
+                                    ranges=LOW_RATES, seed=31)
+    settings = FitSettings.create("maturation")
+    fitted = fit_traces(settings, TIMES_H, values)
+    for p in settings.resolve().free:
+        inside = (fitted[f"{p.name}_ci_low"] <= truth[p.name]) & (
+            truth[p.name] <= fitted[f"{p.name}_ci_high"])
+        assert 0.90 <= inside.mean() <= 0.98, (p.name, inside.mean())
+        assert (fitted[f"{p.name}_se"] > 0).all()
+
+
+def test_a_trace_without_signal_leaves_the_rates_unidentified() -> None:
+    rng = np.random.default_rng(0)
+    noise = 1000.0 + rng.normal(size=(len(TIMES_H), 1))
+    fitted = fit_traces(FitSettings.create("maturation"), TIMES_H, noise)
+    assert {"delta", "beta"} & set(fitted.not_identifiable[0].split())
+
+
+def test_converged_fits_are_successes_whatever_their_evaluations() -> None:
+    values, _ = simulate_traces("maturation", 6, TIMES_H, fixed={"km": 1.28}, seed=9)
+    fitted = fit_traces(FitSettings.create("maturation", bounds={"km": (1e-3, 10.0)}),
+                        TIMES_H, values)
+    assert fitted.success.all() and (fitted.message == "").all()
+    assert (fitted.evaluations > 0).all()
+
+
+def test_worker_processes_from_a_script_without_main_guard_are_refused(tmp_path) -> None:
+    script = tmp_path / "fit_script.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from fovflow.analysis.fitting import FitSettings, fit_traces\n"
+        "values = np.ones((20, 8))\n"
+        "fit_traces(FitSettings.create('trivial'), np.arange(20.0), values, n_workers=2,\n"
+        "           chunk_size=2)\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0
+    assert "ConfigError" in result.stderr and "if __name__ == \"__main__\":" in result.stderr
+    assert f"{script} again and would run line 4" in result.stderr
+    assert "worker" not in result.stdout

@@ -8,7 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import tifffile
 
 from fovflow.io.synthetic import SimulationConfig, write_simulation
 
@@ -99,3 +102,87 @@ def test_ctrl_c_cancels_cleanly_and_exits_130(tmp_path) -> None:
     assert "cancelled" in stdout
     assert not list(out.rglob("*.partial"))
     assert "Traceback" not in stderr
+
+
+# --- Z stacks, FOVs of different sizes, real ND2 files (issue 21) ---------------------------
+
+@pytest.fixture(scope="module")
+def z_stack(tmp_path_factory) -> Path:
+    """2 FOVs x 6 frames x 2 channels x 3 Z planes of the simulated movie (plane 1 in focus)."""
+    from fovflow.io.synthetic import simulate_fov
+
+    config = SimulationConfig(n_fovs=2, n_frames=6, height=96, width=96, seed=3)
+    path = tmp_path_factory.mktemp("cli_z") / "z.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as writer:
+        for fov in range(2):
+            truth = simulate_fov(config, fov)
+            movie = np.stack([truth.phase, truth.fluorescence[0]], axis=1)  # T, C, Y, X
+            planes = np.stack([movie // 2, movie, movie // 3], axis=2)  # T, C, Z, Y, X
+            writer.write(planes, metadata={"axes": "TCZYX", "TimeIncrement": 600.0,
+                                           "TimeIncrementUnit": "s"})
+    return path
+
+
+def test_a_z_stack_without_z_is_a_one_line_error_naming_the_choices(z_stack, tmp_path) -> None:
+    result = fovflow("run", z_stack, "-o", tmp_path / "out", "--fl", "1")
+    assert result.returncode == 2
+    assert "has 3 Z planes" in result.stderr and "--z max" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_z_max_runs_a_z_stack_and_another_z_redoes_the_work(z_stack, tmp_path) -> None:
+    from fovflow.io.store import open_frames
+
+    first = fovflow("run", z_stack, "-o", tmp_path, "--fl", "1", "--z", "max",
+                    "--executor", "serial", "--min-length", "3")
+    assert first.returncode == 0, first.stderr
+    copied = np.asarray(open_frames(tmp_path / "fov_001" / "fl_ch_1.zarr"))
+    with tifffile.TiffFile(z_stack) as tif:
+        planes = tif.series[1].asarray()  # T, C, Z, Y, X
+    assert np.array_equal(copied, planes[:, 1].max(axis=1))
+    again = fovflow("run", z_stack, "-o", tmp_path, "--fl", "1", "--z", "2",
+                    "--executor", "serial", "--min-length", "3")
+    assert again.returncode == 0 and "already complete" not in again.stdout
+    copied = np.asarray(open_frames(tmp_path / "fov_001" / "fl_ch_1.zarr"))
+    assert np.array_equal(copied, planes[:, 1, 2])
+
+
+def test_z_from_the_config_file(z_stack, tmp_path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(f"input: {z_stack}\noutput: {tmp_path / 'out'}\nz: mean\nfovs: '0'\n"
+                      "executor: serial\nextraction: {min_length: 3}\n")
+    result = fovflow("run", z_stack, "--config", config)
+    assert result.returncode == 0, result.stderr
+    assert "z: mean" in (tmp_path / "out" / "run_config.yaml").read_text()
+
+
+def test_fovs_of_different_sizes_are_each_processed_at_their_size(tmp_path) -> None:
+    from fovflow.io.store import open_frames
+    from fovflow.io.synthetic import simulate_fov
+
+    config = SimulationConfig(n_fovs=2, n_frames=4, height=96, width=96, seed=4)
+    path = tmp_path / "sizes.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as writer:
+        for fov, (height, width) in enumerate([(96, 96), (80, 88)]):
+            phase = simulate_fov(config, fov).phase[:, :height, :width]
+            writer.write(phase[:, None], metadata={"axes": "TCYX", "TimeIncrement": 600.0,
+                                                   "TimeIncrementUnit": "s"})
+    result = fovflow("run", path, "-o", tmp_path / "out", "--executor", "serial",
+                     "--min-length", "2")
+    assert result.returncode == 0, result.stderr
+    labels = open_frames(tmp_path / "out" / "fov_001" / "labels.zarr")
+    assert labels.shape == (4, 80, 88)
+
+
+ND2_TIME_LAPSE = Path(__file__).parents[1] / "data" / "nd2" / "example-timelapse.nd2"
+
+
+def test_a_fluorescence_only_nd2_time_lapse_runs_with_its_one_channel(tmp_path) -> None:
+    pytest.importorskip("bioio_nd2", reason="needs the nd2 extra (bioio-nd2)")
+    result = fovflow("run", ND2_TIME_LAPSE, "-o", tmp_path, "--method", "fluorescence",
+                     "--executor", "serial")
+    assert result.returncode == 0, result.stderr
+    traces = pd.read_csv(tmp_path / "fov_000" / "traces_ch_0.csv")
+    assert traces["cell"].nunique() >= 1 and traces["frame"].max() == 52
+    assert traces["time"].min() == pytest.approx(4.227, abs=0.01)  # seconds, from the file

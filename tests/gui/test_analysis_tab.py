@@ -50,6 +50,7 @@ def test_fits_a_simulated_table_fills_the_results_and_saves_plots(qtbot, window,
     assert (tab.fitted["r_squared"] > 0.95).mean() > 0.8
     assert (table.parent / "ctrl_intensity_total_ch_1_fitted_maturation.csv").is_file()
     assert len(tab.curve_figure.axes[0].lines) == 2  # data and fitted curve of the first row
+    assert tab.curve_figure.axes[0].get_xlabel() == "time (h)"
     assert len(tab.hist_figure.axes) >= 2
 
     tab.r2_spin.setValue(0.999999)
@@ -59,8 +60,15 @@ def test_fits_a_simulated_table_fills_the_results_and_saves_plots(qtbot, window,
     assert all(path.is_file() for path in written)
     assert any(path.suffix == ".png" for path in written)
 
-    tab.load_path(table)  # previously fitted results load with their table
+    tab.load_path(table)  # previously fitted results load with their table and settings
     assert len(tab.fitted) == 12
+    assert "delta_se" in tab.results.frame.columns and "at_bound" in tab.results.frame.columns
+    assert "median relative uncertainty" in tab.notes_label.text()
+    km_row = tab.parameters.model.names.index("km")
+    tab.model_combo.setCurrentText("trivial")  # another model's defaults, then back
+    tab.load_path(table)
+    assert float(tab.parameters.item(km_row, 1).text()) == 1.0
+    assert tab.parameters.settings().fixed == (("km", 1.0),)
 
 
 @pytest.mark.slow

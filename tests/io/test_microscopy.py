@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import pickle
+import sys
 import threading
 from pathlib import Path
 
@@ -226,29 +227,74 @@ def test_index_out_of_range_names_the_valid_range(small_image, fov, channel, t, 
         dataset.frame(fov, channel, t)
 
 
-def test_z_stacks_are_refused_with_advice(tmp_path) -> None:
-    path = _write_ome(tmp_path / "z.ome.tif", [np.zeros((2, 1, 3, 32, 32), np.uint16)],
-                      axes="TCZYX")
-    with pytest.raises(UnsupportedFormatError, match="Z planes"):
+def _z_stack(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    data = np.random.default_rng(3).integers(0, 4000, (2, 2, 3, 32, 40), dtype=np.uint16)
+    return _write_ome(tmp_path / "z.ome.tif", [data, data[::-1]], axes="TCZYX"), data
+
+
+def test_a_z_stack_opens_and_says_how_to_choose_a_plane(tmp_path) -> None:
+    path, _ = _z_stack(tmp_path)
+    dataset = open_dataset(path)
+    assert (dataset.metadata.n_z, dataset.metadata.z) == (3, None)
+    with pytest.raises(UnsupportedFormatError, match=r"3 Z planes.*--z"):
+        dataset.frame(0, 0, 0)
+
+
+def test_z_plane_index_reads_that_plane(tmp_path) -> None:
+    path, data = _z_stack(tmp_path)
+    with open_dataset(path, z=2) as dataset:
+        assert np.array_equal(dataset.frame(0, 1, 1), data[1, 1, 2])
+        assert np.array_equal(dataset.frame(1, 0, 1), data[0, 0, 2])  # FOV 1 is T-reversed
+
+
+def test_z_projections_are_computed_per_frame(tmp_path) -> None:
+    path, data = _z_stack(tmp_path)
+    with open_dataset(path, z="max") as dataset:
+        assert np.array_equal(dataset.frame(0, 1, 0), data[0, 1].max(axis=0))
+    with open_dataset(path, z="mean") as dataset:
+        mean = dataset.frame(0, 0, 1)
+    assert mean.dtype == np.uint16
+    assert np.array_equal(mean, np.rint(data[1, 0].mean(axis=0)).astype(np.uint16))
+
+
+def test_a_z_plane_the_file_lacks_names_the_range(tmp_path) -> None:
+    path, _ = _z_stack(tmp_path)
+    with pytest.raises(IndexOutOfRangeError, match=r"Z plane 3 is out of range.*0 to 2"):
+        open_dataset(path, z=3)
+
+
+def test_a_2d_file_takes_any_z_choice_as_its_one_plane(small_image) -> None:
+    with open_dataset(small_image, z="max") as dataset:
+        assert dataset.metadata.z is None
+        assert dataset.frame(0, 0, 0).shape == (96, 128)
+
+
+def test_fovs_of_different_sizes_are_read_each_at_its_size(tmp_path) -> None:
+    small, large = np.ones((2, 1, 32, 32), np.uint16), np.full((2, 1, 48, 40), 7, np.uint16)
+    path = _write_ome(tmp_path / "mixed.ome.tif", [small, large, small])
+    dataset = open_dataset(path)
+    meta = dataset.metadata
+    assert meta.fov_sizes == ((32, 32), (48, 40), (32, 32))
+    assert (meta.height, meta.width) == (48, 40)
+    assert np.array_equal(dataset.frame(1, 0, 1), large[1, 0])
+    assert dataset.stack(2, 0).shape == (2, 32, 32)
+
+
+def test_fovs_with_different_frame_counts_are_refused_naming_them(tmp_path) -> None:
+    path = _write_ome(tmp_path / "mixed.ome.tif", [np.zeros((2, 1, 32, 32), np.uint16),
+                                                   np.zeros((3, 1, 32, 32), np.uint16),
+                                                   np.zeros((2, 1, 32, 32), np.uint16)])
+    with pytest.raises(UnsupportedFormatError,
+                       match=r"FOVs 0,2: 2 frames, 1 channels, 1 Z planes; FOV 1: 3 frames"):
         open_dataset(path)
 
 
-def test_fovs_of_different_sizes_are_refused(tmp_path) -> None:
-    path = _write_ome(tmp_path / "mixed.ome.tif",
-                      [np.zeros((2, 1, 32, 32), np.uint16), np.zeros((2, 1, 48, 32), np.uint16)])
-    with pytest.raises(UnsupportedFormatError, match="differ"):
-        open_dataset(path)
-
-
-def test_nd2_without_its_extra_names_the_extra(tmp_path) -> None:
-    try:
-        import bioio_nd2  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("bioio-nd2 is installed")
-    path = tmp_path / "movie.nd2"
+@pytest.mark.parametrize(("suffix", "module", "extra"),
+                         [(".nd2", "bioio_nd2", "nd2"), (".czi", "pylibCZIrw", "czi")])
+def test_a_missing_reader_is_one_line_naming_the_extra(tmp_path, monkeypatch, suffix, module,
+                                                       extra) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: import fails
+    path = tmp_path / f"movie{suffix}"
     path.write_bytes(b"x" * 100)
-    with pytest.raises(UnsupportedFormatError, match=r"fovflow\[nd2\]"):
+    with pytest.raises(UnsupportedFormatError, match=rf"pip install 'fovflow\[{extra}\]'"):
         open_dataset(path)
-

@@ -67,6 +67,8 @@ def test_isolated_kind_renders_exactly_what_it_rendered_before_kinds_existed() -
     # SHA-256 over phase, fluorescence and label bytes, then repr(traces) and repr(cells), of this
     # FOV as rendered by the simulator before `kind` existed (commit 1cc72de). A change of
     # numpy's random streams would also change it; regenerate it only for such a reason.
+    # Regenerated once for the pole-free kinetics formulas (issue 14): the pixels and labels
+    # stayed byte-identical, only the last digits of the true trace values in repr() moved.
     config = SimulationConfig(n_fovs=1, n_frames=6, height=96, width=128, n_fluorescence=2,
                               late_fraction=0.5, seed=7)
     sim = simulate_fov(config, 0)
@@ -76,7 +78,7 @@ def test_isolated_kind_renders_exactly_what_it_rendered_before_kinds_existed() -
     digest.update(repr(sim.traces).encode())
     digest.update(repr(sim.cells).encode())
     assert config.kind == "isolated"
-    assert digest.hexdigest() == "c8aded67f531262aa21a77e13c26290262f7b52b509838a06408b5046b6c806a"
+    assert digest.hexdigest() == "d4c03f7371636b53766b56fde04a8cdb4f0591a3b445342c6d4fb3ad4212b310"
 
 
 def test_isolated_record_keeps_its_sizes_and_adds_the_kind() -> None:

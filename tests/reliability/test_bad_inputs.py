@@ -361,12 +361,22 @@ def test_frames_without_cells_give_empty_traces_tables_and_fits(tmp_path: Path, 
     traces = pd.read_csv(out / "fov_000" / "traces_ch_1.csv")
     assert list(traces.columns[:7]) == list(TRACE_COLUMNS) and traces.empty
     (tmp_path / "samples.yaml").write_text("samples:\n  - {name: none, fovs: '0'}\n")
-    assert_success(fovflow("merge", out, "--samples", tmp_path / "samples.yaml"))
+    # Empty tables are written, but an analysis that ends with no cells says so with exit 1.
+    merged = fovflow("merge", out, "--samples", tmp_path / "samples.yaml")
+    assert_ended_without_cells(merged, "no cell has")
     table = out / "samples" / "none_intensity_total_ch_1.csv"
     assert read_sample_table(table).values.columns.empty
     fitted = fovflow("fit", table, *FIT, "--report", "--curves")
-    assert_success(fitted)
-    assert "0/0 successful fits" in fitted.stdout and "holds no cells" in fitted.stdout
+    assert_ended_without_cells(fitted, "no cells to fit")
+    assert "0/0 fits converged" in fitted.stdout
+
+
+def assert_ended_without_cells(result, warning: str) -> None:
+    """Exit status 1, a warning naming the cause, and no traceback."""
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 1, (result.exit_code, result.stderr, result.stdout)
+    assert warning in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_single_frame_file_gives_one_row_per_cell_and_failed_fits(tmp_path: Path) -> None:
@@ -384,7 +394,7 @@ def test_single_frame_file_gives_one_row_per_cell_and_failed_fits(tmp_path: Path
     assert read_sample_table(table).values.shape == (1, len(traces))
     result = fovflow("fit", table, *FIT)
     assert_success(result)
-    assert f"0/{len(traces)} successful fits" in result.stdout
+    assert f"0/{len(traces)} fits converged" in result.stdout
     fitted = pd.read_csv(out / "samples" / "one_intensity_total_ch_1_fitted_trivial.csv",
                          skiprows=1)
     assert not fitted.success.any() and fitted.message.str.contains("1 valid points").all()

@@ -61,6 +61,11 @@ def make_grid(model: Model, times_h: FloatArray, *, budget: int = 2000) -> Start
             for j, p in enumerate(linear):
                 basis[g, :, j] = model.evaluate(times_h, values | {p.name: 1.0}) - fixed[g]
     unusable = ~(np.isfinite(basis).all(axis=(1, 2)) & np.isfinite(fixed).all(axis=1))
+    # The fit names a swappable pair in order, so starts come from the ordered half only, off
+    # its diagonal: there the cost's slope across the diagonal vanishes and a fit stays on it.
+    free_points = _assemble(model, points, np.ones((len(points), len(linear))))
+    unusable |= np.array([bool(model.out_of_order(point, strict=False))
+                          for point in free_points], dtype=bool)
     basis[unusable], fixed[unusable] = np.nan, np.nan  # scored as infinitely bad
     norms = np.linalg.norm(basis, axis=1)
     norms[(norms == 0) | unusable[:, None]] = 1.0

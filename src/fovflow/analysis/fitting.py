@@ -10,18 +10,22 @@ engine's executors; a chunk is fitted by the top-level `fit_chunk`, so worker pr
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
+from scipy.optimize import OptimizeResult, least_squares
 
 from fovflow.analysis._jacobian import batch_evaluator, forward_jacobian
 from fovflow.analysis._starts import StartGrid, best_starts, make_grid
+from fovflow.analysis._uncertainty import parameter_uncertainty
 from fovflow.analysis.models import Model, get_model
 from fovflow.analysis.models.base import FloatArray
 from fovflow.errors import Cancelled, ConfigError
@@ -29,7 +33,18 @@ from fovflow.workflow.cancel import CancelToken
 from fovflow.workflow.executors import Executor, TaskContext, make_executor
 
 Progress = Callable[[int, int], None]
-RESULT_COLUMNS = ("success", "r_squared", "rmse", "cost", "n_points", "message")
+RESULT_COLUMNS = ("success", "r_squared", "rmse", "cost", "n_points", "at_bound",
+                  "not_identifiable", "evaluations", "message")
+UNCERTAINTY_SUFFIXES = ("_se", "_ci_low", "_ci_high")
+# Evaluations per free parameter: converged fits need tens; slow valleys (free km) several
+# hundred; scipy's default (100) stopped some of those before they converged.
+_BUDGET_PER_PARAMETER = 1000
+_AT_BOUND = 1e-6  # relative distance to a bound (or to the other rate of an ordered pair)
+
+
+def uncertainty_columns(model: Model) -> list[str]:
+    """``<param>_se, <param>_ci_low, <param>_ci_high`` for every free parameter."""
+    return [p.name + suffix for p in model.free for suffix in UNCERTAINTY_SUFFIXES]
 
 
 @dataclass(frozen=True)
@@ -76,14 +91,24 @@ def _resolve(settings: FitSettings) -> Model:
 
 @dataclass(frozen=True)
 class TraceFit:
-    """The fit of one trace; `values` holds every parameter (fixed ones too)."""
+    """The fit of one trace.
+
+    `values` holds every parameter (fixed ones too), `uncertainty` the `uncertainty_columns`.
+    `at_bound` names the parameters a bound decides (``"delta=lower beta=upper"``, or
+    ``"delta=beta"`` where an ordered pair meets) and `not_identifiable` those the data do not
+    fix (space-separated). `success` means the optimiser converged; `message` says why not.
+    """
 
     values: dict[str, float]
+    uncertainty: dict[str, float]
     success: bool
     r_squared: float
     rmse: float
     cost: float
     n_points: int
+    at_bound: str
+    not_identifiable: str
+    evaluations: int
     message: str
 
 
@@ -92,45 +117,108 @@ def fit_trace(model: Model, times_h: FloatArray, trace: FloatArray, starts: Floa
 
     The residuals are divided by the trace's largest absolute value, so `cost` is
     ``0.5 * sum(residual**2) / scale**2`` whatever the trace's brightness. A trace with fewer
-    valid points than free parameters plus one, or none at all, is returned as failed.
+    valid points than free parameters plus one, or none at all, is returned as failed. When the
+    best fit has a swappable pair out of order it is refitted within the ordered part of the
+    bounds (`Model.swappable`).
     """
     valid = np.isfinite(trace)
     t, y = times_h[valid], trace[valid]
-    free = model.free
-    if len(y) <= len(free):
-        return _failed(model, len(y), f"{len(y)} valid points, need more than {len(free)}")
-    scale = float(np.max(np.abs(y))) or 1.0
-    lower = np.array([p.lower for p in free])
-    upper = np.array([p.upper for p in free])
-
-    evaluate = batch_evaluator(model, t)
-    everywhere = np.ones((1, len(y)), dtype=bool)
-
-    def residuals(x: FloatArray) -> FloatArray:
-        return (evaluate(x[None])[0] - y) / scale
-
-    def jacobian(x: FloatArray) -> FloatArray:
-        return forward_jacobian(evaluate, x[None], upper, everywhere, np.array([[scale]]))[0]
-
+    if len(y) <= len(model.free):
+        return _failed(model, len(y), f"{len(y)} valid points, need more than {len(model.free)}")
+    problem = _Problem(model, t, y)
     best = None
+    evaluations = 0
     with np.errstate(all="ignore"):
         for start in starts:
-            result = least_squares(residuals, np.clip(start, lower, upper), jac=jacobian,
-                                   bounds=(lower, upper), method="trf", x_scale="jac")
+            result = problem.solve(start, problem.bounds)
+            evaluations += result.nfev
             if math.isfinite(result.cost) and (best is None or result.cost < best.cost):
                 best = result
+        if best is not None and model.out_of_order(best.x):
+            best = problem.solve_in_order(best.x)
+            evaluations += best.nfev
     if best is None:
         return _failed(model, len(y), "no start gave finite residuals")
-    rss = 2 * best.cost * scale**2
-    total = float(np.sum((y - y.mean()) ** 2))
-    return TraceFit(model.full_values(best.x), bool(best.success),
-                    1.0 - rss / total if total > 0 else math.nan, math.sqrt(rss / len(y)),
-                    float(best.cost), len(y), "" if best.success else best.message)
+    return problem.summarise(best, evaluations)
+
+
+class _Problem:
+    """One trace's least-squares problem: residuals scaled by the trace's maximum."""
+
+    def __init__(self, model: Model, t: FloatArray, y: FloatArray) -> None:
+        self.model, self.y = model, y
+        self.scale = float(np.max(np.abs(y))) or 1.0
+        self.bounds = (np.array([p.lower for p in model.free]),
+                       np.array([p.upper for p in model.free]))
+        self.evaluate = batch_evaluator(model, t)
+        self.everywhere = np.ones((1, len(y)), dtype=bool)
+
+    def residuals(self, x: FloatArray) -> FloatArray:
+        return (self.evaluate(x[None])[0] - self.y) / self.scale
+
+    def jacobian(self, x: FloatArray) -> FloatArray:
+        return forward_jacobian(self.evaluate, x[None], self.bounds[1], self.everywhere,
+                                np.array([[self.scale]]))[0]
+
+    def solve(self, start: FloatArray, bounds: tuple[FloatArray, FloatArray]) -> OptimizeResult:
+        return least_squares(self.residuals, np.clip(start, *bounds), jac=self.jacobian,
+                             bounds=bounds, method="trf", x_scale="jac",
+                             max_nfev=_BUDGET_PER_PARAMETER * len(start))
+
+    def solve_in_order(self, x: FloatArray) -> OptimizeResult:
+        """Refit from `x` with its out-of-order pairs swapped, each pair's first parameter
+        bounded from below and its second from above by their geometric mean, a box inside
+        the ordered part of the bounds."""
+        lower, upper = (b.copy() for b in self.bounds)
+        start = x.copy()
+        for i, j in self.model.out_of_order(x):
+            start[[i, j]] = x[[j, i]]
+            middle = math.sqrt(x[i] * x[j]) if x[i] > 0 else (x[i] + x[j]) / 2
+            lower[i], upper[j] = middle, middle
+        return self.solve(start, (lower, upper))
+
+    def summarise(self, result: OptimizeResult, evaluations: int) -> TraceFit:
+        model, free = self.model, self.model.free
+        x = result.x
+        rss = 2 * result.cost * self.scale**2
+        total = float(np.sum((self.y - self.y.mean()) ** 2))
+        spread = parameter_uncertainty(self.jacobian(x) * self.scale, rss, x, self.bounds)
+        uncertainty = {}
+        for k, p in enumerate(free):
+            uncertainty |= dict(zip((p.name + s for s in UNCERTAINTY_SUFFIXES),
+                                    (spread.errors[k], spread.lower[k], spread.upper[k]),
+                                    strict=True))
+        message = "" if result.success else (f"stopped after {result.nfev} evaluations: "
+                                             f"{result.message}")
+        return TraceFit(
+            model.full_values(x), {k: float(v) for k, v in uncertainty.items()},
+            bool(result.success), 1.0 - rss / total if total > 0 else math.nan,
+            math.sqrt(rss / len(self.y)), float(result.cost), len(self.y),
+            " ".join(self._decided_by_bounds(x)),
+            " ".join(p.name for p, ok in zip(free, spread.identifiable, strict=True) if not ok),
+            evaluations, message)
+
+    def _decided_by_bounds(self, x: FloatArray) -> list[str]:
+        free = self.model.free
+        decided = []
+        for k, p in enumerate(free):
+            for side, bound in (("lower", p.lower), ("upper", p.upper)):
+                if math.isfinite(bound) and abs(x[k] - bound) <= _AT_BOUND * max(abs(bound),
+                                                                                 1e-300):
+                    decided.append(f"{p.name}={side}")
+        names = {p.name: k for k, p in enumerate(free)}
+        for first, second in self.model.swappable:
+            if first in names and second in names:
+                a, b = x[names[first]], x[names[second]]
+                if abs(a - b) <= _AT_BOUND * max(abs(a), abs(b)):
+                    decided.append(f"{first}={second}")
+        return decided
 
 
 def _failed(model: Model, n_points: int, message: str) -> TraceFit:
-    return TraceFit({name: math.nan for name in model.names}, False, math.nan, math.nan,
-                    math.nan, n_points, message)
+    return TraceFit({name: math.nan for name in model.names},
+                    dict.fromkeys(uncertainty_columns(model), math.nan), False, math.nan,
+                    math.nan, math.nan, n_points, "", "", 0, message)
 
 
 @dataclass(frozen=True)
@@ -167,9 +255,14 @@ def _failed_chunk(chunk: FitChunk, error: str | None) -> pd.DataFrame:
 
 
 def _frame(model: Model, fits: list[TraceFit], first: int) -> pd.DataFrame:
-    rows = [fit.values | {c: getattr(fit, c) for c in RESULT_COLUMNS} for fit in fits]
+    rows = [fit.values | fit.uncertainty | {c: getattr(fit, c) for c in RESULT_COLUMNS}
+            for fit in fits]
     index = pd.RangeIndex(first, first + len(rows), name="trace")
-    return pd.DataFrame(rows, index=index, columns=[*model.names, *RESULT_COLUMNS])
+    return pd.DataFrame(rows, index=index, columns=_columns(model))
+
+
+def _columns(model: Model) -> list[str]:
+    return [*model.names, *uncertainty_columns(model), *RESULT_COLUMNS]
 
 
 @functools.lru_cache(maxsize=8)
@@ -234,6 +327,8 @@ def fit_traces(
         running: contextlib.AbstractContextManager[Executor] = contextlib.nullcontext(executor)
     else:
         kind = "serial" if n_workers == 1 or len(chunks) == 1 else executor
+        if kind == "process":
+            require_main_guard(n_workers)
         running = make_executor(kind, n_workers=n_workers)
     with running as pool:
         for outcome in pool.map_unordered(fit_chunk, chunks, cancel=token):
@@ -251,6 +346,47 @@ def fit_traces(
                     stopped = True
     if stopped or token.cancelled:
         raise Cancelled
-    model = settings.resolve()
-    columns = [*model.names, *RESULT_COLUMNS]
-    return pd.concat(parts).sort_index() if parts else pd.DataFrame(columns=columns)
+    return pd.concat(parts).sort_index() if parts else pd.DataFrame(
+        columns=_columns(settings.resolve()))
+
+
+def require_main_guard(n_workers: int) -> None:
+    """Refuse to start worker processes from a script's top level outside a main guard.
+
+    Worker processes are spawned: each imports the main script again, and code outside
+    ``if __name__ == "__main__":`` would start workers from the workers, which fail at once.
+
+    Raises
+    ------
+    ConfigError
+        Naming the script and line, and the two ways out.
+    """
+    frame = inspect.currentframe()
+    while frame is not None and not (frame.f_code.co_name == "<module>"
+                                     and frame.f_globals.get("__name__") == "__main__"):
+        frame = frame.f_back
+    path = frame.f_globals.get("__file__") if frame is not None else None
+    spec = frame.f_globals.get("__spec__") if frame is not None else None
+    if frame is None or path is None or not Path(path).is_file() or (
+            spec is not None and spec.name.endswith(".__main__")):
+        return  # a session, a notebook or ``python -m package``: workers do not import it
+    line = frame.f_lineno
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    guarded = any(isinstance(node, ast.If) and _is_main_test(node.test)
+                  and node.lineno <= line <= (node.end_lineno or node.lineno)
+                  for node in tree.body)
+    if not guarded:
+        raise ConfigError(
+            f"fitting with n_workers={n_workers} starts worker processes, which import "
+            f"{path} again and would run line {line} once more; put the code that calls it "
+            f"under 'if __name__ == \"__main__\":' or pass n_workers=1")
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """Whether `test` is ``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = {ast.dump(side) for side in (test.left, test.comparators[0])}
+    return sides == {ast.dump(ast.Name("__name__", ast.Load())),
+                     ast.dump(ast.Constant("__main__"))}

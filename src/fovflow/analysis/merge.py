@@ -10,7 +10,8 @@
 ``RUN_DIR/samples/<sample>_<feature>_ch_<c>.csv`` and the same values in long format in
 ``RUN_DIR/samples/long/``. Rows are frames; a row's time is the median over the sample's FOVs of
 that frame's time. Only frames marked ``good`` count, and only cells with at least
-`min_length` of them are kept.
+`min_length` of them are kept; a sample recorded over fewer frames than `min_length` asks for
+all of its frames instead (with a note), so a short movie does not give empty tables.
 """
 
 from __future__ import annotations
@@ -93,10 +94,13 @@ def merge_run(
     min_length: int = 10,
     time_unit_name: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Write the wide and long tables of every sample, channel and feature; return the wide ones.
 
     The time unit comes from the run's manifest (key ``time_unit``) or else `time_unit_name`.
+    `on_note` receives a sentence for each sample whose `min_length` was capped at its number
+    of frames.
 
     Raises
     ------
@@ -119,9 +123,14 @@ def merge_run(
         for channel in channels:
             traces = pd.concat([read_traces(files[fov][channel]) for fov in sample.fovs
                                 if channel in files[fov]], ignore_index=True)
+            n_frames = traces["frame"].nunique()
+            needed = min(min_length, n_frames)
+            if needed < min_length and on_note is not None:
+                on_note(f"sample {sample.name!r} channel {channel}: {n_frames} frames, fewer "
+                        f"than the minimum length {min_length}; kept cells with all {needed}")
             for feature in traces.columns.drop(list(TRACE_COLUMNS)):
                 name = f"{sample.name}_{feature}_ch_{channel}.csv"
-                tables[name] = _wide(traces, feature, unit, min_length)
+                tables[name] = _wide(traces, feature, unit, needed)
         if progress is not None:
             progress(done, len(samples))
     # Written only once every traces file has been read: a bad one leaves the old tables.

@@ -28,6 +28,8 @@ def simulate_traces(
     *,
     noise: float = 0.02,
     fixed: Mapping[str, float] | None = None,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    log_uniform: bool = False,
     seed: int = 0,
 ) -> tuple[FloatArray, pd.DataFrame]:
     """Noisy traces of a built-in model with parameters drawn per cell.
@@ -45,6 +47,11 @@ def simulate_traces(
     fixed : mapping, optional
         Values shared by every cell (e.g. ``{"km": 1.28}``), for any parameter but the
         amplitudes (``ktl``, ``G0``, ``Gu0``) and ``offset``.
+    ranges : mapping, optional
+        ``(low, high)`` per parameter to draw it from instead of the default range (same
+        parameters as `fixed`), e.g. ``{"delta": (0.02, 0.15)}``.
+    log_uniform : bool
+        Draw the `ranges` uniformly in log (for rates over decades) rather than linearly.
     seed : int
         The same seed gives the same traces.
 
@@ -59,7 +66,9 @@ def simulate_traces(
         raise ConfigError(f"can simulate only {', '.join(_BUILTIN)}, not {model!r}")
     rng = np.random.default_rng(seed)
     duration = float(np.max(times_h) - np.min(times_h))
-    truth = pd.DataFrame([_draw(model, duration, fixed or {}, rng) for _ in range(n_cells)])
+    truth = pd.DataFrame([
+        _draw(model, duration, _in_ranges(ranges or {}, log_uniform, rng) | dict(fixed or {}),
+              rng) for _ in range(n_cells)])
     clean = np.stack([_BUILTIN[model].evaluate(times_h, row) for row in truth.to_dict("records")],
                      axis=1)
     values = clean + rng.normal(size=clean.shape) * noise * clean.max(axis=0)
@@ -90,3 +99,11 @@ def _draw(
     scale = area * rng.uniform(150.0, 1200.0) / peak
     params = {key: value * scale if key in scaled else value for key, value in shape.items()}
     return params | {"offset": area * rng.uniform(5.0, 20.0)}
+
+
+def _in_ranges(ranges: Mapping[str, tuple[float, float]], log_uniform: bool,
+               rng: np.random.Generator) -> dict[str, float]:
+    if log_uniform:
+        return {name: float(np.exp(rng.uniform(np.log(low), np.log(high))))
+                for name, (low, high) in ranges.items()}
+    return {name: float(rng.uniform(low, high)) for name, (low, high) in ranges.items()}

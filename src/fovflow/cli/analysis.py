@@ -11,11 +11,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fovflow.cli.main import _progress_bar, console
+from fovflow.cli.main import _progress_bar, console, log
 from fovflow.errors import ConfigError
 
 if TYPE_CHECKING:
-    from fovflow.analysis.fitting import FitSettings
     from fovflow.analysis.tables_fit import TableFitted
 
 T = TypeVar("T")
@@ -39,16 +38,30 @@ def merge(
                                       "processing_results.yaml does not record it.")
     ] = None,
 ) -> None:
-    """Merge traces into per-sample tables (wide and long) in RUN_DIR/samples."""
+    """Merge traces into per-sample tables (wide and long) in RUN_DIR/samples.
+
+    Exits with status 1 when no table holds a cell.
+    """
     from fovflow.analysis.merge import merge_run, read_samples
+    from fovflow.io.tables import read_sample_table
 
     groups = read_samples(samples)
     with _progress_bar() as bar:
         task = bar.add_task("merging", total=len(groups))
         written = merge_run(run_dir, groups, min_length=min_length, time_unit_name=time_unit,
-                            progress=lambda done, total: bar.update(task, completed=done))
+                            progress=lambda done, total: bar.update(task, completed=done),
+                            on_note=lambda note: console.print(f"note: {escape(note)}",
+                                                               soft_wrap=True))
+    n_cells = 0
     for path in written:
-        console.print(f"wrote [bold]{path}[/]", soft_wrap=True)
+        cells = read_sample_table(path).values.shape[1]
+        n_cells += cells
+        console.print(f"wrote [bold]{path}[/] ({cells} cells)", soft_wrap=True)
+    if not n_cells:
+        log.warning("no cell has %d good frames in %s: lower --min-length, or check the run's "
+                    "traces (cells are good after the run's own minimum length)", min_length,
+                    run_dir)
+        raise typer.Exit(1)
 
 
 def fit(
@@ -56,9 +69,14 @@ def fit(
     model: Annotated[str, typer.Option(help="Model name (see `fovflow models`).")] = "maturation",
     fix: Annotated[list[str] | None, typer.Option(help="Fix a parameter: NAME=VALUE.")] = None,
     bounds: Annotated[
-        list[str] | None, typer.Option(help="Re-bound a parameter: NAME=LOW:HIGH.")
+        list[str] | None, typer.Option(help="Re-bound a parameter: NAME=LOW:HIGH (this also "
+                                            "frees one fixed by default, e.g. km).")
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    feature: Annotated[
+        str | None, typer.Option(help="In a folder, fit the tables of this feature (default "
+                                      "intensity_total; 'all': every table).")
+    ] = None,
     frame_interval: Annotated[
         float | None, typer.Option(help="Minutes per frame, for tables timed in frames.")
     ] = None,
@@ -67,68 +85,81 @@ def fit(
     force: Annotated[bool, typer.Option("--force", help="Refit complete outputs.")] = False,
     plugins: Annotated[list[Path] | None, _PLUGINS] = None,
 ) -> None:
-    """Fit a kinetic model to every cell of a sample table (or of every table in a folder)."""
+    """Fit a kinetic model to every cell of a sample table (or of every table in a folder).
+
+    A fit with other settings keeps the previous result (renamed ..._previous_<time>). Exits
+    with status 1 when no table held a cell to fit.
+    """
     from fovflow.analysis.fitting import FitSettings
-    from fovflow.analysis.tables_fit import fit_tables, sample_tables
+    from fovflow.analysis.tables_fit import DEFAULT_FEATURE, fit_tables, sample_tables
 
     settings = FitSettings.create(model, fixed=_pairs(fix, "--fix", _number),
                                   bounds=_pairs(bounds, "--bounds", _interval),
                                   plugins=[str(p) for p in plugins or ()])
     interval_h = frame_interval / 60 if frame_interval else None
-    paths = sample_tables(table)
+    paths = sample_tables(table, feature=None if feature == "all"
+                          else feature or DEFAULT_FEATURE)
+    cells = 0
     with _progress_bar() as bar:
         def progress_for(path: Path) -> Callable[[int, int], None]:
             task = bar.add_task(path.name, total=None)
             return lambda done, total: bar.update(task, completed=done, total=total)
 
         def announce(event: TableFitted) -> None:
-            how = "up to date" if event.skipped else "wrote"
-            console.print(f"{how} [bold]{event.output}[/] ({event.n_success}/"
-                          f"{event.n_cells} successful fits)", soft_wrap=True)
-            if report and event.n_cells:
-                _report(event, settings, interval_h)
-            elif report:
-                console.print(f"no report for [bold]{event.table}[/]: it holds no cells",
-                              soft_wrap=True)
+            nonlocal cells
+            cells += event.n_cells
+            _announce(event)
 
         fit_tables(paths, settings, n_workers=workers, frame_interval_h=interval_h,
-                   curves=curves, force=force, on_event=announce, progress=progress_for)
+                   curves=curves, report=report, force=force, on_event=announce,
+                   progress=progress_for)
+    if not cells:
+        log.warning("no cells to fit in %s: merge with a smaller --min-length, or check the "
+                    "run's traces", table)
+        raise typer.Exit(1)
+
+
+def _announce(event: TableFitted) -> None:
+    how = "up to date" if event.skipped else "wrote"
+    console.print(f"{how} [bold]{event.output}[/] ({event.n_success}/{event.n_cells} "
+                  f"fits converged)", soft_wrap=True)
+    if event.previous is not None:
+        console.print(f"  kept the previous fit (other settings or table) as "
+                      f"[bold]{event.previous}[/]", soft_wrap=True)
+    for note in event.notes:
+        console.print(f"  {escape(note)}", soft_wrap=True)
+    if event.report:
+        console.print(f"  wrote report {event.report[0].parent}", soft_wrap=True)
 
 
 def models(
     plugins: Annotated[list[Path] | None, _PLUGINS] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List the kinetic models (built-in and plugins) with defaults and bounds."""
+    """List the kinetic models (built-in and plugins) with defaults, bounds and why."""
     from fovflow.analysis.models import available_models
 
     found = available_models(plugins or ())
     if as_json:
-        print(json.dumps({name: {"source": m.source, "parameters": {
+        print(json.dumps({name: {"source": m.source, "description": m.description,
+                                 "swappable": [list(pair) for pair in m.swappable],
+                                 "parameters": {
             p.name: {"default": p.default, "lower": p.lower, "upper": p.upper,
-                     "fixed": p.fixed} for p in m.parameters}} for name, m in found.items()},
-            indent=2))  # plain print: machine-readable stdout
+                     "fixed": p.fixed, "unit": p.unit, "description": p.description,
+                     "rationale": p.rationale} for p in m.parameters}}
+            for name, m in found.items()}, indent=2))  # plain print: machine-readable stdout
         return
-    listing = Table("model", escape("parameters: default [lower, upper]"), "source")
     for name, m in found.items():
-        described = ", ".join(f"{p.name}={p.default:g}{' fixed' if p.fixed else ''} "
-                              f"[{p.lower:g}, {p.upper:g}]" for p in m.parameters)
-        listing.add_row(name, escape(described), escape(m.source))
-    console.print(listing)
-
-
-def _report(event: TableFitted, settings: FitSettings, interval_h: float | None) -> None:
-    from fovflow.analysis.report import write_report
-    from fovflow.analysis.tables_fit import fitted_curves
-    from fovflow.io.tables import read_fitted_table, read_sample_table
-
-    table = read_sample_table(event.table)
-    fitted, _ = read_fitted_table(event.output)
-    curves = fitted_curves(table, fitted, settings, interval_h)
-    written = write_report(table, fitted, curves, [p.name for p in settings.resolve().free],
-                           name=event.table.stem, model=settings.model,
-                           out_dir=event.table.parent / "report")
-    console.print(f"wrote report {written[0].parent}", soft_wrap=True)
+        listing = Table("parameter", "default", "bounds", "meaning", "why",
+                        title=f"{name}: {m.description} ({m.source})", title_justify="left")
+        for p in m.parameters:
+            default = f"{p.default:g} {p.unit}".strip() + (" fixed" if p.fixed else "")
+            listing.add_row(p.name, escape(default), escape(f"[{p.lower:g}, {p.upper:g}]"),
+                            escape(p.description), escape(p.rationale))
+        console.print(listing)
+        for first, second in m.swappable:
+            console.print(f"  the data cannot always tell {first} from {second}: the fit "
+                          f"calls the larger {first}", soft_wrap=True)
 
 
 def _pairs(

@@ -144,13 +144,16 @@ def inspect(
     fov: Annotated[int | None, typer.Option(
         help="FOV --estimate reads (default 0).", show_default=False,
     )] = None,
+    z: Annotated[str | None, typer.Option(
+        "--z", help="Z stacks: the plane, or max or mean, that --estimate reads.",
+    )] = None,
 ) -> None:
     """Show what a microscopy file holds: FOVs, frames, channels, size, times, pixel size."""
-    from fovflow.io.microscopy import open_dataset
+    from fovflow.io.microscopy import describe_sizes, open_dataset
 
     if fov is not None and not estimate:
         raise ConfigError("--fov chooses the FOV that --estimate reads; add --estimate")
-    with open_dataset(file) as dataset:
+    with open_dataset(file, z=z) as dataset:
         meta = dataset.metadata
         found = None
         if estimate:
@@ -170,7 +173,13 @@ def inspect(
     table.add_row("frames", str(meta.n_frames))
     channels = ", ".join(f"{i}: {name}" for i, name in enumerate(meta.channel_names))
     table.add_row("channels", f"{meta.n_channels} ({channels})")
-    table.add_row("frame size", f"{meta.height} x {meta.width} px, {meta.dtype}")
+    if meta.fov_sizes:
+        table.add_row("frame size", f"differs per FOV: {describe_sizes(meta.fov_sizes)}; "
+                                    f"{meta.dtype} (each FOV is processed at its own size)")
+    else:
+        table.add_row("frame size", f"{meta.height} x {meta.width} px, {meta.dtype}")
+    if meta.n_z > 1:
+        table.add_row("Z planes", f"{meta.n_z} (run with --z 0 to {meta.n_z - 1}, max or mean)")
     pixel = f"{meta.pixel_size_um:g} µm" if meta.pixel_size_um else "not recorded"
     table.add_row("pixel size", pixel)
     table.add_row("times", _describe_times(meta.times[0], meta.time_unit))

@@ -50,6 +50,9 @@ def run(
         help="Typical cell diameter: pixels, microns like 12um, or auto (default).",
     )] = None,
     fovs: Annotated[str | None, typer.Option(help="FOVs to process, e.g. 0-9,12.")] = None,
+    z: Annotated[str | None, typer.Option(
+        "--z", help="Z stacks: a plane index, or max or mean (a projection per frame).",
+    )] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Most FOVs in flight at once.")] = None,
     executor: Annotated[
@@ -78,6 +81,7 @@ def run(
     """
     overrides: dict[str, Any] = {"input": input}
     for key, value in [("output", output), ("segment_channel", segment_channel), ("fovs", fovs),
+                       ("z", z),
                        ("n_workers", workers), ("batch_size", batch_size),
                        ("executor", executor), ("scheduler", scheduler)]:
         if value is not None:

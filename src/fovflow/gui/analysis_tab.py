@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fovflow.analysis.diagnostics import fit_notes
 from fovflow.analysis.models import Model, available_models
 from fovflow.analysis.tables_fit import TableFitted, fitted_path, sample_tables
 from fovflow.errors import FovflowError
@@ -76,6 +77,8 @@ class AnalysisTab(QWidget):
         self.good_only = QCheckBox("good fits only (R² ≥)")
         self.good_only.toggled.connect(self._refresh_results)
         self.count_label = QLabel("")
+        self.notes_label = QLabel("")
+        self.notes_label.setWordWrap(True)
         self.results = DataFrameModel()
         self.results_view = QTableView()
         self.results_view.setModel(self.results)
@@ -111,6 +114,7 @@ class AnalysisTab(QWidget):
         middle = QWidget()
         middle_layout = QVBoxLayout(middle)
         middle_layout.addLayout(filters)
+        middle_layout.addWidget(self.notes_label)
         middle_layout.addWidget(self.results_view)
         plots = QSplitter()
         plots.setOrientation(plots.orientation().Vertical)
@@ -158,10 +162,9 @@ class AnalysisTab(QWidget):
             return
         self.table_path = path
         self.fitted = pd.DataFrame()
-        for name in self.models:  # previously fitted results load with their table
+        for name in self.models:  # previously fitted results load with their settings
             if fitted_path(path, name).is_file():
-                self.model_combo.setCurrentText(name)
-                self.fitted, _ = read_fitted_table(fitted_path(path, name))
+                self._show_fitted(fitted_path(path, name))
         self._refresh_results()
         self.status.emit(f"loaded {path.name}: {self.table.values.shape[1]} cells, "
                          f"{self.table.values.shape[0]} time points ({self.table.time_unit})")
@@ -208,7 +211,7 @@ class AnalysisTab(QWidget):
     def _on_table_fitted(self, table: str, event: TableFitted) -> None:
         self.status.emit(f"{Path(table).name}: {event.n_success}/{event.n_cells} fits succeeded")
         if Path(table) == self.table_path:
-            self.fitted, _ = read_fitted_table(event.output)
+            self._show_fitted(event.output)
             self._refresh_results()
 
     def _on_finished(self, outputs: list[Path]) -> None:
@@ -224,6 +227,19 @@ class AnalysisTab(QWidget):
         self.cancel_button.setEnabled(False)
 
     # ---- results --------------------------------------------------------------------------
+    def _show_fitted(self, path: Path) -> None:
+        """Load a fitted table, show the settings it was fitted with and what to know about it."""
+        self.fitted, record = read_fitted_table(path)
+        self.model_combo.setCurrentText(str(record.get("model", "")))
+        model = self.models.get(self.model_combo.currentText())
+        if model is None:
+            return
+        try:
+            self.parameters.show_recorded(model, record)
+        except FovflowError as exc:  # recorded by another version of a plugin model
+            self._on_error(f"{path.name}: its settings do not fit {model.name}: {exc}", "")
+        self.notes_label.setText("\n".join(fit_notes(self.fitted, self.parameters.constrained())))
+
     def shown_fits(self) -> pd.DataFrame:
         """The results as shown: every fit, or the successful ones above the R² threshold."""
         if not len(self.fitted) or not self.good_only.isChecked():
@@ -244,7 +260,8 @@ class AnalysisTab(QWidget):
                 figure.canvas.draw_idle()
             return
         varying = [n for n in model.names if n in shown and shown[n].nunique() > 1]
-        draw_histograms(self.hist_figure, shown[shown["success"].astype(bool)], varying)
+        draw_histograms(self.hist_figure, shown[shown["success"].astype(bool)], varying,
+                        {p.name: p.unit for p in model.parameters})
         self.results_view.selectRow(0)
 
     def _row_chosen(self, selected: QItemSelection, deselected: QItemSelection) -> None:
@@ -257,9 +274,8 @@ class AnalysisTab(QWidget):
             return
         column = f"fov_{int(row['fov']):03d}_cell_{int(row['cell'])}"
         times = self.table.values.index.to_numpy(dtype=float)
-        draw_fit(self.curve_figure, times, self._hours(times),
-                 self.table.values[column].to_numpy(), model, row, title=column,
-                 time_unit=self.table.time_unit)
+        draw_fit(self.curve_figure, self._hours(times), self.table.values[column].to_numpy(),
+                 model, row, title=column)
 
     def save_results(self, folder: Path) -> list[Path]:
         """Write the shown fits as a fitted table, plus curve and histogram plots and a summary

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QWidget
@@ -26,9 +28,24 @@ class FitParameterTable(QTableWidget):
         self.model: Model | None = None
 
     def show_model(self, model: Model) -> None:
-        self.model = model
-        self.setRowCount(len(model.parameters))
-        for row, parameter in enumerate(model.parameters):
+        """Show `model`'s own defaults and bounds."""
+        self._show(model, model)
+
+    def show_recorded(self, model: Model, record: Mapping[str, Any]) -> None:
+        """Show `model` with the fixed values and bounds a fitted table's record holds."""
+        fixed = {name: float(value) for name, value in record.get("fixed", [])}
+        bounds = {name: (float(low), float(high)) for name, (low, high) in
+                  record.get("bounds", [])}
+        self._show(model, model.constrain(fixed=fixed, bounds=bounds))
+
+    def constrained(self) -> Model:
+        """The model with the table's edits, as the fit would use it."""
+        return self.settings().resolve()
+
+    def _show(self, model: Model, shown: Model) -> None:
+        self.model = model  # edits are compared with the model's own values
+        self.setRowCount(len(shown.parameters))
+        for row, parameter in enumerate(shown.parameters):
             name = QTableWidgetItem(parameter.name)
             name.setFlags(name.flags() & ~Qt.ItemFlag.ItemIsEditable)
             name.setToolTip(f"{parameter.description} ({parameter.unit})".strip(" ()"))

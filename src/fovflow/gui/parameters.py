@@ -1,4 +1,5 @@
-"""The processing parameters table: FOV range, workers, batch size, executor, step parameters.
+"""The processing parameters table: FOV range, Z plane, workers, batch size, executor, step
+parameters.
 
 Each row shows a parameter and its value as text; a step parameter whose text is blank or still
 equals its default is not sent, so defaults keep living in the algorithms' signatures. The
@@ -21,6 +22,7 @@ from fovflow.workflow.config import EXECUTORS, WorkflowConfig
 STEPS = ("segmentation", "background", "tracking", "extraction")
 _GENERAL = {
     "fovs": ("all", "FOVs to process, e.g. 0-9,12 (all: every FOV of the file)"),
+    "z": ("none", "Z stacks: a plane index, max or mean, per frame (none: a 2-D file)"),
     "n_workers": ("2", "worker processes or threads"),
     "batch_size": ("auto", "most FOVs in flight at once (auto: n_workers)"),
     "executor": ("process", f"how FOVs run in parallel: {', '.join(EXECUTORS)}"),
@@ -73,6 +75,7 @@ class ParameterTable(QTableWidget):
         batch = self.value("batch_size")
         config: dict[str, Any] = {
             "fovs": self.value("fovs") or "all",
+            "z": None if self.value("z").lower() in ("", "none") else self.value("z"),
             "n_workers": _integer("n_workers", self.value("n_workers")),
             "batch_size": None if batch.lower() in ("", "auto") else _integer("batch_size", batch),
             "executor": self.value("executor"),

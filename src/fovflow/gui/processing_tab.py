@@ -32,7 +32,7 @@ from fovflow.gui.segmentation_fields import SegmentationFields
 from fovflow.gui.tasks import MetadataWorker, RunWorker
 from fovflow.gui.widgets import checkable, is_checked, with_button
 from fovflow.gui.workers import WorkerHandle, start_worker
-from fovflow.io.microscopy import DatasetMetadata
+from fovflow.io.microscopy import DatasetMetadata, describe_sizes
 from fovflow.processing.extraction import DEFAULT_FEATURES, FEATURES
 from fovflow.ranges import format_ranges
 from fovflow.workflow.config import WorkflowConfig, diameter_px
@@ -156,9 +156,12 @@ class ProcessingTab(QWidget):
         self.metadata = metadata
         channels = [f"{i}: {name}" for i, name in enumerate(metadata.channel_names)]
         pixel = f", {metadata.pixel_size_um:g} µm/px" if metadata.pixel_size_um else ""
+        size = (f"sizes differ: {describe_sizes(metadata.fov_sizes)}" if metadata.fov_sizes
+                else f"{metadata.height} × {metadata.width} px")
+        z = f" × {metadata.n_z} Z planes" if metadata.n_z > 1 else ""
         self.metadata_label.setText(
             f"{metadata.n_fovs} FOVs × {metadata.n_frames} frames × {metadata.n_channels} "
-            f"channels ({', '.join(channels)}); {metadata.height} × {metadata.width} px, "
+            f"channels ({', '.join(channels)}){z}; {size}, "
             f"{metadata.dtype}{pixel}; times in {metadata.time_unit}")
         self.segment_combo.clear()
         self.segment_combo.addItems(channels)
@@ -174,6 +177,7 @@ class ProcessingTab(QWidget):
             name = metadata.path.name.split(".")[0]
             self.output_edit.setText(str(metadata.path.with_name(f"{name}_run")))
         self.parameters.set_value("fovs", "all" if metadata.n_fovs > 1 else "0")
+        self.parameters.set_value("z", "max" if metadata.n_z > 1 else "none")  # shown, editable
         self.status.emit(f"loaded {metadata.path.name}" + (
             f"; segmentation plugins not loaded: {plugin_error}" if plugin_error else ""))
 

@@ -58,16 +58,16 @@ def save_fit_report(table: SampleTable, name: str, fitted: pd.DataFrame, shown: 
                     folder: Path) -> list[Path]:
     """Write the `shown` fits as a fitted table, plus curves, histograms and a summary.
 
-    Fits of `fitted` that are not in `shown` (e.g. below an R² threshold) count as unsuccessful
-    in the plots and summary.
+    Only the `shown` fits (e.g. those above an R² threshold) are drawn and summarised.
     """
     folder.mkdir(parents=True, exist_ok=True)
     table_path = folder / f"{name}_fitted_{settings.model}_shown.csv"
     write_fitted_table(shown, table_path, {"model": settings.model, "shown": len(shown)})
-    marked = fitted.assign(success=fitted.index.isin(shown.index)
-                           & fitted["success"].astype(bool))
-    curves = fitted_curves(table, marked, settings, frame_interval_h)
-    free = [p.name for p in settings.resolve().free]
-    written = write_report(table, marked, curves, free, name=name, model=settings.model,
-                           out_dir=folder)
+    curves = fitted_curves(table, fitted, settings, frame_interval_h)
+    model = settings.resolve()
+    written = write_report(table, fitted, curves, [p.name for p in model.free], name=name,
+                           model=settings.model, out_dir=folder,
+                           frame_interval_h=frame_interval_h,
+                           units={p.name: p.unit for p in model.parameters},
+                           cells=[fitted.index.get_loc(i) for i in shown.index])
     return [table_path, *written]

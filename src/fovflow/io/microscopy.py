@@ -2,8 +2,10 @@
 
 `open_dataset(path)` understands a file once (FOVs, channels, pixel size, per-plane timestamps)
 and then reads single frames on demand. One FOV is one scene. OME-TIFF goes through tifffile
-(`fovflow.io.ome_tiff`: metadata in ~20 ms, frames straight from their TIFF pages); ND2 and CZI
-through bioio and its reader plugins (extras), frames through bioio's lazy dask arrays.
+(`fovflow.io.ome_tiff`: metadata in ~20 ms, frames straight from their TIFF pages), CZI through
+libCZI (`fovflow.io.czi`, extra ``czi``), ND2 through bioio and its reader plugin (extra ``nd2``),
+frames through bioio's lazy dask arrays. A Z stack gives one frame per channel and time: the
+plane or projection chosen with ``z`` (`DatasetMetadata.with_z`).
 
 A `Dataset` pickles as its path and metadata, never as an open handle, so a worker process
 reopens it cheaply (no second metadata parse) on its first frame read.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -29,12 +31,17 @@ from fovflow.errors import (
     NotAFileError,
     UnsupportedFormatError,
 )
-from fovflow.io.metadata import (  # noqa: F401 - DatasetMetadata and FRAME_UNIT are public here
+from fovflow.io.czi import CziPlanes, read_czi_metadata
+from fovflow.io.metadata import (  # noqa: F401 - public here too
     FRAME_UNIT,
+    Z_PROJECTIONS,
     DatasetMetadata,
     Plane,
     acquisition_times,
-    common_shape,
+    describe_sizes,
+    shared_shape,
+    unreadable,
+    z_selection,
 )
 from fovflow.io.ome_tiff import OmeTiffPages, read_ome_tiff_metadata
 
@@ -42,14 +49,11 @@ log = logging.getLogger(__name__)
 
 _FORMATS = {".ome.tif": "ome-tiff", ".ome.tiff": "ome-tiff", ".nd2": "nd2", ".czi": "czi"}
 # Format -> (bioio reader plugin module, pip extra that installs it).
-_READERS: dict[str, tuple[str, str | None]] = {
-    "nd2": ("bioio_nd2", "nd2"),
-    "czi": ("bioio_czi", "czi"),
-}
+_READERS: dict[str, tuple[str, str | None]] = {"nd2": ("bioio_nd2", "nd2")}
 
 
 class _PlaneReader(Protocol):
-    def read(self, fov: int, channel: int, t: int) -> NDArray[Any]: ...
+    def read(self, fov: int, channel: int, t: int, z: int) -> NDArray[Any]: ...
     def close(self) -> None: ...
 
 
@@ -79,33 +83,47 @@ class Dataset:
         return np.asarray(self.metadata.times[fov], dtype=np.float64)
 
     def frame(self, fov: int, channel: int, t: int) -> NDArray[Any]:
-        """One 2-D frame (height x width); reads only that plane from disk.
+        """One 2-D frame (``metadata.frame_shape(fov)``); reads only its planes from disk.
+
+        From a Z stack, the frame is the plane or projection ``metadata.z`` names; a mean
+        keeps the file's dtype (rounded for integer types).
 
         Raises
         ------
         IndexOutOfRangeError
             If `fov`, `channel` or `t` is outside the file.
+        UnsupportedFormatError
+            If the file holds Z stacks and ``metadata.z`` does not say how to read them.
         CorruptFileError
             If the plane cannot be read (truncated or damaged file).
+
+        Notes
+        -----
+        A projection reads the FOV's `n_z` planes of that channel and time: O(n_z pixels).
         """
         m = self.metadata
         self._check_index("FOV", fov, m.n_fovs)
         self._check_index("channel", channel, m.n_channels)
         self._check_index("frame", t, m.n_frames)
+        if m.n_z > 1 and m.z is None:
+            raise UnsupportedFormatError(
+                f"{m.path}: has {m.n_z} Z planes: pick one Z plane (0 to {m.n_z - 1}) or a "
+                "projection, max or mean, with --z (config key z)")
+        planes = range(m.n_z) if m.z in Z_PROJECTIONS else [m.z or 0]
         with self._lock:
             if self._reader is None:
                 self._reader = _make_reader(m)
             try:
-                plane = self._reader.read(fov, channel, t)
+                plane = _project(self._reader, (fov, channel, t), planes, mean=m.z == "mean")
             except (OSError, ValueError, IndexError, KeyError, RuntimeError) as exc:
                 raise CorruptFileError(
                     f"{m.path}: cannot read FOV {fov}, channel {channel}, frame {t} ({exc}); "
                     "the file may be truncated or damaged: re-export or re-copy it"
                 ) from exc
-        if plane.shape != (m.height, m.width):
+        if plane.shape != m.frame_shape(fov):
             raise CorruptFileError(
                 f"{m.path}: FOV {fov}, channel {channel}, frame {t} has shape {plane.shape}, "
-                f"expected {(m.height, m.width)}; the file's metadata does not match its pixels"
+                f"expected {m.frame_shape(fov)}; the file's metadata does not match its pixels"
             )
         return plane
 
@@ -143,6 +161,26 @@ class Dataset:
             )
 
 
+def _project(reader: _PlaneReader, where: tuple[int, int, int], planes: Sequence[int], *,
+             mean: bool) -> NDArray[Any]:
+    """The plane, or the max (or mean) over `planes`, accumulated one plane at a time."""
+    first = reader.read(*where, planes[0])
+    if len(planes) == 1:
+        return first
+    if not mean:
+        out = first.copy()
+        for z in planes[1:]:
+            np.maximum(out, reader.read(*where, z), out=out)
+        return out
+    total = first.astype(np.float64)
+    for z in planes[1:]:
+        total += reader.read(*where, z)
+    total /= len(planes)
+    if np.issubdtype(first.dtype, np.integer):
+        total = np.rint(total)
+    return total.astype(first.dtype)
+
+
 class FrameStack:
     """Frames of one FOV and channel, read on access: ``stack[t]``, ``len(stack)``, iteration.
 
@@ -152,7 +190,7 @@ class FrameStack:
     def __init__(self, dataset: Dataset, fov: int, channel: int) -> None:
         self.dataset, self.fov, self.channel = dataset, fov, channel
         m = dataset.metadata
-        self.shape = (m.n_frames, m.height, m.width)
+        self.shape = (m.n_frames, *m.frame_shape(fov))
         self.dtype = np.dtype(m.dtype)
         self.ndim = 3
 
@@ -175,8 +213,16 @@ class FrameStack:
         return out if dtype is None else out.astype(dtype)
 
 
-def open_dataset(path: str | Path) -> Dataset:
+def open_dataset(path: str | Path, *, z: int | str | None = None) -> Dataset:
     """Open a microscopy file (OME-TIFF; ND2 and CZI with their extras) and read its metadata.
+
+    Parameters
+    ----------
+    path
+        The file.
+    z
+        How to read Z stacks: a plane index, ``"max"`` or ``"mean"`` (a projection per frame).
+        A 2-D file ignores it; a Z stack opened without it has its metadata but no frames.
 
     Raises
     ------
@@ -184,7 +230,9 @@ def open_dataset(path: str | Path) -> Dataset:
         If the path does not exist, is a folder, or is empty.
     UnsupportedFormatError
         If the extension is not a supported format or its reader extra is not installed, or
-        the file holds Z stacks or RGB samples.
+        the file holds RGB samples or FOVs that differ in frames, channels or Z planes.
+    IndexOutOfRangeError
+        If `z` is a Z plane the file does not have.
     CorruptFileError
         If the file cannot be parsed or its pixel data ends early.
 
@@ -200,7 +248,7 @@ def open_dataset(path: str | Path) -> Dataset:
         raise NotAFileError(f"{file}: is a folder, not a microscopy file; give the file inside it")
     if file.stat().st_size == 0:
         raise EmptyFileError(f"{file}: the file is empty (0 bytes); copy or export it again")
-    metadata = _read_metadata(file, _format_of(file))
+    metadata = _read_metadata(file, _format_of(file)).with_z(z)
     if not metadata.has_times:
         log.warning("%s: no acquisition times in the file; times are frame indices", file)
     dataset = Dataset(metadata)
@@ -227,6 +275,8 @@ def _format_of(file: Path) -> str:
 def _read_metadata(file: Path, fmt: str) -> DatasetMetadata:
     if fmt == "ome-tiff":
         return read_ome_tiff_metadata(file)
+    if fmt == "czi":
+        return read_czi_metadata(file)
     from bioio import BioImage  # deferred: importing bioio takes seconds; OME-TIFF never needs it
 
     reader_class = _reader_class(file, fmt)
@@ -244,21 +294,20 @@ def _read_metadata(file: Path, fmt: str) -> DatasetMetadata:
         pixel_size = image.physical_pixel_sizes.X
         ome = _ome_metadata(image)
     except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
-        raise CorruptFileError(f"{file}: cannot read it as {fmt} ({exc}); it may be truncated "
-                               "or damaged: re-export or re-copy it") from exc
+        raise unreadable(file, fmt, exc) from exc
     except Exception as exc:  # bioio's own errors have no common base beyond Exception
         if type(exc).__module__.startswith(("bioio", "ome_types", "xsdata", "lxml", "xml")):
-            raise CorruptFileError(f"{file}: cannot be read as {fmt}; it is truncated, damaged "
-                                   "or of another format: re-export or re-copy it") from exc
+            raise unreadable(file, fmt, exc) from exc
         raise
-    first = common_shape(file, shapes)
-    times, unit = acquisition_times(_ome_images(ome), len(scenes), first["T"])
+    shape = shared_shape(file, shapes)
+    times, unit = acquisition_times(_ome_images(ome), len(scenes), shape.n_frames)
     return DatasetMetadata(
-        path=file.resolve(), format=fmt, n_fovs=len(scenes), n_frames=first["T"],
-        n_channels=first["C"], channel_names=channel_names, height=first["Y"],
-        width=first["X"], dtype=dtypes.pop(), times=times, time_unit=unit,
+        path=file.resolve(), format=fmt, n_fovs=len(scenes), n_frames=shape.n_frames,
+        n_channels=shape.n_channels, channel_names=channel_names, height=shape.height,
+        width=shape.width, dtype=dtypes.pop(), times=times, time_unit=unit,
         pixel_size_um=float(pixel_size) if pixel_size else None,
-        fov_names=tuple(str(scene) for scene in scenes),
+        fov_names=tuple(str(scene) for scene in scenes), n_z=shape.n_z,
+        fov_sizes=shape.fov_sizes,
     )
 
 
@@ -292,6 +341,8 @@ def _ome_images(ome: Any) -> list[tuple[list[Plane], float | None, Any]]:
 def _make_reader(metadata: DatasetMetadata) -> _PlaneReader:
     if metadata.format == "ome-tiff":
         return OmeTiffPages(metadata)
+    if metadata.format == "czi":
+        return CziPlanes(metadata)
     return _BioioPlanes(metadata)
 
 
@@ -305,11 +356,11 @@ class _BioioPlanes:
         self._image = BioImage(metadata.path, reader=reader)
         self._scene = -1
 
-    def read(self, fov: int, channel: int, t: int) -> NDArray[Any]:
+    def read(self, fov: int, channel: int, t: int, z: int) -> NDArray[Any]:
         if fov != self._scene:
             self._image.set_scene(fov)
             self._scene = fov
-        return np.asarray(self._image.get_image_dask_data("YX", T=t, C=channel, Z=0).compute())
+        return np.asarray(self._image.get_image_dask_data("YX", T=t, C=channel, Z=z).compute())
 
     def close(self) -> None:
         self._image = None

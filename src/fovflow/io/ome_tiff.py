@@ -17,7 +17,13 @@ import tifffile
 from numpy.typing import NDArray
 
 from fovflow.errors import CorruptFileError
-from fovflow.io.metadata import DatasetMetadata, Plane, acquisition_times, common_shape
+from fovflow.io.metadata import (
+    DatasetMetadata,
+    Plane,
+    acquisition_times,
+    shared_shape,
+    unreadable,
+)
 
 _MICROMETRES_PER_UNIT = {"nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
 
@@ -30,7 +36,7 @@ def read_ome_tiff_metadata(file: Path) -> DatasetMetadata:
     CorruptFileError
         If the file is not a readable TIFF with OME-XML metadata.
     UnsupportedFormatError
-        If its FOVs differ in size, or hold Z stacks or RGB samples.
+        If its FOVs differ in frames, channels or Z planes, or hold RGB samples.
     """
     try:
         with tifffile.TiffFile(file) as tif:
@@ -43,27 +49,27 @@ def read_ome_tiff_metadata(file: Path) -> DatasetMetadata:
             dtypes = {np.dtype(s.dtype).name for s in series}
         if not series or not images:
             raise ValueError("no images")
-        shape = common_shape(file, shapes)
+        shape = shared_shape(file, shapes)
         pixels = [image["Pixels"] for image in images]
         channels = _as_list(pixels[0].get("Channel"))
         times, unit = acquisition_times(
             [(_planes(p), p.get("TimeIncrement"), p.get("TimeIncrementUnit")) for p in pixels],
-            len(series), shape["T"])
+            len(series), shape.n_frames)
         channel_names = tuple(str(c.get("Name") or c.get("ID") or f"Channel:{i}")
                               for i, c in enumerate(channels))
     except (OSError, ValueError, KeyError, IndexError, TypeError, ParseError,
             tifffile.TiffFileError) as exc:
-        raise CorruptFileError(f"{file}: cannot be read as ome-tiff ({exc}); it is truncated, "
-                               "damaged or of another format: re-export or re-copy it") from exc
-    if len(channel_names) != shape["C"]:
-        channel_names = tuple(f"Channel:{i}" for i in range(shape["C"]))
+        raise unreadable(file, "ome-tiff", exc) from exc
+    if len(channel_names) != shape.n_channels:
+        channel_names = tuple(f"Channel:{i}" for i in range(shape.n_channels))
     return DatasetMetadata(
-        path=file.resolve(), format="ome-tiff", n_fovs=len(series), n_frames=shape["T"],
-        n_channels=shape["C"], channel_names=channel_names, height=shape["Y"],
-        width=shape["X"], dtype=dtypes.pop(), times=times, time_unit=unit,
+        path=file.resolve(), format="ome-tiff", n_fovs=len(series), n_frames=shape.n_frames,
+        n_channels=shape.n_channels, channel_names=channel_names, height=shape.height,
+        width=shape.width, dtype=dtypes.pop(), times=times, time_unit=unit,
         pixel_size_um=_pixel_size_um(pixels[0]),
         fov_names=tuple(str(image.get("ID", f"Image:{i}")) for i, image in
                         enumerate(images[: len(series)])),
+        n_z=shape.n_z, fov_sizes=shape.fov_sizes,
     )
 
 
@@ -83,15 +89,15 @@ class OmeTiffPages:
             raise CorruptFileError(f"{metadata.path}: its TIFF pages are incomplete ({exc}); "
                                    "the file may be truncated: re-export or re-copy it") from exc
 
-    def read(self, fov: int, channel: int, t: int) -> NDArray[Any]:
-        return self._pages[fov][t][channel].asarray()
+    def read(self, fov: int, channel: int, t: int, z: int) -> NDArray[Any]:
+        return self._pages[fov][t][channel][z].asarray()
 
     def close(self) -> None:
         if getattr(self, "_tiff", None) is not None:
             self._tiff.close()
 
-    def _index(self, series: Any, metadata: DatasetMetadata) -> list[list[Any]]:
-        """Pages of one series as ``pages[t][c]``, checked to lie wholly inside the file."""
+    def _index(self, series: Any, metadata: DatasetMetadata) -> list[list[list[Any]]]:
+        """Pages of one series as ``pages[t][c][z]``, checked to lie wholly inside the file."""
         axes = series.get_axes(False)
         shape = series.get_shape(False)
         plane_axes = [(axis, size) for axis, size in zip(axes, shape, strict=True)
@@ -99,21 +105,25 @@ class OmeTiffPages:
         sizes = tuple(size for _, size in plane_axes)
         pages = series.pages
         file_size = self._path.stat().st_size
-        table: list[list[Any]] = []
+        table: list[list[list[Any]]] = []
         for t in range(metadata.n_frames):
             row = []
             for c in range(metadata.n_channels):
-                position = {"T": t, "C": c}
-                index = np.ravel_multi_index(
-                    tuple(position.get(axis, 0) for axis, _ in plane_axes), sizes
-                ) if sizes else 0
-                page = pages[int(index)]
-                if page is None:
-                    raise ValueError(f"plane T={t} C={c} is missing")
-                end = max(o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True))
-                if end > file_size:
-                    raise ValueError(f"plane T={t} C={c} ends past the end of the file")
-                row.append(page)
+                stack = []
+                for z in range(metadata.n_z):
+                    position = {"T": t, "C": c, "Z": z}
+                    index = np.ravel_multi_index(
+                        tuple(position.get(axis, 0) for axis, _ in plane_axes), sizes
+                    ) if sizes else 0
+                    page = pages[int(index)]
+                    if page is None:
+                        raise ValueError(f"plane T={t} C={c} Z={z} is missing")
+                    end = max(o + n for o, n in
+                              zip(page.dataoffsets, page.databytecounts, strict=True))
+                    if end > file_size:
+                        raise ValueError(f"plane T={t} C={c} Z={z} ends past the end of the file")
+                    stack.append(page)
+                row.append(stack)
             table.append(row)
         return table
 

@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 from fovflow.errors import ConfigError, yaml_problem
-from fovflow.io.microscopy import DatasetMetadata
+from fovflow.io.microscopy import DatasetMetadata, z_selection
 from fovflow.io.store import read_manifest, write_text_atomically
 from fovflow.plugins import load_processing_plugins
 from fovflow.processing.background import correct_background
@@ -51,6 +51,7 @@ class WorkflowConfig:
     segment_channel: int = 0
     fl_channels: tuple[int, ...] | None = None  # None: chosen from the file (`for_file`)
     fovs: str = "all"
+    z: int | str | None = None  # Z stacks: a plane index, "max" or "mean" (per frame)
     features: tuple[str, ...] = DEFAULT_FEATURES
     plugins: tuple[str, ...] = ()  # folders of plugin files (besides $FOVFLOW_PLUGINS)
     segmentation: Mapping[str, Any] = field(default_factory=dict)
@@ -74,6 +75,7 @@ class WorkflowConfig:
         set_(self, "plugins", tuple(str(_path(folder, "plugins"))
                                     for folder in _names(self.plugins, "plugins")))
         set_(self, "fovs", _selection(self.fovs))
+        set_(self, "z", z_selection(self.z))
         set_(self, "n_workers", _whole(self.n_workers, "n_workers"))
         if self.batch_size is not None:
             set_(self, "batch_size", _whole(self.batch_size, "batch_size"))
@@ -143,6 +145,11 @@ class WorkflowConfig:
                 raise ConfigError(f"{role} channel {channel} is out of range; {metadata.path.name}"
                                   f" has {metadata.n_channels} channels ({names})")
         self.selected_fovs(metadata)
+        if metadata.n_z > 1 and self.z is None:
+            raise ConfigError(f"{metadata.path.name} has {metadata.n_z} Z planes: pick one Z plane"
+                              f" with --z 0 to {metadata.n_z - 1}, or project them with --z max "
+                              "or --z mean (config key z)")
+        metadata.with_z(self.z)  # a plane the file does not have fails here
         diameter_px(self.step_parameters()["segmentation"]["diameter"], metadata)
         _check_writable(self.output)
         read_manifest(self.output, metadata.path)  # before the run touches the folder

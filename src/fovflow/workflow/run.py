@@ -107,6 +107,7 @@ def _run(config: WorkflowConfig, executor: Executor, on_event: OnEvent | None,
             metadata = dataset.metadata
     config = config.for_file(metadata)
     config.validate(metadata)
+    metadata = metadata.with_z(config.z)  # how the workers read Z stacks
     fovs = config.selected_fovs(metadata)
     output = config.output
     try:

@@ -64,7 +64,9 @@ def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata) -> dict[str, 
         "copy": {"input": str(metadata.path), "bytes": stat.st_size,
                  "modified_ns": stat.st_mtime_ns, "frames": metadata.n_frames,
                  "size": [metadata.height, metadata.width], "pc": config.segment_channel,
-                 "fl": list(config.fl_channels)},
+                 "fl": list(config.fl_channels),
+                 # Only for Z stacks, so runs of 2-D files made before z existed stay current.
+                 **({"z": metadata.z} if metadata.z is not None else {})},
         "segmentation": parameters["segmentation"],
         "background": parameters["background"],
         "tracking": parameters["tracking"],
@@ -145,7 +147,7 @@ def _copy(task: FovTask, folder: Path, _: dict[str, Any], progress: Progress) ->
                 **{f"fl_ch_{c}.zarr": c for c in config.fl_channels}}
     dataset = _open(meta)
     with staged(folder, list(channels)) as paths:
-        arrays = {name: create_frames(paths[name], meta.n_frames, (meta.height, meta.width),
+        arrays = {name: create_frames(paths[name], meta.n_frames, meta.frame_shape(task.fov),
                                       meta.dtype) for name in channels}
         for t in range(meta.n_frames):
             for name, channel in channels.items():
@@ -190,6 +192,11 @@ def _extract(task: FovTask, folder: Path, parameters: dict[str, Any], progress: 
     channels = task.config.fl_channels
     names = [f"traces_ch_{c}.csv" for c in channels]
     times = task.metadata.times[task.fov]
+    if parameters["min_length"] > len(labels):  # a short movie would have no good cell at all
+        log.warning("FOV %d: %d frames, fewer than the minimum trace length %d; cells present "
+                    "in all frames count as good", task.fov, len(labels),
+                    parameters["min_length"])
+        parameters = {**parameters, "min_length": len(labels)}
     with staged(folder, names) as paths:
         for index, (channel, name) in enumerate(zip(channels, names, strict=True)):
             table = extract_features(

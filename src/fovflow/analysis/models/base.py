@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -33,6 +34,8 @@ class Parameter:
         Held at `default` instead of fitted.
     unit, description : str
         For listings and reports.
+    rationale : str
+        Why the default and bounds are what they are (shown by ``fovflow models``).
     """
 
     name: str
@@ -43,6 +46,7 @@ class Parameter:
     fixed: bool = False
     unit: str = ""
     description: str = ""
+    rationale: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class Model:
 
     Models are built once (the built-ins, or a plugin's ``MODELS`` list) and then constrained per
     fit with `constrain`, which returns a new model.
+
+    ``swappable`` lists pairs of parameters the curve cannot tell apart (swapping their values
+    leaves it unchanged); a fit names the larger value of each pair by the pair's first name.
     """
 
     name: str
@@ -58,6 +65,7 @@ class Model:
     parameters: tuple[Parameter, ...]
     description: str = ""
     source: str = field(default="built-in", compare=False)
+    swappable: tuple[tuple[str, str], ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -84,6 +92,24 @@ class Model:
         """All parameter values from the free ones (in `free` order) and the fixed defaults."""
         given = iter(free_values)
         return {p.name: p.default if p.fixed else float(next(given)) for p in self.parameters}
+
+    def out_of_order(
+        self, free_values: Sequence[float], *, strict: bool = True
+    ) -> list[tuple[int, int]]:
+        """Positions ``(i, j)`` in `free` of the swappable pairs whose second value exceeds the
+        first (or equals it, unless `strict`); only pairs with both parameters free and the
+        same bounds count (otherwise the bounds already tell them apart)."""
+        index = {p.name: i for i, p in enumerate(self.free)}
+        pairs = []
+        for first, second in self.swappable:
+            if first in index and second in index:
+                i, j = index[first], index[second]
+                same_bounds = (self.free[i].lower, self.free[i].upper) == (self.free[j].lower,
+                                                                           self.free[j].upper)
+                before = operator.lt if strict else operator.le
+                if same_bounds and before(free_values[i], free_values[j]):
+                    pairs.append((i, j))
+        return pairs
 
     def constrain(
         self,
