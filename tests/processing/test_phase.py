@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from fovflow.evaluation.scores import score_labels
 from fovflow.io.synthetic import SimulatedFov, SimulationConfig, simulate_fov
-from fovflow.processing.phase import phase_foreground
+from fovflow.processing.phase import phase_foreground, without_untextured
 from fovflow.processing.segmentation import segment_cells
 
 
@@ -146,7 +146,8 @@ def test_invalid_stacks_are_rejected_with_a_clear_message(stack: object, message
 @pytest.mark.parametrize("kwargs", [{"window": 4}, {"bins": 1}, {"n_sigma": -1},
                                     {"opening": 6}, {"closing": 0}, {"threshold": "li"},
                                     {"split": "watershed"},
-                                    {"split": "distance", "neck": 1.5}])
+                                    {"split": "distance", "neck": 1.5},
+                                    {"min_texture": -0.1}, {"min_texture": 1.5}])
 def test_invalid_parameters_are_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         segment_cells(np.ones((1, 32, 32)), method="phase", diameter=10, **kwargs)
@@ -161,3 +162,30 @@ def test_stack_is_read_one_frame_at_a_time_into_out(simulated: SimulatedFov, tmp
     # With the mode threshold at the reference diameter of 60 px the foreground is the first
     # version's, whose fixed sizes are `phase_foreground`'s defaults.
     np.testing.assert_array_equal(out[4] > 0, phase_foreground(simulated.phase[4]))
+
+
+def _discs_of_texture(contrasts: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of discs side by side and a frame in which disc i holds noise of standard
+    deviation ``contrasts[i]`` (relative) around the background level."""
+    rng = np.random.default_rng(4)
+    labels = np.zeros((60, 60 * len(contrasts)), np.int32)
+    frame = np.full(labels.shape, 1000.0)
+    yy, xx = np.mgrid[:60, :60]
+    for i, contrast in enumerate(contrasts):
+        inside = (yy - 30) ** 2 + (xx - 30) ** 2 <= 20**2
+        labels[:, 60 * i : 60 * (i + 1)][inside] = i + 1
+        frame[:, 60 * i : 60 * (i + 1)][inside] *= np.exp(rng.normal(0, contrast, inside.sum()))
+    return labels, frame
+
+
+def test_faint_regions_are_dropped_and_textured_cells_kept() -> None:
+    labels, frame = _discs_of_texture([0.3, 0.25, 0.35, 0.02])  # three cells and a faint speck
+    kept = without_untextured(labels, frame, 0.4)
+    assert kept.max() == 3 and not kept[labels == 4].any()
+    np.testing.assert_array_equal(kept[labels <= 3], labels[labels <= 3])
+    assert without_untextured(labels, frame, 0.05).max() == 4
+
+
+def test_one_region_is_never_measured_against_itself() -> None:
+    labels, frame = _discs_of_texture([0.02])
+    np.testing.assert_array_equal(without_untextured(labels, frame, 1.0), labels)

@@ -9,6 +9,7 @@ from scipy import ndimage
 from fovflow.processing.splitting import (
     fill_holes,
     label_instances,
+    split_by_bodies,
     split_by_intensity,
     split_touching,
 )
@@ -192,13 +193,19 @@ def test_split_by_intensity_cuts_two_dark_bodies_at_the_bright_seam_between_them
     assert split_by_intensity(mask, uniform, diameter=40).max() == 1
 
 
-def test_split_by_intensity_gives_connected_cells_covering_the_mask() -> None:
+@pytest.mark.parametrize(("split", "covers_mask"), [(split_by_intensity, True),
+                                                    (split_by_bodies, False)])
+def test_image_splits_give_compact_connected_cells_inside_the_mask(split, covers_mask: bool
+                                                                    ) -> None:
+    # The split by intensity labels all of the mask; the split by bodies leaves the seams and
+    # halos out, but never labels outside the mask.
     for seed in range(100):
         mask, diameter, _ = random_mask(seed)
         rng = np.random.default_rng(seed + 1000)
         image = ndimage.gaussian_filter(rng.normal(1000, 200, mask.shape), 2)
-        labels = split_by_intensity(mask, image, diameter=diameter)
-        assert labels.dtype == np.int32 and np.array_equal(labels > 0, mask), seed
+        labels = split(mask, image, diameter=diameter)
+        assert labels.dtype == np.int32 and not (labels[~mask] > 0).any(), seed
+        assert not covers_mask or np.array_equal(labels > 0, mask), seed
         assert np.array_equal(np.unique(labels), np.arange(labels.max() + 1)), seed
         scattered = [cell for cell in range(1, labels.max() + 1)
                      if ndimage.label(labels == cell, EIGHT)[1] != 1]
@@ -208,6 +215,40 @@ def test_split_by_intensity_gives_connected_cells_covering_the_mask() -> None:
 def test_split_by_intensity_refuses_a_diameter_that_is_not_positive() -> None:
     with pytest.raises(ValueError, match="diameter must be positive"):
         split_by_intensity(np.ones((8, 8), bool), np.ones((8, 8)), diameter=0)
+
+
+def _touching_rods(seam: float) -> tuple[np.ndarray, np.ndarray]:
+    """A mask of two dark rods side by side (10 px wide, 60 long) with no gap between them in
+    the mask, and a phase-contrast image of them with a seam of brightness `seam` between."""
+    mask = np.zeros((60, 100), bool)
+    mask[10:50, 20:80] = True
+    image = np.full(mask.shape, 1000.0)
+    image[15:25, 20:80] = image[27:37, 20:80] = 400  # two rods ...
+    image[25:27, 20:80] = seam  # ... touching along a seam
+    image[10:15, 20:80] = image[37:50, 20:80] = 1200  # halo, inside the mask
+    return mask, image
+
+
+def test_split_by_bodies_separates_touching_rods_at_their_seam_and_trims_the_halo() -> None:
+    mask, image = _touching_rods(seam=1100)
+    labels = split_by_bodies(mask, image, diameter=20)
+    assert labels.max() == 2
+    assert labels[20, 50] != labels[31, 50] and labels[20, 50] > 0 and labels[31, 50] > 0
+    assert labels[45, 50] == 0, "the halo below the rods is not cell"
+    for cell in (1, 2):  # each grows back to about its rod: 10 x 60 px
+        assert 450 <= (labels == cell).sum() <= 1000
+
+
+def test_split_by_bodies_keeps_one_uniform_dark_cell_whole() -> None:
+    mask = disc((80, 80), (40, 40), 20)
+    image = np.where(mask, 500.0, 1000.0)
+    labels = split_by_bodies(mask, image, diameter=40)
+    assert labels.max() == 1 and (labels > 0).sum() >= 0.9 * mask.sum()
+
+
+def test_split_by_bodies_refuses_a_diameter_that_is_not_positive() -> None:
+    with pytest.raises(ValueError, match="diameter must be positive"):
+        split_by_bodies(np.ones((8, 8), bool), np.ones((8, 8)), diameter=-1)
 
 
 def _relabel_by_hand(labels: np.ndarray, min_area: int) -> np.ndarray:

@@ -39,10 +39,15 @@ _HELP = {
         "opening": "side of the opening's square (odd), px",
         "closing": "side of the closing's square (odd), px",
         "min_border_area": "smallest piece at the frame border kept as a cell, px",
-        "split": "how touching cells are separated: intensity (bright seams), distance "
-                 "(shape, for small round cells) or none",
-        "neck": "distance split: how narrow a neck must be to cut (0 keeps cells together)",
-        "min_area": "smallest cell, px (default: min_border_area)",
+        "split": "how touching cells are separated: bodies (dark bodies apart at the "
+                 "bright seams, then by shape), intensity (flooded to the seams), distance "
+                 "(shape alone) or none",
+        "neck": "bodies and distance splits: how narrow a neck must be to cut (0 keeps cells "
+                "together)",
+        "min_area": "smallest cell (bodies split: smallest body), px (default: a disc of "
+                    "half the diameter)",
+        "min_texture": "drop regions fainter than this fraction of the frame's cells "
+                       "(debris, out-of-focus particles; 0 keeps all)",
     },
     "fluorescence": {
         "threshold": "triangle, otsu or li (automatic), or a fixed value in the frame's "

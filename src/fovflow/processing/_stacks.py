@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
@@ -82,6 +83,12 @@ def regular_sample(frame: NDArray[Any], count: int = 65536) -> NDArray[Any]:
     statistic (a threshold) of a frame, at a fraction of its cost."""
     step = max(1, int((frame.size / count) ** 0.5))
     return frame[::step, ::step]
+
+
+def log_frame(frame: NDArray[Any]) -> NDArray[np.float32]:
+    """``log(1 + max(frame, 0))`` as float32: phase contrast's multiplicative contrast made
+    additive, the same for any illumination level."""
+    return cv2.log(cv2.add(cv2.max(np.ascontiguousarray(frame, np.float32), 0.0), 1.0))
 
 
 def check_finite(frame: NDArray[Any], name: str) -> None:

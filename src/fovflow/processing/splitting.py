@@ -17,7 +17,14 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-__all__ = ["fill_holes", "label_instances", "split_by_intensity", "split_touching"]
+from fovflow.processing._stacks import log_frame
+
+# Diameters: a cell the frame border cuts is at most this long along it; longer pieces at the
+# border are the camera's (a bright edge column), not cells.
+MAX_SLIVER_LENGTH = 1.5
+
+__all__ = ["fill_holes", "label_instances", "split_by_bodies", "split_by_intensity",
+           "split_touching", "with_border_pieces"]
 
 
 def split_touching(
@@ -109,7 +116,7 @@ def split_by_intensity(
         raise ValueError(f"diameter must be positive, got {diameter}")
     foreground, labels, stats, areas = _components(mask)
     if len(stats) > 1:
-        log = cv2.log(cv2.add(cv2.max(np.ascontiguousarray(image, np.float32), 0.0), 1.0))
+        log = log_frame(image)
         smooth = cv2.GaussianBlur(log, (0, 0), max(1.0, diameter / 10))
         side = 2 * max(1, round(diameter / 2)) + 1
         darker = cv2.compare(smooth, cv2.blur(smooth, (side, side)), cv2.CMP_LT) & foreground
@@ -119,6 +126,67 @@ def split_by_intensity(
         markers = _relabel(bodies, big)
         labels, areas = _flood(labels, stats, markers, smooth, lambda regions, _: regions)
     return _relabel(labels, _big_enough(labels, areas, min_area, min_border_area))
+
+
+def split_by_bodies(
+    mask: NDArray[Any],
+    image: NDArray[Any],
+    *,
+    diameter: float,
+    neck: float = 0.7,
+    min_area: int = 0,
+    min_border_area: int | None = None,
+) -> NDArray[np.int32]:
+    """Label the cells of a phase-contrast foreground by their dark bodies.
+
+    A phase-dark cell is darker than its surroundings, and the seams and halos between touching
+    cells are brighter, so the foreground's pixels darker than the mean over a cell-sized square
+    (of the log image smoothed by a twentieth of the diameter) are the cells' bodies, already
+    apart where a seam runs between them: rods in a microcolony, cells of a confluent layer.
+    Bodies get their holes filled and an opening by a fourteenth of the diameter, touching bodies
+    are split by shape (`split_touching` with `neck`), and each body grows back by a sixth of
+    the diameter into the foreground, to the cell's edge (a pixel between two bodies goes to
+    the nearer).
+
+    Parameters
+    ----------
+    mask : (Y, X) bool (or nonzero = foreground) array
+    image : (Y, X) phase-contrast frame
+    diameter : float
+        Typical cell diameter in pixels (of a rod: about its length's and width's mean).
+    neck : float
+        See `split_touching`.
+    min_area : int
+        Bodies smaller than this (in pixels) are dropped...
+    min_border_area : int, optional
+        ...except those that touch the frame border and have at least this many pixels;
+        default `min_area`.
+
+    Returns
+    -------
+    (Y, X) int32 labels 1..n, 0 = background.
+
+    Notes
+    -----
+    O(pixels): a blur, a box filter, morphology, `split_touching` and a watershed of the
+    pixels within reach of a body.
+    """
+    if diameter <= 0:
+        raise ValueError(f"diameter must be positive, got {diameter}")
+    foreground = np.ascontiguousarray(mask != 0, np.uint8)
+    log = log_frame(image)
+    smooth = cv2.GaussianBlur(log, (0, 0), max(1.0, diameter / 20))
+    side = 2 * max(1, round(diameter / 2)) + 1
+    darker = cv2.compare(smooth, cv2.blur(smooth, (side, side)), cv2.CMP_LT) & foreground
+    filled = fill_holes(darker)
+    bodies = cv2.morphologyEx(filled, cv2.MORPH_OPEN, _disc(diameter / 14))
+    # Slivers of cells the border cuts, at most a cell long: not the specks along an edge.
+    bodies = with_border_pieces(filled, bodies,
+                                min_area if min_border_area is None else min_border_area,
+                                max_extent=MAX_SLIVER_LENGTH * diameter)
+    labels = split_touching(bodies, diameter=diameter, neck=neck, min_area=min_area,
+                            min_border_area=min_border_area)
+    return _grown(labels, foreground, diameter / 6)
 
 
 def label_instances(labels: NDArray[np.integer[Any]], *, min_area: int = 0
@@ -167,6 +235,70 @@ def fill_holes(binary: NDArray[np.uint8]) -> NDArray[np.uint8]:
     padded = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     cv2.floodFill(padded, None, (0, 0), 2, flags=4)
     return (padded[1:-1, 1:-1] != 2).view(np.uint8)
+
+
+def with_border_pieces(before: NDArray[np.uint8], opened: NDArray[np.uint8], min_area: int,
+                       max_extent: float | None = None) -> NDArray[np.uint8]:
+    """`opened` plus the pieces of `before` it lost that touch the border (>= `min_area` px,
+    and with a bounding box no longer than `max_extent` px if given).
+
+    Flood fills from the border visit only those pieces, each marked with its own value: ~4 ms
+    per 1024x1024 frame, where labelling every lost piece of the frame took 13 ms. Beyond 254
+    pieces at the border (noise, not cells) the rest are left out.
+    """
+    lost = cv2.subtract(before, opened)  # 1 where the opening removed foreground
+    filled = np.zeros((lost.shape[0] + 2, lost.shape[1] + 2), np.uint8)  # OpenCV's own mask
+    keep = np.zeros(256, np.uint8)  # by piece value: 1 to put it back
+    value = 1
+    for y, x in _border_run_starts(lost):
+        if lost[y, x] != 1 or value == 255:  # already filled from a run of the same piece
+            continue
+        value += 1
+        area, _, _, (_, _, width, height) = cv2.floodFill(lost, filled, (x, y), value, flags=8)
+        keep[value] = area >= min_area and (max_extent is None
+                                            or max(width, height) <= max_extent)
+    if not keep.any():
+        return opened
+    return cv2.bitwise_or(opened, cv2.LUT(lost, keep))
+
+
+def _border_run_starts(lost: NDArray[np.uint8]) -> list[tuple[int, int]]:
+    """(y, x) of the first pixel of every run of lost pixels along the four borders."""
+    rows, columns = lost.shape
+    starts: list[tuple[int, int]] = []
+    for line, place in ((lost[0], lambda i: (0, i)), (lost[-1], lambda i: (rows - 1, i)),
+                        (lost[:, 0], lambda i: (i, 0)), (lost[:, -1], lambda i: (i, columns - 1))):
+        on = line == 1
+        first = np.flatnonzero(on & ~np.concatenate(([False], on[:-1])))
+        starts += [place(int(i)) for i in first]
+    return starts
+
+
+def _disc(radius: float) -> NDArray[np.uint8]:
+    side = 2 * max(1, round(radius)) + 1
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+
+
+def _grown(labels: NDArray[np.int32], within: NDArray[np.uint8], radius: float
+           ) -> NDArray[np.int32]:
+    """`labels` grown by up to `radius` into the background pixels of `within`, each pixel to
+    the label nearest through `within`, so every label stays one connected piece.
+
+    A piece of the reach (`within` near a label) that holds one label becomes that label; only
+    pieces that several labels reach are flooded (a watershed of the distance to the labels).
+    """
+    if not labels.any():
+        return labels
+    reach = cv2.dilate((labels > 0).view(np.uint8), _disc(radius)) & within
+    _, pieces, stats, _ = cv2.connectedComponentsWithStats(reach, connectivity=8,
+                                                           ltype=cv2.CV_32S)
+    distance = cv2.distanceTransform((labels == 0).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+    grown, _ = _flood(pieces, stats, labels, distance, lambda regions, _: regions)
+    reached = np.zeros(len(stats), bool)  # pieces that hold a label (some hold none)
+    reached[pieces[labels > 0]] = True
+    keep = np.ones(int(grown.max()) + 1, bool)
+    keep[: len(stats)] = reached
+    return _relabel(grown, keep)
 
 
 def _summits(distance: NDArray[np.float32], diameter: float) -> NDArray[np.int32]:
