@@ -289,10 +289,11 @@ def _grown(labels: NDArray[np.int32], within: NDArray[np.uint8], radius: float
     """
     if not labels.any():
         return labels
-    reach = cv2.dilate((labels > 0).view(np.uint8), _disc(radius)) & within
+    distance = cv2.distanceTransform((labels == 0).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+    near = cv2.compare(distance, max(1, round(radius)) + 0.5, cv2.CMP_LE)
+    reach = cv2.bitwise_and(near, within * np.uint8(255))
     _, pieces, stats, _ = cv2.connectedComponentsWithStats(reach, connectivity=8,
                                                            ltype=cv2.CV_32S)
-    distance = cv2.distanceTransform((labels == 0).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
     grown, _ = _flood(pieces, stats, labels, distance, lambda regions, _: regions)
     reached = np.zeros(len(stats), bool)  # pieces that hold a label (some hold none)
     reached[pieces[labels > 0]] = True
