@@ -41,10 +41,16 @@ def finished_run(movie: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def window(qtbot):
-    """The main window, shown; after the test, every worker thread must have ended."""
+def window(qtbot, monkeypatch):
+    """The main window, shown; after the test, every worker thread must have ended. Closing it
+    with unsaved quality marks discards them (pytest-qt closes it before this fixture ends, and
+    a question box would wait for ever); a test replaces the answer to test the question."""
+    from PySide6.QtWidgets import QMessageBox
+
     from fovflow.gui.app import MainWindow
     from fovflow.gui.workers import running_handles
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *_: QMessageBox.StandardButton.Discard)
 
     main = MainWindow()
     qtbot.addWidget(main)

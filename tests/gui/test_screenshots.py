@@ -39,6 +39,7 @@ def test_screenshots_of_each_tab_after_a_run_a_merge_and_a_fit(qtbot, window, tm
     window.tabs.setCurrentWidget(visualization)
     assert visualization.run_dir == tmp_path / "demo_run"
     visualization.frame_slider.setValue(12)
+    visualization.fill_slider.setValue(35)
     cells = list(visualization.good)
     visualization.set_good(cells[-1], False)
     visualization.select_cell(cells[0])

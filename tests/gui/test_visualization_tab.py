@@ -36,7 +36,7 @@ def test_shows_a_frame_toggles_a_cells_quality_saves_it_and_merge_honours_it(
     assert (rgb == GOOD_RGB).all(axis=2).any()  # outlines of good cells
 
     qtbot.keyClick(tab, Qt.Key.Key_Right)
-    assert tab.frame_slider.value() == 1 and tab.frame_label.text() == "frame 1/11"
+    assert tab.frame_slider.value() == 1 and tab.frame_label.text().startswith("frame 1/11")
     qtbot.keyClick(tab, Qt.Key.Key_Left)
     assert tab.frame_slider.value() == 0
 
@@ -118,3 +118,67 @@ def test_a_damaged_traces_table_is_reported_and_the_frames_still_show(qtbot, win
     tab.open_run(run)
     assert "column 'good' must hold True/False" in window.statusBar().currentMessage()
     assert len(tab.image_axes.images) == 1 and tab.good == {}
+
+
+def _mark_first_cell_bad(tab) -> int:
+    cell = next(cell for cell, good in tab.good.items() if good)
+    tab.set_good(cell, False)
+    return cell
+
+
+def test_closing_with_unsaved_marks_asks_and_cancel_keeps_the_window(qtbot, window,
+                                                                      finished_run, tmp_path,
+                                                                      monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    tab = window.visualization
+    window.tabs.setCurrentWidget(tab)
+    tab.open_run(run)
+    cell = _mark_first_cell_bad(tab)
+    asked = []
+
+    def answer(button):
+        return lambda *args: asked.append(args[2]) or button
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Cancel))
+    window.close()
+    assert window.isVisible() and tab.unsaved and "1 cell quality mark" in asked[0]
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Save))
+    window.close()
+    assert not window.isVisible() and not tab.unsaved
+    traces = pd.read_csv(fov_dir(run, 0) / "traces_ch_1.csv")
+    assert not traces.loc[traces["cell"] == cell, "good"].any()
+
+
+def test_discarding_unsaved_marks_closes_without_writing(qtbot, window, finished_run, tmp_path,
+                                                         monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = (fov_dir(run, 0) / "traces_ch_1.csv").read_bytes()
+    window.visualization.open_run(run)
+    _mark_first_cell_bad(window.visualization)
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *args: QMessageBox.StandardButton.Discard)
+    window.close()
+    assert not window.isVisible()
+    assert (fov_dir(run, 0) / "traces_ch_1.csv").read_bytes() == before
+
+
+def test_the_frame_label_gives_the_time_and_the_cursor_the_value_and_cell(qtbot, window,
+                                                                          finished_run):
+    tab = window.visualization
+    window.tabs.setCurrentWidget(tab)
+    tab.open_run(finished_run)
+    tab.frame_slider.setValue(1)
+    time = tab.traces.loc[tab.traces["frame"] == 1, "time"].iloc[0]
+    assert tab.frame_label.text() == f"frame 1/11 · {time / 60:.1f} min"
+    labels = open_frames(fov_dir(finished_run, 0) / "labels.zarr")[1]
+    cell = int(labels.max())
+    row, column = np.argwhere(labels == cell)[len(np.argwhere(labels == cell)) // 2]
+    qtbot.mouseMove(tab.image_canvas, _widget_point(tab, row, column))
+    qtbot.waitUntil(lambda: f"cell {cell}" in tab.hover_label.text(), timeout=2_000)
+    assert tab.hover_label.text().startswith("x ")

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QApplication, QMainWindow, QTabWidget
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QTabWidget
 
 from fovflow import __version__
 from fovflow.gui.analysis_tab import AnalysisTab
-from fovflow.gui.log_panel import LogDock
+from fovflow.gui.log_panel import LogDock, show_error
 from fovflow.gui.processing_tab import ProcessingTab
 from fovflow.gui.visualization_tab import VisualizationTab
 from fovflow.gui.workers import running_handles
@@ -53,6 +53,9 @@ class MainWindow(QMainWindow):
         return self._closing
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if not self._closing and not self._unsaved_marks_settled():
+            event.ignore()
+            return
         handles = running_handles()
         if handles:
             if not self._closing:
@@ -65,6 +68,24 @@ class MainWindow(QMainWindow):
             return
         self.log_dock.detach()
         event.accept()
+
+    def _unsaved_marks_settled(self) -> bool:
+        """Ask what to do with good/bad marks not yet saved; False when the user cancels."""
+        count = sum(len(edits) for edits in self.visualization.unsaved.values())
+        if not count:
+            return True
+        buttons = (QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                   | QMessageBox.StandardButton.Cancel)
+        answer = QMessageBox.question(
+            self, "fovflow", f"{count} cell quality mark(s) are not saved. Save them to the "
+            "run's traces before closing?", buttons, QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Save:
+            try:
+                self.visualization.save_quality()
+            except OSError as exc:  # a full disk or a folder gone: keep the window and marks
+                show_error(self, "fovflow", f"the marks could not be saved: {exc}")
+                return False
+        return answer != QMessageBox.StandardButton.Cancel
 
     @Slot()
     def _close_when_idle(self) -> None:

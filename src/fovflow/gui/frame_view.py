@@ -33,13 +33,23 @@ def contrast(image: NDArray[Any], low: float = 1.0, high: float = 99.5) -> NDArr
 
 
 def render(gray: NDArray[np.uint8], labels: NDArray[Any], good: Mapping[int, bool],
-           selected: int | None) -> NDArray[np.uint8]:
+           selected: int | None, *, fill: float = 0.0) -> NDArray[np.uint8]:
     """An RGB image of `gray` with each cell's outline: green if good, red if bad, yellow if
-    selected. `labels` has the shape of `gray`."""
+    selected; with `fill` > 0 the cells are also tinted in their colour at that opacity.
+    `labels` has the shape of `gray`.
+
+    An outline pixel is a cell pixel with a 4-neighbour of another label (or background), on
+    every side of the cell.
+    """
+    differs_down = labels[1:, :] != labels[:-1, :]
+    differs_right = labels[:, 1:] != labels[:, :-1]
     edges = np.zeros(labels.shape, dtype=bool)
-    edges[1:, :] |= labels[1:, :] != labels[:-1, :]
-    edges[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-    edges &= labels > 0
+    edges[1:, :] |= differs_down
+    edges[:-1, :] |= differs_down
+    edges[:, 1:] |= differs_right
+    edges[:, :-1] |= differs_right
+    inside = labels > 0
+    edges &= inside
     colours = np.empty((int(labels.max(initial=0)) + 1, 3), dtype=np.uint8)
     colours[:] = GOOD_RGB
     bad = [cell for cell, is_good in good.items() if not is_good and cell < len(colours)]
@@ -47,6 +57,9 @@ def render(gray: NDArray[np.uint8], labels: NDArray[Any], good: Mapping[int, boo
     if selected is not None and 0 < selected < len(colours):
         colours[selected] = SELECTED_RGB
     rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    if fill > 0:
+        tinted = rgb[inside].astype(np.float32) * (1 - fill) + colours[labels[inside]] * fill
+        rgb[inside] = tinted.astype(np.uint8)
     rgb[edges] = colours[labels[edges]]
     return rgb
 

@@ -60,6 +60,9 @@ class VisualizationTab(QWidget):
         self._labels: Frames | None = None
         self._shown_labels = np.zeros((1, 1), dtype=np.int64)
         self._image: AxesImage | None = None
+        self._shown_image = np.zeros((1, 1))
+        self._step = 1
+        self._frame_times: dict[int, float] = {}
         self._offered: Path | None = None
 
         self.run_edit = QLineEdit(placeholderText="run folder")
@@ -70,10 +73,16 @@ class VisualizationTab(QWidget):
         self.frame_slider = QSlider(Qt.Orientation.Horizontal)
         self.frame_slider.valueChanged.connect(self.show_frame)
         self.frame_label = QLabel("frame 0/0")
+        self.fill_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=0)
+        self.fill_slider.setToolTip("fill the cells with their outline's colour: opacity, %")
+        self.fill_slider.setMaximumWidth(90)
+        self.fill_slider.valueChanged.connect(self.show_frame)
+        self.hover_label = QLabel("")
         self.image_figure, self.image_canvas = make_canvas(6, 6, layout=None)
         self.image_canvas.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.image_canvas.mpl_connect("button_press_event", self._on_click)
         self.image_canvas.mpl_connect("key_press_event", self._on_canvas_key)
+        self.image_canvas.mpl_connect("motion_notify_event", self._on_hover)
         self.image_axes = self.image_figure.add_axes((0.0, 0.0, 1.0, 1.0))
         self.trace_plot = TracePlot()
         self.cell_table = QTableWidget(0, 3)
@@ -92,11 +101,14 @@ class VisualizationTab(QWidget):
             controls.addWidget(widget)
         controls.addWidget(self.frame_slider, stretch=1)
         controls.addWidget(self.frame_label)
+        controls.addWidget(QLabel("fill"))
+        controls.addWidget(self.fill_slider)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.addWidget(with_button(self.run_edit, "Open run…", self._browse))
         left_layout.addLayout(controls)
         left_layout.addWidget(self.image_canvas, stretch=1)
+        left_layout.addWidget(self.hover_label)
         left_layout.addWidget(QLabel("click a cell to select it; right-click toggles good/bad; "
                                      "← → step through frames"))
         right = QWidget()
@@ -170,6 +182,9 @@ class VisualizationTab(QWidget):
             show_error(self, "fovflow", str(exc))
             self.traces = pd.DataFrame(columns=TRACE_COLUMNS)
         cells = self.traces.groupby("cell")["good"].first().astype(bool).to_dict()
+        times = self.traces.drop_duplicates("frame")
+        self._frame_times = dict(zip(times["frame"].astype(int), times["time"].astype(float),
+                                     strict=True))
         self.good = cells | self.unsaved.get(self.fov, {})
         self.selected = None
         self.channel_combo.blockSignals(True)
@@ -193,8 +208,10 @@ class VisualizationTab(QWidget):
         screen = max(self.image_canvas.width(), self.image_canvas.height(), MIN_DISPLAY_PX)
         step = display_step(frames.shape, screen)
         image = frames.array[t, ::step, ::step]
+        self._shown_image, self._step = image, step
         self._shown_labels = self._labels.array[t, ::step, ::step]
-        rgb = render(contrast(image), self._shown_labels, self.good, self.selected)
+        rgb = render(contrast(image), self._shown_labels, self.good, self.selected,
+                     fill=self.fill_slider.value() / 100)
         if self._image is None or self._image.get_array().shape != rgb.shape:
             self.image_axes.clear()
             self.image_axes.set_axis_off()
@@ -211,7 +228,8 @@ class VisualizationTab(QWidget):
                                  color="yellow" if row.cell == self.selected else "white",
                                  fontsize=8, fontweight="bold", ha="center", va="center")
         self.image_canvas.draw_idle()
-        self.frame_label.setText(f"frame {t}/{self.frame_slider.maximum()}")
+        self.frame_label.setText(f"frame {t}/{self.frame_slider.maximum()}"
+                                 f"{_time_text(self._frame_times.get(t), self.time_unit)}")
 
     def step_frame(self, delta: int) -> None:
         self.frame_slider.setValue(self.frame_slider.value() + delta)
@@ -227,12 +245,30 @@ class VisualizationTab(QWidget):
         if event.key in ("left", "right"):
             self.step_frame(-1 if event.key == "left" else 1)
 
-    def _on_click(self, event: MouseEvent) -> None:
+    def _shown_pixel(self, event: MouseEvent) -> tuple[int, int] | None:
+        """(row, column) of the shown frame under the mouse, or None outside it."""
         if event.inaxes is not self.image_axes or event.xdata is None or event.ydata is None:
-            return
-        y, x = round(event.ydata), round(event.xdata)
+            return None
         height, width = self._shown_labels.shape
-        cell = int(self._shown_labels[min(y, height - 1), min(x, width - 1)])
+        return min(max(round(event.ydata), 0), height - 1), min(max(round(event.xdata), 0),
+                                                                 width - 1)
+
+    def _on_hover(self, event: MouseEvent) -> None:
+        pixel = self._shown_pixel(event)
+        if pixel is None or self._shown_image.shape != self._shown_labels.shape:
+            self.hover_label.setText("")
+            return
+        cell = int(self._shown_labels[pixel])
+        value = self._shown_image[pixel]
+        y, x = (self._step * coordinate for coordinate in pixel)
+        self.hover_label.setText(f"x {x}, y {y}: {self.channel_combo.currentText()} {value}"
+                                 + (f", cell {cell}" if cell else ""))
+
+    def _on_click(self, event: MouseEvent) -> None:
+        pixel = self._shown_pixel(event)
+        if pixel is None:
+            return
+        cell = int(self._shown_labels[pixel])
         if cell:
             self.select_cell(cell)
             if event.button == 3:
@@ -261,6 +297,7 @@ class VisualizationTab(QWidget):
             Qt.CheckState.Checked if good else Qt.CheckState.Unchecked)
         self.cell_table.blockSignals(False)
         self._show_unsaved()
+        self.status.emit(f"FOV {self.fov} cell {cell}: {'good' if good else 'bad'} (unsaved)")
         self.show_frame()
         self.trace_plot.plot()
 
@@ -303,6 +340,13 @@ class VisualizationTab(QWidget):
     def _browse(self) -> None:
         if folder := QFileDialog.getExistingDirectory(self, "Run folder"):
             self.open_run(Path(folder))
+
+
+def _time_text(time: float | None, unit: str) -> str:
+    """The frame's acquisition time for its label, in hours or minutes (``""`` if unknown)."""
+    if time is None or unit != "s":
+        return ""
+    return f" · {time / 3600:.2f} h" if time >= 3600 else f" · {time / 60:.1f} min"
 
 
 def _readonly(text: str) -> QTableWidgetItem:
