@@ -4,7 +4,8 @@ Usage::
 
     .venv/bin/python benchmarks/bench_real.py DATA_DIR [--split tune|held-out]
         [--mode steps|run] [--datasets gowt1,sim+,msc,usiigaci,c2c12,ecoli] [--frames N]
-        [--diameter auto|PX] [--param KEY=VALUE ...] [--work DIR] [--json FILE]
+        [--diameter auto|PX] [--param KEY=VALUE ...] [--track-param KEY=VALUE ...]
+        [--work DIR] [--json FILE]
 
 Data sets (``DATA_DIR`` holds them as unpacked by their sources; nothing is copied into the
 repository):
@@ -52,14 +53,17 @@ Scores, per data set:
   object. False positives in partial frames are still penalised by DET, whose TRA markers
   cover every cell.
 - **DET, SEG, TRA** (CTC data only): py-ctcmetrics on the tracked result written by
-  ``fovflow.io.ctc.write_ctc_result``. fovflow tracks never divide, so every division of the
-  truth costs TRA its missing parent links.
+  ``fovflow.io.ctc.write_ctc_result`` with the tracking's lineage; also BC(0) and BC(1)
+  (division recall and precision as one F-score, the daughters' frame exact or within one
+  frame), CT (complete tracks) and TF (track fractions), and the divisions found against the
+  true ones (``divisions``: true positives/true at a frame's tolerance, and false ones).
 - **diam_px**: ``estimate_diameter`` of the frames (median over FOVs), also when
   ``--diameter`` gives the value used.
 - **seg_ms/frame**: wall time of ``segment_cells`` (with its own diameter estimate when
   ``--diameter auto``) per frame; in ``--mode run`` the segmentation seconds the run records.
 
-``--mode steps`` (default) calls ``segment_cells``, then ``track_cells``, in this process.
+``--mode steps`` (default) calls ``segment_cells``, then ``track_cells`` (with the
+``--track-param`` keywords, e.g. ``divisions=false``), in this process.
 ``--mode run`` writes each data set as an OME-TIFF (one scene per FOV, one channel) into
 ``--work`` and runs ``fovflow run`` on it (its FOVs in parallel, so per-FOV seconds include
 contention); ``--param`` values then go in the ``segmentation``
@@ -92,7 +96,9 @@ from numpy.typing import NDArray
 
 from fovflow.evaluation.scores import frame_overlaps, match_objects
 from fovflow.io.ctc import write_ctc_result
+from fovflow.io.lineage import run_lineage
 from fovflow.io.store import fov_dir, open_frames
+from fovflow.processing.lineage import Lineage
 from real_data import SOURCES, SPLITS, Fov, Recording, ctc_truth_view, write_ome_tiff
 
 RUN_FLAGS = ("--segment-channel", "--method", "--diameter")
@@ -101,7 +107,9 @@ COLUMNS = (  # Row field, header, width (negative: left-aligned), format
     ("method", "method", -12, "s"), ("diameter_px", "diam_px", 7, ".1f"),
     ("frames", "frames", 6, "d"), ("n_true", "n_true", 6, "d"), ("recall", "recall", 6, ".3f"),
     ("precision", "precision", 9, ".3f"), ("DET", "DET", 5, ".3f"), ("SEG", "SEG", 5, ".3f"),
-    ("TRA", "TRA", 5, ".3f"), ("ms_per_frame", "seg_ms/frame", 12, ".1f"))
+    ("TRA", "TRA", 5, ".3f"), ("BC0", "BC(0)", 5, ".3f"), ("BC1", "BC(1)", 5, ".3f"),
+    ("CT", "CT", 5, ".3f"), ("TF", "TF", 5, ".3f"), ("divisions", "div tp/true,fp", 14, "s"),
+    ("ms_per_frame", "seg_ms/frame", 12, ".1f"))
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,7 @@ class Pipeline:
 
     segment: Callable[..., NDArray[Any]]
     estimate_diameter: Callable[..., float]
-    track: Callable[[NDArray[Any]], NDArray[Any]]
+    track: Callable[..., Any]  # (labels, **keywords) -> Tracking
 
 
 @dataclass
@@ -131,6 +139,11 @@ class Row:
     DET: float | None = None
     SEG: float | None = None
     TRA: float | None = None
+    BC0: float | None = None
+    BC1: float | None = None
+    CT: float | None = None
+    TF: float | None = None
+    divisions: str = ""
     ms_per_frame: float = math.nan
     ctc: dict[str, Any] = field(default_factory=dict)
 
@@ -153,26 +166,30 @@ def main(argv: Sequence[str] | None = None, pipeline: Pipeline | None = None) ->
               file=sys.stderr)
         return 2
     pipeline = pipeline or fovflow_pipeline()
-    params = dict(args.param)
+    params, track_params = dict(args.param), dict(args.track_param)
     print(f"fovflow {version('fovflow')} on real data: split={args.split} mode={args.mode} "
-          f"diameter={args.diameter} params={params} frames={args.frames or 'all'} "
+          f"diameter={args.diameter} params={params} tracking={track_params} "
+          f"frames={args.frames or 'all'} "
           f"(py-ctcmetrics {version('py-ctcmetrics')})\n"
           "C2C12 has only 10 frames: the same in both splits", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_real_") as temporary:
         work = Path(args.work or temporary)
         rows = [benchmark(SOURCES[name].load(Path(args.data_dir), args.split, args.frames),
                           pipeline, mode=args.mode, split=args.split, diameter=args.diameter,
-                          params=params, work=work) for name in names]
+                          params=params, track_params=track_params, work=work)
+                for name in names]
     print(format_table(rows))
     if args.json:
         summary = {"split": args.split, "mode": args.mode, "diameter": args.diameter,
-                   "params": params, "rows": [asdict(row) for row in rows]}
+                   "params": params, "tracking": track_params,
+                   "rows": [asdict(row) for row in rows]}
         Path(args.json).write_text(json.dumps(summary, indent=2, default=str))
     return 0
 
 
 def benchmark(recording: Recording, pipeline: Pipeline, *, mode: str, split: str,
-              diameter: float | str, params: dict[str, Any], work: Path) -> Row:
+              diameter: float | str, params: dict[str, Any], work: Path,
+              track_params: dict[str, Any] | None = None) -> Row:
     """Segment and track one recording (in process or by `fovflow run`) and score it."""
     print(f"{recording.dataset} {recording.part}: {len(recording.fovs)} FOV(s), "
           f"{recording.n_frames} frames", file=sys.stderr, flush=True)
@@ -180,9 +197,10 @@ def benchmark(recording: Recording, pipeline: Pipeline, *, mode: str, split: str
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     if mode == "steps":
-        tracked, seconds = _run_steps(recording, pipeline, diameter, params)
+        tracked, lineages, seconds = _run_steps(recording, pipeline, diameter, params,
+                                                track_params or {})
     else:
-        tracked, seconds = _run_workflow(recording, scratch, diameter, params)
+        tracked, lineages, seconds = _run_workflow(recording, scratch, diameter, params)
     sizes = [pipeline.estimate_diameter(fov.images, method=recording.method)
              for fov in recording.fovs]
     row = Row(recording.dataset, recording.part, split, recording.method,
@@ -190,8 +208,12 @@ def benchmark(recording: Recording, pipeline: Pipeline, *, mode: str, split: str
               ms_per_frame=1000 * seconds / recording.n_frames)
     score_instances(row, recording.fovs, tracked)
     if recording.ctc_gt is not None:
-        row.ctc = evaluate_ctc(tracked[0], recording.ctc_gt, scratch)
-        row.DET, row.SEG, row.TRA = (row.ctc.get(name) for name in ("DET", "SEG", "TRA"))
+        row.ctc = evaluate_ctc(tracked[0], recording.ctc_gt, scratch, lineage=lineages[0])
+        row.DET, row.SEG, row.TRA, row.BC0, row.BC1, row.CT, row.TF = (
+            row.ctc.get(name) for name in ("DET", "SEG", "TRA", "BC(0)", "BC(1)", "CT", "TF"))
+        if "gt_divisions" in row.ctc:
+            row.divisions = (f"{row.ctc['tp_div(1)']}/{row.ctc['gt_divisions']},"
+                             f"{row.ctc['fp_div(1)']}")
     return row
 
 
@@ -209,18 +231,21 @@ def score_instances(row: Row, fovs: Sequence[Fov], labels: Sequence[NDArray[Any]
     row.precision = row.n_matched / row.n_predicted if row.n_predicted else math.nan
 
 
-def evaluate_ctc(tracked: NDArray[Any], gt: Path, scratch: Path) -> dict[str, Any]:
-    """py-ctcmetrics DET, SEG, TRA (and AOGM parts) of `tracked` against the CTC ``NN_GT``
-    folder `gt` (its first ``len(tracked)`` frames); the result is written to ``scratch/RES``.
+def evaluate_ctc(tracked: NDArray[Any], gt: Path, scratch: Path, *,
+                 lineage: Lineage | None = None) -> dict[str, Any]:
+    """py-ctcmetrics DET, SEG, TRA (and AOGM parts), BC(i), CT and TF of `tracked` (with its
+    `lineage`) against the CTC ``NN_GT`` folder `gt` (its first ``len(tracked)`` frames); the
+    result is written to ``scratch/RES``.
 
     SEG is left out when none of the frames has SEG truth; a result without any cell scores 0
     (py-ctcmetrics cannot read an empty track file).
     """
     truth = ctc_truth_view(gt, len(tracked), scratch / "GT")
-    metrics = ["DET", "TRA"] + (["SEG"] if any((truth / "SEG").glob("*.tif")) else [])
+    metrics = ["DET", "TRA", "BC", "CT", "TF"] + (["SEG"] if any((truth / "SEG").glob("*.tif"))
+                                                   else [])
     if not np.any(tracked):
         return dict.fromkeys(metrics, 0.0) | {"note": "no cells found"}
-    write_ctc_result(tracked, scratch / "RES")
+    write_ctc_result(tracked, scratch / "RES", lineage=lineage)
     with contextlib.redirect_stdout(io.StringIO()) as said:
         result = evaluate_sequence(str(scratch / "RES"), str(truth), metrics=metrics, threads=0)
     if result.get("Valid") == 0:
@@ -247,21 +272,26 @@ def _aligned(text: str, width: int) -> str:
 
 
 def _run_steps(recording: Recording, pipeline: Pipeline, diameter: float | str,
-               params: dict[str, Any]) -> tuple[list[NDArray[Any]], float]:
-    """Tracked labels per FOV, and the seconds spent in segmentation."""
-    tracked, seconds = [], 0.0
+               params: dict[str, Any], track_params: dict[str, Any]
+               ) -> tuple[list[NDArray[Any]], list[Lineage], float]:
+    """Tracked labels and lineage per FOV, and the seconds spent in segmentation."""
+    tracked, lineages, seconds = [], [], 0.0
     for fov in recording.fovs:
         start = time.perf_counter()
         labels = pipeline.segment(fov.images, method=recording.method, diameter=diameter,
                                   **params)
         seconds += time.perf_counter() - start
-        tracked.append(np.asarray(pipeline.track(labels)))
-    return tracked, seconds
+        tracking = pipeline.track(labels, **track_params)
+        tracked.append(np.asarray(tracking.labels))
+        lineages.append(tracking.lineage)
+    return tracked, lineages, seconds
 
 
 def _run_workflow(recording: Recording, scratch: Path, diameter: float | str,
-                  params: dict[str, Any]) -> tuple[list[NDArray[Any]], float]:
-    """`fovflow run` on the recording as an OME-TIFF: labels.zarr per FOV, segmentation s."""
+                  params: dict[str, Any]
+               ) -> tuple[list[NDArray[Any]], list[Lineage | None], float]:
+    """`fovflow run` on the recording as an OME-TIFF: labels.zarr and lineage per FOV,
+    segmentation s."""
     image, out = scratch / "input.ome.tif", scratch / "out"
     write_ome_tiff(recording, image)
     command = [_fovflow(), "run", str(image), "-o", str(out), "--segment-channel", "0",
@@ -280,7 +310,7 @@ def _run_workflow(recording: Recording, scratch: Path, diameter: float | str,
     manifest = yaml.safe_load((out / "processing_results.yaml").read_text())
     seconds = sum(info["seconds"] for entry in manifest["fovs"].values()
                   for step, info in entry["steps"].items() if step.startswith("seg"))
-    return tracked, seconds
+    return tracked, [run_lineage(out, fov) for fov in range(len(recording.fovs))], seconds
 
 
 def _fovflow() -> str:
@@ -323,6 +353,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         type=_parse_param,
                         help="extra segment_cells keyword (value read as YAML); repeatable")
+    parser.add_argument("--track-param", action="append", default=[], metavar="KEY=VALUE",
+                        type=_parse_param,
+                        help="track_cells keyword (value read as YAML); repeatable")
     parser.add_argument("--work", help="folder for CTC results and run outputs (kept)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     return parser.parse_args(argv)

@@ -148,7 +148,8 @@ def test_mismatched_stacks_are_refused() -> None:
 
 def test_the_pipeline_scores_on_a_simulated_fov() -> None:
     sim = simulate_fov(SimulationConfig(n_frames=20, height=512, width=512, seed=0), 0)
-    scores, _ = score_labels(sim.labels, track_cells(segment_cells(sim.phase, method="phase")))
+    tracked = track_cells(segment_cells(sim.phase, method="phase")).labels
+    scores, _ = score_labels(sim.labels, tracked)
     # Measured: Jaccard 0.924, SEG 0.815, recall 0.899, precision 0.995, 17 of 21 tracks
     # complete, no switches. The misses are slivers of cells at the frame border (below about
     # 400 px), which the 19x19 opening of the segmentation removes.

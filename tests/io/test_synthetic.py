@@ -127,7 +127,8 @@ def test_written_files_hold_the_ground_truth_beside_the_image(
     assert small_files.truth == truth_dir_for(small_files.image)
     names = sorted(p.name for p in small_files.truth.iterdir())
     assert names == ["cells.csv", "labels_fov_000.zarr", "labels_fov_001.zarr",
-                     "labels_fov_002.zarr", "simulation.yaml", "traces.csv"]
+                     "labels_fov_002.zarr", "lineage_fov_000.csv", "lineage_fov_001.csv",
+                     "lineage_fov_002.csv", "simulation.yaml", "traces.csv"]
     in_memory = simulate_fov(small_config, 2)
     stored = zarr.open_array(small_files.truth / "labels_fov_002.zarr", mode="r")
     assert stored.chunks == (1, small_config.height, small_config.width)

@@ -175,10 +175,13 @@ def test_empty_or_malformed_selection_is_refused(small_image: Path, run_dir: Pat
 
 def test_folder_holding_another_inputs_run_is_refused_untouched(
         tmp_path: Path, small_image: Path, run_dir: Path) -> None:
-    other = shutil.copy(small_image, tmp_path / "other.ome.tif")
+    # Another recording of the same shape (a byte-identical copy is the same input, moved).
+    other = write_simulation(tmp_path / "other.ome.tif",
+                             SimulationConfig(n_fovs=3, n_frames=8, height=96, width=128,
+                                              n_fluorescence=2, seed=8)).image
     with nothing_changes(small_image, other, run_dir):  # run.log and leftovers included
         assert_one_line_error(fovflow(*_run(other, run_dir)), f"holds a run of {small_image}",
-                              "choose another output folder")
+                              "contents differ", "choose another output folder")
 
 
 def test_damaged_manifest_is_one_line_naming_where(small_image: Path, run_dir: Path) -> None:

@@ -82,8 +82,8 @@ def test_outputs_follow_the_layout_and_are_chunked_per_frame(serial_run) -> None
     output, _ = serial_run
     folder = output / "fov_002"
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["fl_ch_1.zarr", "fl_corrected_ch_1.zarr", "labels.zarr", "pc.zarr",
-                     "seg.zarr", "traces_ch_1.csv"]
+    assert names == ["fl_ch_1.zarr", "fl_corrected_ch_1.zarr", "labels.zarr", "lineage.csv",
+                     "pc.zarr", "seg.zarr", "shifts.csv", "traces_ch_1.csv"]
     labels = zarr.open_array(folder / "labels.zarr", mode="r")
     assert labels.shape == (12, 128, 160) and labels.chunks == (1, 128, 160)
     table = traces(output, 2)

@@ -27,9 +27,9 @@ import yaml
 from fovflow.errors import ConfigError, yaml_problem
 from fovflow.io.store import MANIFEST_NAME, recorded_time_unit
 from fovflow.io.tables import (
-    TRACE_COLUMNS,
     SampleTable,
     cell_column,
+    feature_columns,
     read_traces,
     time_unit,
     write_long_table,
@@ -128,7 +128,7 @@ def merge_run(
             if needed < min_length and on_note is not None:
                 on_note(f"sample {sample.name!r} channel {channel}: {n_frames} frames, fewer "
                         f"than the minimum length {min_length}; kept cells with all {needed}")
-            for feature in traces.columns.drop(list(TRACE_COLUMNS)):
+            for feature in feature_columns(traces):
                 name = f"{sample.name}_{feature}_ch_{channel}.csv"
                 tables[name] = _wide(traces, feature, unit, needed)
         if progress is not None:

@@ -19,6 +19,7 @@ from fovflow.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from fovflow.evaluation.divisions import DivisionScores
     from fovflow.evaluation.scores import CellValues, Scores
 
 _TRACES = re.compile(r"traces_ch_(\d+)\.csv\Z")
@@ -39,7 +40,9 @@ def score(
                                                "pixels in a frame (border slivers).", min=0)] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
-    """Score a run against simulated ground truth: segmentation, detection, tracking, traces."""
+    """Score a run against simulated ground truth: segmentation, detection, tracking, traces,
+    divisions (recall and precision, one frame of tolerance)."""
+    from fovflow.evaluation.divisions import DivisionScores
     from fovflow.evaluation.scores import Scores
     from fovflow.io.ctc import read_truth_traces, require_fovs, run_fovs, truth_fovs
     from fovflow.ranges import parse_ranges
@@ -49,24 +52,25 @@ def score(
     require_fovs(selected, in_run, f"run {run_dir}")  # before any work, not at the bad FOV
     require_fovs(selected, truth_fovs(truth), f"ground truth {truth}")
     true_traces = read_truth_traces(truth)
-    results: dict[int, Scores] = {}
+    results: dict[int, tuple[Scores, DivisionScores]] = {}
     with _progress_bar() as bar:
         task = bar.add_task("scoring", total=len(selected))
         for fov in selected:
             results[fov] = _score_fov(run_dir, truth, fov, true_traces, min_area)
             bar.update(task, advance=1)
-    overall = sum(results.values(), start=Scores())
+    overall = (sum((s for s, _ in results.values()), start=Scores()),
+               sum((d for _, d in results.values()), start=DivisionScores()))
     if as_json:
         document = {"run": str(run_dir), "truth": str(truth), "min_area": min_area,
-                    "fovs": {str(fov): _plain(s.as_dict()) for fov, s in results.items()},
-                    "all": _plain(overall.as_dict())}
+                    "fovs": {str(fov): _plain(_as_dict(*s)) for fov, s in results.items()},
+                    "all": _plain(_as_dict(*overall))}
         print(json.dumps(document, indent=2))  # plain print: machine-readable stdout
         return
     table = Table("FOV", "Jaccard", "SEG", "recall", "precision", "complete tracks",
-                  "ID switches", "trace error median, p95",
+                  "ID switches", "trace error median, p95", "divisions recall, precision",
                   title=f"{run_dir} against {truth}", title_justify="left")
     for name, scores in [*((str(fov), s) for fov, s in results.items()), ("all", overall)]:
-        table.add_row(name, *_row(scores), end_section=name == str(selected[-1]))
+        table.add_row(name, *_row(*scores), end_section=name == str(selected[-1]))
     console.print(table)
 
 
@@ -86,10 +90,13 @@ def export_ctc(
 
 
 def _score_fov(run_dir: Path, truth: Path, fov: int, true_traces: pd.DataFrame,
-               min_area: int) -> Scores:
-    """Scores of one FOV, trace errors pooled over the run's fluorescence channels."""
+               min_area: int) -> tuple[Scores, DivisionScores]:
+    """Scores of one FOV, trace errors pooled over the run's fluorescence channels, and its
+    division scores (none when the run or the truth predates lineage)."""
+    from fovflow.evaluation.divisions import DivisionScores, score_divisions
     from fovflow.evaluation.scores import relative_errors, score_labels
-    from fovflow.io.ctc import SmallCellsRemoved, run_labels, truth_labels
+    from fovflow.io.ctc import SmallCellsRemoved, run_labels, truth_labels, truth_lineage
+    from fovflow.io.lineage import run_lineage
     from fovflow.io.store import fov_dir
     from fovflow.io.tables import read_traces
 
@@ -110,7 +117,10 @@ def _score_fov(run_dir: Path, truth: Path, fov: int, true_traces: pd.DataFrame,
         if "intensity_total" in measured.columns:
             errors.append(relative_errors(matches, _values(true_rows, column),
                                           _values(measured, "intensity_total")))
-    return replace(scores, trace_errors=np.concatenate(errors))
+    true_lineage, found_lineage = truth_lineage(truth, fov), run_lineage(run_dir, fov)
+    divisions = (DivisionScores() if true_lineage is None or found_lineage is None
+                 else score_divisions(true_lineage, found_lineage, matches))
+    return replace(scores, trace_errors=np.concatenate(errors)), divisions
 
 
 def _values(table: pd.DataFrame, column: str) -> CellValues:
@@ -120,12 +130,21 @@ def _values(table: pd.DataFrame, column: str) -> CellValues:
                       table[column].to_numpy(float))
 
 
-def _row(scores: Scores) -> list[str]:
+def _row(scores: Scores, divisions: DivisionScores) -> list[str]:
     errors = (f"{100 * scores.trace_error_median:.1f} %, {100 * scores.trace_error_p95:.1f} %"
               if scores.trace_errors.size else "-")
     return [_number(scores.jaccard), _number(scores.seg), _number(scores.recall),
             _number(scores.precision), f"{scores.n_complete_tracks}/{scores.n_tracks}",
-            str(scores.id_switches), errors]
+            str(scores.id_switches), errors,
+            f"{_number(divisions.recall)}, {_number(divisions.precision)} "
+            f"({divisions.n_found}/{divisions.n_true} found, {divisions.n_predicted} detected)"]
+
+
+def _as_dict(scores: Scores, divisions: DivisionScores) -> dict[str, Any]:
+    return {**scores.as_dict(), "division_recall": divisions.recall,
+            "division_precision": divisions.precision, "n_true_divisions": divisions.n_true,
+            "n_predicted_divisions": divisions.n_predicted,
+            "n_found_divisions": divisions.n_found}
 
 
 def _number(value: float) -> str:

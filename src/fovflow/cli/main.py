@@ -109,6 +109,17 @@ def simulate(
     ] = None,
     interval: Annotated[float, typer.Option(help="Minutes between frames.", min=0.001)] = 10.0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 0,
+    divisions: Annotated[
+        float | None,
+        typer.Option(help="Cell-cycle time in hours: cells divide about once per cycle, with "
+                          "true parent links in the ground truth (not for --kind isolated).",
+                     min=0.01, show_default=False),
+    ] = None,
+    stage_jump: Annotated[
+        int | None,
+        typer.Option(help="Frame from which the stage has jumped by a cell's diameter.", min=1,
+                     show_default=False),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing output.")] = False,
 ) -> None:
     """Write a simulated multi-FOV time-lapse with ground truth (labels, traces, parameters)."""
@@ -117,7 +128,8 @@ def simulate(
     config = SimulationConfig(
         n_fovs=fovs, n_frames=frames, height=size, width=size, n_fluorescence=fluorescence,
         model=model, frame_interval_s=interval * 60.0, seed=seed, kind=kind,
-        cell_radius_px=cell_radius, cells_per_megapixel=density,
+        cell_radius_px=cell_radius, cells_per_megapixel=density, cell_cycle_h=divisions,
+        stage_jump_frame=stage_jump,
     )
     with _progress_bar() as bar:
         task = bar.add_task(f"simulating {kind}", total=fovs * frames)
@@ -212,9 +224,11 @@ def _progress_bar() -> Progress:
 from fovflow.cli import analysis as _analysis  # noqa: E402
 from fovflow.cli import evaluation as _evaluation  # noqa: E402
 from fovflow.cli import gui_command as _gui_command  # noqa: E402
+from fovflow.cli import report_command as _report_command  # noqa: E402
 from fovflow.cli import run_command as _run_command  # noqa: E402
 
 _run_command.register(app)
 _analysis.register(app)
 _evaluation.register(app)
 _gui_command.register(app)
+_report_command.register(app)

@@ -21,16 +21,16 @@ from rich.progress import (
 from rich.table import Table
 
 from fovflow.cli.main import console, err_console
-from fovflow.errors import ConfigError
+from fovflow.errors import ConfigError, FovflowError
 from fovflow.ranges import format_ranges, parse_ranges
-from fovflow.workflow.cancel import CancelToken
+from fovflow.workflow.cancel import ABORT_WAIT_S, CancelToken
 from fovflow.workflow.events import FovFinished, RunStarted, StepFinished, StepProgress
 
 if TYPE_CHECKING:
     from fovflow.workflow.run import RunReport
 
 log = logging.getLogger("fovflow.cli")
-EXIT_FAILED, EXIT_CANCELLED = 1, 130
+EXIT_FAILED, EXIT_CANCELLED, EXIT_TERMINATED = 1, 130, 143  # 128 + the signal
 
 
 def run(
@@ -73,11 +73,17 @@ def run(
     config: Annotated[
         Path | None, typer.Option("--config", help="YAML configuration; options override it.")
     ] = None,
+    qc_report: Annotated[bool, typer.Option(
+        "--report/--no-report", help="Write the QC page RUN/report.html at the end (as "
+                                     "fovflow report does).",
+    )] = True,
 ) -> None:
     """Segment, correct, track and measure every selected FOV, in parallel and resumably.
 
     Rerunning the same command skips the work already done. Ctrl-C cancels cleanly (finished
-    FOVs are kept, nothing partial is left); a second Ctrl-C aborts at once.
+    FOVs are kept, nothing partial is left); a second Ctrl-C, or SIGTERM, aborts: running FOVs
+    get a second to stop before their workers are stopped. A second run into a folder a run
+    is writing to is refused.
     """
     overrides: dict[str, Any] = {"input": input}
     for key, value in [("output", output), ("segment_channel", segment_channel), ("fovs", fovs),
@@ -110,9 +116,13 @@ def run(
         workflow = WorkflowConfig.from_dict(overrides)
 
     token = CancelToken()
-    with _RunDisplay() as display, _cancel_on_ctrl_c(token):
+    with _RunDisplay() as display, _stop_on_signals(token) as signals:
         report = run_workflow(workflow, on_event=display.on_event, cancel=token)
     _print_summary(report)
+    if qc_report and not (signals.terminated or report.cancelled):
+        _write_qc_report(workflow.output)
+    if signals.terminated:
+        raise typer.Exit(EXIT_TERMINATED)
     if report.cancelled:
         raise typer.Exit(EXIT_CANCELLED)
     if report.failed:
@@ -193,25 +203,48 @@ class _RunDisplay:
             self._progress.update(self._work, completed=sum(self._fov_work.values()))
 
 
-class _cancel_on_ctrl_c:  # noqa: N801 - used as a context manager, reads as a phrase
-    """First Ctrl-C sets the token (clean cancel); the second one aborts at once."""
+class _stop_on_signals:  # noqa: N801 - used as a context manager, reads as a phrase
+    """First Ctrl-C cancels (running FOVs stop at their next frame); a second one, or SIGTERM
+    (a batch system ending the job), aborts: running FOVs get `ABORT_WAIT_S` to stop, then
+    their workers are stopped. Either way the run ends through its report."""
 
     def __init__(self, token: CancelToken) -> None:
         self._token = token
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
+        self.terminated = False
 
-    def __enter__(self) -> None:
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+    def __enter__(self) -> _stop_on_signals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
 
     def __exit__(self, *exc_info: object) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self._token.cancelled:
-            raise KeyboardInterrupt
-        self._token.cancel()
-        err_console.print("cancelling: running FOVs stop at their next frame "
-                          "(Ctrl-C again to abort)")
+        if signum == signal.SIGTERM:
+            self.terminated = True
+        if signum == signal.SIGINT and not self._token.cancelled:
+            self._token.cancel()
+            err_console.print("cancelling: running FOVs stop at their next frame "
+                              "(Ctrl-C again to abort)")
+        elif not self._token.aborted:
+            self._token.abort()
+            err_console.print(f"aborting: running FOVs get {ABORT_WAIT_S:g} s to stop, then "
+                              "their workers are stopped")
+
+
+def _write_qc_report(run_dir: Path) -> None:
+    """The QC page of the finished run; a problem with it is a warning, the run stands."""
+    from fovflow.analysis.qc_report import write_qc_report
+
+    try:
+        written = write_qc_report(run_dir)
+    except (FovflowError, OSError) as exc:
+        log.warning("no QC report: %s", exc)
+        return
+    print(f"QC report: {written.page}")
 
 
 def _print_summary(report: RunReport) -> None:
@@ -220,10 +253,24 @@ def _print_summary(report: RunReport) -> None:
     table.add_column("count", justify="right")
     table.add_column("which")
     for label, fovs in [("processed", report.processed), ("already complete", report.skipped),
-                        ("cancelled", report.cancelled), ("failed", tuple(report.failed))]:
+                        ("cancelled", report.cancelled), ("failed", tuple(report.failed)),
+                        ("may still be running", tuple(report.abandoned)),
+                        ("restarted", tuple(report.restarts))]:
         if fovs:
             table.add_row(label, str(len(fovs)), format_ranges(fovs))
     console.print(table)
     for fov, error in report.failed.items():
         console.print(f"FOV {fov}: {error}", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"{report.seconds:.1f} s; details in {report.output / 'run.log'}")
+    for fov, worker in report.abandoned.items():
+        console.print(f"FOV {fov} may still be running on {worker}: the abort stopped waiting "
+                      "for it; the next run removes its partial outputs", markup=False,
+                      highlight=False, soft_wrap=True)
+    hosts: dict[str, list[int]] = {}
+    for fov, worker in report.workers.items():
+        hosts.setdefault(worker.split(" ")[0], []).append(fov)
+    if len(hosts) > 1 or report.worker_deaths:
+        where = "; ".join(f"{host}: FOVs {format_ranges(fovs)}" for host, fovs in hosts.items())
+        console.print(f"ran on {where}; {report.worker_deaths} worker deaths", markup=False,
+                      highlight=False, soft_wrap=True)
+    stopped = " (aborted)" if report.aborted else ""
+    console.print(f"{report.seconds:.1f} s{stopped}; details in {report.output / 'run.log'}")

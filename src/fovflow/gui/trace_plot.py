@@ -9,7 +9,7 @@ from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from fovflow.gui.frame_view import make_canvas
-from fovflow.io.tables import TRACE_COLUMNS
+from fovflow.io.tables import TRACE_COLUMNS, feature_columns
 
 PAGE_SIZE = 10
 
@@ -46,7 +46,7 @@ class TracePlot(QWidget):
         self.traces, self.good, self.time_unit, self.selected = traces, good, time_unit, None
         self.feature_combo.blockSignals(True)
         self.feature_combo.clear()
-        self.feature_combo.addItems(list(traces.columns.drop(list(TRACE_COLUMNS))))
+        self.feature_combo.addItems(feature_columns(traces))
         self.feature_combo.blockSignals(False)
         self.page_spin.setMaximum(max(1, -(-len(good) // PAGE_SIZE)))
         self.plot()

@@ -1,5 +1,5 @@
 """Label stacks of runs and simulated ground truth, and their export to the Cell Tracking
-Challenge (CTC) format.
+Challenge (CTC) format, with their lineage.
 
 A CTC result folder (``01_RES``) holds ``maskTTT.tif`` per frame (uint16 labels, 0 =
 background) and ``res_track.txt`` with a line ``L B E P`` per track: label, first and last
@@ -7,7 +7,8 @@ frame, parent label (0: none). A ground-truth folder (``01_GT``) holds ``TRA/man
 with ``TRA/man_track.txt`` and ``SEG/man_segTTT.tif``. Frame numbers have 3 digits, or as many
 as the last frame needs. CTC tracks are contiguous in time, so a cell absent from some frames
 in the middle of its track is exported as one track per contiguous part, each with its own
-label (the first part keeps the cell's id; fovflow tracks never divide, so parents are 0).
+label (the first part keeps the cell's id) and the part before it as parent (the CTC way of
+closing a gap). The first part of a daughter has its mother's last part as parent.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ import tifffile
 from numpy.typing import NDArray
 
 from fovflow.errors import FovflowError, IndexOutOfRangeError, MissingFileError, TableError
+from fovflow.io.lineage import LINEAGE_NAME, read_lineage, run_lineage
 from fovflow.io.store import PARTIAL, Frames, fov_dir, open_frames
 from fovflow.processing._stacks import Stack, iter_frames
+from fovflow.processing.lineage import Lineage
 
 __all__ = ["CtcTracks", "SmallCellsRemoved", "ctc_tracks", "export_run_ctc", "export_truth_ctc",
            "read_truth_traces", "require_fovs", "run_fovs", "run_labels", "truth_fovs",
-           "truth_labels", "write_ctc_result", "write_ctc_truth"]
+           "truth_labels", "truth_lineage", "write_ctc_result", "write_ctc_truth"]
 
 _MAX_LABEL = np.iinfo(np.uint16).max
 TRUTH_TRACE_COLUMNS = ("fov", "cell", "frame", "area")
@@ -41,19 +44,22 @@ TRUTH_TRACE_COLUMNS = ("fov", "cell", "frame", "area")
 class CtcTracks:
     """Contiguous track segments of a label stack: one row per CTC track.
 
-    ``label`` is the CTC label of the segment, ``cell`` the id it has in the stack, and
-    ``begin``/``end`` its first and last frame (inclusive).
+    ``label`` is the CTC label of the segment, ``cell`` the id it has in the stack,
+    ``begin``/``end`` its first and last frame (inclusive) and ``parent`` the label of the
+    segment it continues or divided from (0: none).
     """
 
     label: NDArray[np.int64]
     cell: NDArray[np.int64]
     begin: NDArray[np.int64]
     end: NDArray[np.int64]
+    parent: NDArray[np.int64]
 
     def lines(self) -> str:
         """``res_track.txt`` / ``man_track.txt`` text: ``L B E P`` per track, by label."""
         order = np.argsort(self.label)
-        return "".join(f"{self.label[i]} {self.begin[i]} {self.end[i]} 0\n" for i in order)
+        return "".join(f"{self.label[i]} {self.begin[i]} {self.end[i]} {self.parent[i]}\n"
+                       for i in order)
 
     def relabelled(self, t: int, frame: NDArray[np.integer[Any]]) -> NDArray[np.uint16]:
         """Frame `t` of the stack with each cell's CTC label for that frame."""
@@ -63,11 +69,12 @@ class CtcTracks:
         return lookup[frame].astype(np.uint16)
 
 
-def ctc_tracks(labels: Stack) -> CtcTracks:
-    """The contiguous track segments of a label stack, with CTC labels.
+def ctc_tracks(labels: Stack, lineage: Lineage | None = None) -> CtcTracks:
+    """The contiguous track segments of a label stack, with CTC labels and parents.
 
     A cell present in frames 0-4 and 8-9 becomes two tracks: its id for 0-4, and a new label
-    (above every id of the stack) for 8-9.
+    (above every id of the stack) for 8-9, whose parent is the first. A cell whose `lineage`
+    names a parent in the stack gets the parent's last segment as parent.
 
     Raises
     ------
@@ -99,11 +106,23 @@ def ctc_tracks(labels: Stack) -> CtcTracks:
     if len(label) and label.max() > _MAX_LABEL:
         raise FovflowError(f"{len(label)} tracks with labels up to {label.max()} do not fit in "
                            f"the 16-bit labels of the Cell Tracking Challenge format")
-    return CtcTracks(label, cell_of[starts], frame_of[starts], frame_of[ends])
+    cell = cell_of[starts]
+    parent = np.zeros(len(label), np.int64)
+    parent[1:][~first_part[1:]] = label[:-1][~first_part[1:]]  # the part before, same cell
+    if lineage is not None:
+        last_label = dict(zip(cell.tolist(), label.tolist(), strict=True))  # last part wins
+        mother = lineage.parents()
+        for index in np.flatnonzero(first_part):
+            parent[index] = last_label.get(mother.get(int(cell[index]), 0), 0)
+    return CtcTracks(label, cell, frame_of[starts], frame_of[ends], parent)
 
 
-def write_ctc_result(labels: Stack, out_dir: str | os.PathLike[str]) -> CtcTracks:
+def write_ctc_result(labels: Stack, out_dir: str | os.PathLike[str], *,
+                     lineage: Lineage | None = None) -> CtcTracks:
     """Write a label stack as a CTC result folder (``maskTTT.tif``, ``res_track.txt``).
+
+    Parents come from `lineage` (`ctc_tracks`); without it tracks have none but the links
+    across their own gaps.
 
     The folder is written under a temporary name and renamed when complete.
 
@@ -112,10 +131,11 @@ def write_ctc_result(labels: Stack, out_dir: str | os.PathLike[str]) -> CtcTrack
     FovflowError
         If `out_dir` exists and is not empty, or a label does not fit in 16 bits.
     """
-    return _write_ctc(labels, Path(out_dir), "res_track.txt", "mask")
+    return _write_ctc(labels, lineage, Path(out_dir), "res_track.txt", "mask")
 
 
-def write_ctc_truth(labels: Stack, out_dir: str | os.PathLike[str]) -> CtcTracks:
+def write_ctc_truth(labels: Stack, out_dir: str | os.PathLike[str], *,
+                    lineage: Lineage | None = None) -> CtcTracks:
     """Write a true label stack as a CTC ground-truth folder (``TRA/`` and ``SEG/``).
 
     Every frame gets a tracking mask (``TRA/man_trackTTT.tif``, listed in ``man_track.txt``)
@@ -126,13 +146,15 @@ def write_ctc_truth(labels: Stack, out_dir: str | os.PathLike[str]) -> CtcTracks
     FovflowError
         If `out_dir` exists and is not empty, or a label does not fit in 16 bits.
     """
-    return _write_ctc(labels, Path(out_dir), "TRA/man_track.txt", "TRA/man_track", "SEG/man_seg")
+    return _write_ctc(labels, lineage, Path(out_dir), "TRA/man_track.txt", "TRA/man_track",
+                      "SEG/man_seg")
 
 
 def export_run_ctc(run_dir: str | os.PathLike[str], fov: int,
                    out_dir: str | os.PathLike[str]) -> CtcTracks:
-    """Write FOV `fov` of a run folder as a CTC result folder (see `write_ctc_result`)."""
-    return write_ctc_result(run_labels(run_dir, fov), out_dir)
+    """Write FOV `fov` of a run folder as a CTC result folder (see `write_ctc_result`), with
+    its lineage (none for runs made before lineage)."""
+    return write_ctc_result(run_labels(run_dir, fov), out_dir, lineage=run_lineage(run_dir, fov))
 
 
 def export_truth_ctc(truth_dir: str | os.PathLike[str], fov: int, out_dir: str | os.PathLike[str],
@@ -145,7 +167,7 @@ def export_truth_ctc(truth_dir: str | os.PathLike[str], fov: int, out_dir: str |
     labels: Stack = truth_labels(truth_dir, fov)
     if min_area > 0:
         labels = SmallCellsRemoved(labels, min_area)
-    return write_ctc_truth(labels, out_dir)
+    return write_ctc_truth(labels, out_dir, lineage=truth_lineage(truth_dir, fov))
 
 
 class SmallCellsRemoved:
@@ -201,6 +223,13 @@ def truth_labels(truth_dir: str | os.PathLike[str], fov: int) -> Frames:
     return open_frames(Path(truth_dir) / f"labels_fov_{fov:03d}.zarr")
 
 
+def truth_lineage(truth_dir: str | os.PathLike[str], fov: int) -> Lineage | None:
+    """The true lineage of FOV `fov` (``lineage_fov_NNN.csv``), or None for ground truth
+    simulated before divisions existed."""
+    path = Path(truth_dir) / f"{Path(LINEAGE_NAME).stem}_fov_{fov:03d}.csv"
+    return read_lineage(path) if path.is_file() else None
+
+
 def read_truth_traces(truth_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """The true per-cell, per-frame values of simulated ground truth (``traces.csv``).
 
@@ -239,10 +268,11 @@ def require_fovs(fovs: list[int], available: list[int], where: str) -> None:
             raise IndexOutOfRangeError(f"FOV {fov} is not in the {where} (it has FOV {listed})")
 
 
-def _write_ctc(labels: Stack, out_dir: Path, track_file: str, *mask_prefixes: str) -> CtcTracks:
+def _write_ctc(labels: Stack, lineage: Lineage | None, out_dir: Path, track_file: str,
+               *mask_prefixes: str) -> CtcTracks:
     """A new folder with ``<prefix>TTT.tif`` per frame and prefix, and the track file."""
     with _new_folder(out_dir) as folder:
-        tracks = ctc_tracks(labels)
+        tracks = ctc_tracks(labels, lineage)
         prefixes = [folder / prefix for prefix in mask_prefixes]
         for prefix in prefixes:
             prefix.parent.mkdir(exist_ok=True)

@@ -6,20 +6,26 @@
       processing_results.yaml   manifest: input, config, time unit, per-FOV step status and hashes
       run_config.yaml           the configuration the run was started with
       run.log                   appended by every run
+      run.lock                  only while a run writes here: who it is (pid, host, command)
       fov_000/  pc.zarr fl_ch_1.zarr seg.zarr fl_corrected_ch_1.zarr labels.zarr traces_ch_1.csv
 
 Every output is written under ``<name>.partial`` and renamed when complete, so a file without
 that suffix is always whole. The manifest is rewritten atomically (temporary file + rename)
 after every step; a step counts as done only if the manifest records it with the current
-parameter hash *and* all its outputs exist.
+parameter hash *and* its outputs are still what it wrote (size, and a sha256 for files).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import datetime
+import fcntl
+import hashlib
+import logging
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -32,12 +38,16 @@ from numcodecs import Blosc
 from zarr.codecs import BloscCodec, BytesCodec
 from zarr.storage import LocalStore
 
-from fovflow.errors import ConfigError, yaml_problem
+from fovflow.errors import ConfigError, FovflowError, yaml_problem
+
+log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "processing_results.yaml"
 CONFIG_NAME = "run_config.yaml"
 LOG_NAME = "run.log"
+LOCK_NAME = "run.lock"
 PARTIAL = ".partial"
+FINGERPRINT_SPAN = 1 << 20  # bytes hashed at each end of an input file
 MANIFEST_FORMAT = 1
 _CNAME, _CLEVEL = "lz4", 5  # with bit shuffle
 _CODEC = BloscCodec(cname=_CNAME, clevel=_CLEVEL, shuffle="bitshuffle")  # as Zarr records it
@@ -226,6 +236,102 @@ def remove_partials(output: Path, fov: int | None = None) -> int:
     return len(leftovers)
 
 
+def input_fingerprint(path: Path) -> str:
+    """What identifies an input file's content wherever it lies: sha256 of its size and of its
+    first and last `FINGERPRINT_SPAN` bytes (the whole file if it is smaller).
+
+    Those ends hold the headers and metadata blocks of OME-TIFF, ND2 and CZI files (with the
+    acquisition's UUIDs and time stamps), so a copy or a move keeps the fingerprint and
+    another recording does not. O(1): two reads of 1 MiB.
+    """
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        digest.update(str(size).encode())
+        digest.update(file.read(FINGERPRINT_SPAN))
+        if size > FINGERPRINT_SPAN:
+            file.seek(max(FINGERPRINT_SPAN, size - FINGERPRINT_SPAN))
+            digest.update(file.read(FINGERPRINT_SPAN))
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def locked_run_folder(output: Path) -> Iterator[str | None]:
+    """Hold ``run.lock`` in `output` while a run writes there; yields who held it last if that
+    run died without releasing it (to be logged), else None.
+
+    The lock is a `flock` held by this process, so the system releases it when the process
+    dies however it dies: a lock file left by a dead run is simply taken over. The file names
+    the run holding it, for the message a second run gets.
+
+    Raises
+    ------
+    FovflowError
+        If another run holds the folder.
+    """
+    path = output / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode("utf-8", "replace").strip() or "starting"
+            os.close(fd)
+            raise FovflowError(f"{output} is in use by another fovflow run ({holder}); wait "
+                               "for it to end or choose another output folder (-o)") from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break  # not a file the run that held it removed while this one waited
+        os.close(fd)
+    try:
+        stale = os.read(fd, 4096).decode("utf-8", "replace").strip()
+        started = datetime.datetime.now().isoformat(timespec="seconds")
+        holder = (f"pid {os.getpid()} on {socket.gethostname()} since {started}: "
+                  f"{' '.join(sys.argv)[:200]}")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode(), 0)
+        yield stale or None
+    finally:
+        os.unlink(path)  # before unlocking: a run waiting on this file sees it is gone
+        os.close(fd)
+
+
+def output_stamp(path: Path) -> dict[str, Any]:
+    """What a finished output is, to tell on resume whether it is still what the step wrote:
+    a file's size, modification time and sha256; a folder's (Zarr) file count and bytes."""
+    if path.is_dir():
+        sizes = [entry.stat().st_size for entry in _files_under(path)]
+        return {"files": len(sizes), "bytes": sum(sizes)}
+    info = path.stat()
+    return {"bytes": info.st_size, "modified_ns": info.st_mtime_ns, "sha256": _sha256(path)}
+
+
+def _stamp_matches(path: Path, stamp: Mapping[str, Any] | None) -> bool:
+    """Whether `path` is still the output `stamp` describes (only existence without a stamp,
+    as recorded by fovflow before stamps). A file is hashed only if its time changed."""
+    if stamp is None or not path.exists():
+        return path.exists()
+    if path.is_dir():
+        return output_stamp(path) == dict(stamp)
+    info = path.stat()
+    if info.st_size != stamp.get("bytes"):
+        return False
+    return info.st_mtime_ns == stamp.get("modified_ns") or _sha256(path) == stamp.get("sha256")
+
+
+def _files_under(folder: Path) -> Iterator[os.DirEntry[str]]:
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            yield from _files_under(Path(entry.path))
+        else:
+            yield entry
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
 class Manifest:
     """``processing_results.yaml``: what the run folder holds, FOV by FOV and step by step."""
 
@@ -244,18 +350,28 @@ class Manifest:
 
     def done_steps(self, fov: int, hashes: Mapping[str, str],
                    outputs: Mapping[str, Sequence[str]]) -> set[str]:
-        """Steps of `fov` recorded with the current hash whose outputs all exist."""
+        """Steps of `fov` recorded with the current hash whose outputs are all still what the
+        step wrote (see `output_stamp`); a changed or damaged output redoes its step."""
         record = self.data["fovs"].get(fov, {}).get("steps", {})
         folder = fov_dir(self.output, fov)
-        return {step for step, info in record.items()
-                if info.get("hash") == hashes.get(step)
-                and all((folder / name).exists() for name in outputs.get(step, ()))}
+        done = set()
+        for step, info in record.items():
+            stamps = info.get("stamps") or {}
+            if info.get("hash") == hashes.get(step) and all(
+                    _stamp_matches(folder / name, stamps.get(name))
+                    for name in outputs.get(step, ())):
+                done.add(step)
+        return done
 
     def record_step(self, fov: int, step: str, *, digest: str, seconds: float,
                     outputs: Sequence[str]) -> None:
+        """Record a finished step with a stamp of each output (the caller reads them: on a
+        cluster that is one stat per chunk file over the shared filesystem)."""
         entry = self.data["fovs"].setdefault(fov, {"status": "running", "steps": {}})
+        folder = fov_dir(self.output, fov)
         entry["steps"][step] = {"hash": digest, "seconds": round(seconds, 3),
-                                "outputs": list(outputs)}
+                                "outputs": list(outputs),
+                                "stamps": {name: output_stamp(folder / name) for name in outputs}}
         self.write()
 
     def record_fov(self, fov: int, *, status: str, seconds: float = 0.0,
@@ -294,8 +410,11 @@ def read_manifest(output: Path, input_path: Path) -> dict[str, Any] | None:
     if not isinstance(recorded, dict) or "fovs" not in data:
         raise ConfigError(f"{path} is not a fovflow manifest; choose another output folder (-o)")
     if recorded.get("path") != str(input_path):
-        raise ConfigError(f"{output} holds a run of {recorded.get('path')}, not {input_path}; "
-                          "choose another output folder (-o)")
+        if recorded.get("fingerprint") != input_fingerprint(input_path):
+            raise ConfigError(f"{output} holds a run of {recorded.get('path')}, not {input_path}"
+                              " (their contents differ); choose another output folder (-o)")
+        log.info("%s was moved to %s (same content): the run goes on with it",
+                 recorded.get("path"), input_path)
     return data
 
 

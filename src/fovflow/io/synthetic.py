@@ -14,7 +14,12 @@ any order.
 ``DeltaT`` timestamps, channel names) and writes the ground truth beside it::
 
     sim.ome.tif
-    sim.truth/  labels_fov_000.zarr (T, Y, X uint16)  cells.csv  traces.csv  simulation.yaml
+    sim.truth/  labels_fov_000.zarr (T, Y, X uint16)  lineage_fov_000.csv  cells.csv  traces.csv
+                simulation.yaml
+
+With `SimulationConfig.cell_cycle_h` the cells of the packed kinds divide
+(`synthetic_divisions`); ``lineage_fov_NNN.csv`` (``track, parent, first_frame, last_frame``,
+frames in which the cell is in view) holds the true parent links.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import zarr
 from numpy.typing import NDArray
 
 from fovflow.errors import FovflowError
+from fovflow.io.lineage import write_lineage
 from fovflow.io.synthetic_config import (
     CELL_KINDS,
     FLUORESCENCE_CHANNEL_NAMES,
@@ -45,6 +51,7 @@ from fovflow.io.synthetic_config import (
 )
 from fovflow.io.synthetic_isolated import IsolatedScene
 from fovflow.io.synthetic_kinds import PackedScene
+from fovflow.processing.lineage import Lineage
 
 __all__ = [
     "CELL_KINDS",
@@ -69,6 +76,8 @@ class _Scene(Protocol):
 
     def cell_rows(self, seen: set[int]) -> list[dict[str, float | int | str]]: ...
 
+    def parents(self) -> dict[int, int]: ...
+
 
 def _scene_for(config: SimulationConfig, fov: int) -> _Scene:
     """The scene that renders FOV `fov` of the configured kind."""
@@ -82,6 +91,7 @@ class SimulatedFov:
     """A whole FOV in memory: image stacks (T, Y, X), labels and ground-truth tables.
 
     `phase` is channel 0: phase contrast, or the nuclear marker for kind ``nuclei``.
+    `lineage` has the cells in view, with their mothers (divisions).
     """
 
     phase: NDArray[np.uint16]
@@ -89,6 +99,7 @@ class SimulatedFov:
     labels: NDArray[np.uint16]
     cells: list[dict[str, float | int | str]] = field(default_factory=list)
     traces: list[dict[str, float | int | str]] = field(default_factory=list)
+    lineage: Lineage = field(default_factory=lambda: _truth_lineage([], {}))
 
 
 @dataclass(frozen=True)
@@ -118,7 +129,22 @@ def simulate_fov(config: SimulationConfig, fov: int) -> SimulatedFov:
         result.labels[t] = frame.labels
         result.traces.extend(frame.truth)
     result.cells = scene.cell_rows({int(row["cell"]) for row in result.traces})
+    result.lineage = _truth_lineage(result.traces, scene.parents())
     return result
+
+
+def _truth_lineage(traces: list[dict[str, float | int | str]], parents: dict[int, int]
+                   ) -> Lineage:
+    """Per cell in view: its mother and the first and last frame it is in view."""
+    cell = np.array([int(row["cell"]) for row in traces], np.int64)
+    frame = np.array([int(row["frame"]) for row in traces], np.int64)
+    tracks, index = np.unique(cell, return_inverse=True)
+    first = np.full(len(tracks), np.iinfo(np.int64).max)
+    last = np.full(len(tracks), -1, np.int64)
+    np.minimum.at(first, index, frame)
+    np.maximum.at(last, index, frame)
+    parent = np.array([parents.get(track, 0) for track in tracks.tolist()], np.int64)
+    return Lineage(tracks, parent, first, last)
 
 
 def truth_dir_for(image_path: Path) -> Path:
@@ -216,6 +242,8 @@ def _write_partial(
                 metadata=_ome_metadata(config, fov),
             )
             cells.extend(scene.cell_rows({int(row["cell"]) for row in traces[first_trace:]}))
+            write_lineage(truth / f"lineage_fov_{fov:03d}.csv",
+                          _truth_lineage(traces[first_trace:], scene.parents()))
     _write_csv(truth / "cells.csv", cells)
     _write_csv(truth / "traces.csv", traces)
     (truth / "simulation.yaml").write_text(yaml.safe_dump(config.as_record(), sort_keys=False))

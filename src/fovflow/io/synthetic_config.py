@@ -67,7 +67,9 @@ class SimulationConfig:
 
     `kind` is one of `CELL_KINDS`. `cell_radius_px` and `cells_per_megapixel` left as None take
     the defaults of the kind; `effective_cell_radius_px` and `effective_cells_per_megapixel` say
-    what is used (and ``simulation.yaml`` records them).
+    what is used (and ``simulation.yaml`` records them). With `cell_cycle_h`, cells divide
+    about once per cell-cycle time (not for ``isolated``); with `stage_jump_frame`, every cell
+    moves by a cell's diameter in one direction from that frame on.
     """
 
     n_fovs: int = 4
@@ -83,6 +85,8 @@ class SimulationConfig:
     late_fraction: float = 0.15
     seed: int = 0
     kind: str = "isolated"
+    cell_cycle_h: float | None = None  # None: cells never divide
+    stage_jump_frame: int | None = None  # the stage jumps by a cell's diameter before it
 
     def __post_init__(self) -> None:
         if self.kind not in CELL_KINDS:
@@ -101,6 +105,13 @@ class SimulationConfig:
             (self.frame_interval_s > 0, "frame_interval_s must be positive"),
             (self.effective_cells_per_megapixel >= 0, "cells_per_megapixel must not be negative"),
             (0 <= self.late_fraction <= 1, "late_fraction must be between 0 and 1"),
+            (self.cell_cycle_h is None or self.cell_cycle_h > 0,
+             "cell_cycle_h (--divisions) must be positive hours"),
+            (self.cell_cycle_h is None or self.kind != "isolated",
+             "divisions are simulated for the kinds crowded, bacteria, nuclei and small, not "
+             "isolated; choose one with --kind"),
+            (self.stage_jump_frame is None or 1 <= self.stage_jump_frame < self.n_frames,
+             "stage_jump_frame (--stage-jump) must be a frame after the first"),
         ]
         for ok, message in checks:
             if not ok:
@@ -137,6 +148,9 @@ class SimulationConfig:
         record = asdict(self)
         record["cell_radius_px"] = self.effective_cell_radius_px
         record["cells_per_megapixel"] = self.effective_cells_per_megapixel
+        for name in ("cell_cycle_h", "stage_jump_frame"):  # recorded only when used, so
+            if record[name] is None:  # simulation.yaml stays as it was without them
+                del record[name]
         return record
 
 

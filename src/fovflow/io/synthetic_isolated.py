@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fovflow.io.synthetic_config import SimulatedFrame, SimulationConfig
+from fovflow.io.synthetic_divisions import stage_jump
 from fovflow.io.synthetic_shared import (
     draw_kinetics,
     model_values,
@@ -63,6 +64,12 @@ class IsolatedScene:
             [model_values(config.model, params, self._times_h) for params in cell.kinetics]
             for cell in self.cells
         ]
+        self.jump = stage_jump(config, np.random.default_rng(  # its own stream: see kinds
+            np.random.SeedSequence([config.seed, fov, 5])))
+
+    def parents(self) -> dict[int, int]:
+        """The mother of every daughter cell: none, isolated cells do not divide."""
+        return {}
 
     def cell_rows(self, seen: set[int]) -> list[dict[str, float | int | str]]:
         """Ground-truth parameters of the cells in `seen` (those visible in some frame)."""
@@ -122,8 +129,9 @@ class IsolatedScene:
         """The cell's visible mask in frame `t` with its slice, and its unclipped area."""
         cfg = self.config
         wobble = cell.wobble * math.sin(cell.wobble_rate * t + cell.wobble_phase)
-        cx = cell.x - self.drift[0] * t + wobble
-        cy = cell.y - self.drift[1] * t + wobble * 0.5
+        jump = self.jump if t >= (cfg.stage_jump_frame or cfg.n_frames) else np.zeros(2)
+        cx = cell.x - self.drift[0] * t + wobble - jump[0]
+        cy = cell.y - self.drift[1] * t + wobble * 0.5 - jump[1]
         x0, x1 = math.floor(cx - cell.a) - 1, math.ceil(cx + cell.a) + 2
         y0, y1 = math.floor(cy - cell.a) - 1, math.ceil(cy + cell.a) + 2
         if x1 <= 0 or y1 <= 0 or x0 >= cfg.width or y0 >= cfg.height:

@@ -17,9 +17,16 @@ from scipy import ndimage
 from skimage import measure
 
 from fovflow.io.synthetic_config import SimulatedFrame, SimulationConfig
+from fovflow.io.synthetic_divisions import divide_bodies, stage_jump
 from fovflow.io.synthetic_layouts import Body, lay_out_bodies
 from fovflow.io.synthetic_optics import LOOKS, Canvas, texture_tile
-from fovflow.io.synthetic_shared import model_values, smooth_field, stage_drift, to_uint16
+from fovflow.io.synthetic_shared import (
+    model_values,
+    scaled_kinetics,
+    smooth_field,
+    stage_drift,
+    to_uint16,
+)
 
 
 class PackedScene:
@@ -31,6 +38,12 @@ class PackedScene:
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, fov, 2]))
         self.drift = stage_drift(rng)
         self.bodies = lay_out_bodies(config, self.drift, rng)
+        # Own random streams, so movies without divisions or jumps stay as they were.
+        if config.cell_cycle_h is not None:
+            self.bodies = divide_bodies(self.bodies, config, self.drift, np.random.default_rng(
+                np.random.SeedSequence([config.seed, fov, 4])))
+        self.jump = stage_jump(config, np.random.default_rng(
+            np.random.SeedSequence([config.seed, fov, 5])))
         self.look = LOOKS[config.kind]
         self.background = smooth_field(config.height, config.width, rng,
                                        self.look.background_level, self.look.background_span)
@@ -49,21 +62,27 @@ class PackedScene:
         self._totals = np.zeros((config.n_fluorescence, len(self.bodies) + 1, config.n_frames))
         for body in self.bodies:
             for channel, params in enumerate(body.kinetics):
-                self._totals[channel, body.id] = model_values(config.model, params, times_h)
+                self._totals[channel, body.id] = body.share * model_values(config.model, params,
+                                                                           times_h)
 
     def cell_rows(self, seen: set[int]) -> list[dict[str, float | int | str]]:
         """Ground-truth parameters of the cells in `seen` (those visible in some frame)."""
         rows: list[dict[str, float | int | str]] = []
         for body in (body for body in self.bodies if body.id in seen):
+            lineage = {} if self.config.cell_cycle_h is None else {"parent": body.parent}
             for channel, params in enumerate(body.kinetics, start=1):
                 rows.append({
-                    "fov": self.fov, "cell": body.id, "channel": channel,
+                    "fov": self.fov, "cell": body.id, **lineage, "channel": channel,
                     "model": self.config.model, "appear_frame": body.appear_frame,
                     "semi_major_px": round(body.half_length + body.a, 3),
                     "semi_minor_px": round(body.b, 3),
-                    **params,
+                    **scaled_kinetics(self.config.model, params, body.share),
                 })
         return rows
+
+    def parents(self) -> dict[int, int]:
+        """The mother of every daughter cell."""
+        return {body.id: body.parent for body in self.bodies if body.parent}
 
     def render(self, t: int) -> SimulatedFrame:
         """Frame `t`: channel 0, fluorescence, labels and one truth row per visible cell.
@@ -110,11 +129,12 @@ class PackedScene:
         owner = np.zeros(shape, np.uint16)
         depth = np.full(shape, np.inf, np.float32)
         interior = np.zeros(shape, np.float32)
+        jump = self.jump if t >= (cfg.stage_jump_frame or cfg.n_frames) else np.zeros(2)
         for body in self.bodies:
-            if t < body.appear_frame:
+            if not body.present(t):
                 continue
             cx, cy = body.center(t, self.drift)
-            cx, cy = cx + m, cy + m
+            cx, cy = cx - jump[0] + m, cy - jump[1] + m
             angle = body.angle + body.spin * t
             half_x, half_y = body.half_extents(angle)
             x0, x1 = max(math.floor(cx - half_x), 0), min(math.ceil(cx + half_x) + 1, shape[1])

@@ -28,7 +28,8 @@ class Body:
     `b` across its axis); with ``half_length == 0`` an ellipse. `lobes` and `lobe_phases` are the
     relative amplitudes and phases of outline harmonics 2, 3, ... `nucleus` is the offset (u, v)
     and relative size of an inner nucleus, `contrast` a per-cell optical strength (thickness in
-    phase contrast, brightness of a nuclear marker).
+    phase contrast, brightness of a nuclear marker). A body that divides ends (`end_frame`)
+    where two daughters (`parent`, `synthetic_divisions`) begin.
     """
 
     id: int
@@ -49,6 +50,13 @@ class Body:
     contrast: float
     appear_frame: int
     kinetics: tuple[dict[str, float], ...]
+    end_frame: int | None = None  # the first frame it is gone in: it divided
+    parent: int = 0  # the id of the body it is a daughter of
+    share: float = 1.0  # of its lineage's fluorescence: halved at each division
+
+    def present(self, t: int) -> bool:
+        """Whether the body exists in frame `t` (in view or not)."""
+        return self.appear_frame <= t and (self.end_frame is None or t < self.end_frame)
 
     @property
     def reach(self) -> float:

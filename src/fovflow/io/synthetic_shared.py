@@ -10,6 +10,9 @@ from numpy.typing import NDArray
 from fovflow import kinetics
 from fovflow.io.synthetic_config import SimulationConfig
 
+# The parameters a model's total intensity is proportional to (with the offset).
+SCALE_KEYS = {"trivial": ("ktl",), "maturation": ("ktl",), "maturation_blocked": ("G0", "Gu0")}
+
 
 def draw_kinetics(
     config: SimulationConfig, area: float, rng: np.random.Generator
@@ -26,19 +29,26 @@ def draw_kinetics(
         # Translation was blocked just before the first frame: the decay is seen from frame 0.
         shape = {"t0": -rng.uniform(0.01, 0.5), "G0": 1.0,
                  "Gu0": rng.uniform(0.2, 1.0), "beta": rng.uniform(0.1, 0.4), "km": km}
-        scale_keys = ("G0", "Gu0")
     elif config.model == "trivial":
         shape = {"t0": onset_h, "ktl": 1.0, "delta": delta, "beta": beta}
-        scale_keys = ("ktl",)
     else:
         shape = {"t0": onset_h, "ktl": 1.0, "delta": delta, "beta": beta, "km": km}
-        scale_keys = ("ktl",)
+    scale_keys = SCALE_KEYS[config.model]
     grid = np.linspace(0.0, max(duration_h, 1e-3), 200)
     peak = float(np.max(kinetics.MODELS[config.model](grid, **shape, offset=0.0)))
     scale = area * rng.uniform(150.0, 1200.0) / peak if peak > 0 else 0.0
     params = {key: (value * scale if key in scale_keys else value) for key, value in shape.items()}
     params["offset"] = offset
     return {key: round(float(value), 6) for key, value in params.items()}
+
+
+def scaled_kinetics(model: str, params: dict[str, float], share: float) -> dict[str, float]:
+    """The parameters of `share` of a cell's total intensity (a daughter's half)."""
+    if share == 1.0:
+        return params
+    scaled = (*SCALE_KEYS[model], "offset")
+    return {key: round(value * share, 6) if key in scaled else value
+            for key, value in params.items()}
 
 
 def model_values(model: str, params: dict[str, float], times_h: NDArray) -> NDArray:

@@ -1,7 +1,9 @@
 """Traces, sample and fitted tables: read, write and validate, with errors naming file and column.
 
 - traces (``fov_XXX/traces_ch_C.csv``, long): ``fov, cell, frame, time, good, position_x,
-  position_y, <features...>``, one row per cell and frame.
+  position_y, parent, position_x_corrected, position_y_corrected, <features...>``, one row per
+  cell and frame (the three lineage columns since tracking has lineage; ``parent`` is 0 in
+  older tables).
 - sample tables, wide: a first line ``# Time units: <unit>``, then ``time`` and one column per
   ``fov_XXX_cell_N`` (tables of the older PyAMA tool, in min, h or s, load too); long: the same
   header line, then ``time, fov, cell, value``.
@@ -26,6 +28,8 @@ from fovflow.errors import ConfigError, TableError
 from fovflow.io.store import write_text_atomically
 
 TRACE_COLUMNS = ("fov", "cell", "frame", "time", "good", "position_x", "position_y")
+# Written since tracking has lineage, after position_y; older tables lack them (parent: 0).
+LINEAGE_COLUMNS = ("parent", "position_x_corrected", "position_y_corrected")
 # Every row must have these: a row without them cannot be placed. Positions and features may
 # be empty (NaN): a feature that could not be measured in a frame; merge leaves it out.
 _ID_COLUMNS = ("fov", "cell", "frame")
@@ -95,7 +99,15 @@ def read_traces(path: str | Path) -> pd.DataFrame:
         bad = frame["good"][~good.isin(["true", "false", "1", "0"])].iloc[0]
         raise TableError(f"{path}: column 'good' must hold True/False, found {bad!r}")
     frame["good"] = good.isin(["true", "1"])
-    return frame.astype({"fov": int, "cell": int, "frame": int})
+    if "parent" not in frame.columns:
+        frame.insert(len(TRACE_COLUMNS), "parent", 0)
+    _require_finite(frame, "parent", path, whole=True)
+    return frame.astype({"fov": int, "cell": int, "frame": int, "parent": int})
+
+
+def feature_columns(traces: pd.DataFrame) -> list[str]:
+    """The feature columns of a traces table: all but the fixed and lineage columns."""
+    return [c for c in traces.columns if c not in TRACE_COLUMNS and c not in LINEAGE_COLUMNS]
 
 
 def read_sample_table(path: str | Path) -> SampleTable:

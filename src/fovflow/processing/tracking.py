@@ -1,4 +1,5 @@
-"""Tracking of segmented cells from frame to frame by optimal one-to-one overlap matching."""
+"""Tracking of segmented cells from frame to frame by optimal one-to-one overlap matching, with
+divisions (a cell that becomes two) and the stage's shift between frames taken into account."""
 
 from __future__ import annotations
 
@@ -13,20 +14,37 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from fovflow.processing._stacks import OutputStack, Progress, Stack, iter_frames, output_stack
+from fovflow.processing.drift import reduce_foreground, reduction, shift_between
+from fovflow.processing.lineage import Lineage, find_divisions
 
-__all__ = ["match_regions", "track_cells"]
+__all__ = ["Tracking", "match_regions", "track_cells"]
 
 _MAX_DENSE_PAIRS = 1 << 20  # larger label-pair histograms are counted sparsely (np.unique)
+Offset = tuple[int, int]  # (dy, dx): a pixel (y, x) of one frame is at (y + dy, x + dx) in another
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """What `track_cells` found: the labels, the lineage of their tracks, the stage's shifts.
+
+    ``shifts[t]`` is (dy, dx), how far the content of frame t moved against frame t - 1
+    (row 0 and every row without drift correction: 0).
+    """
+
+    labels: OutputStack
+    lineage: Lineage
+    shifts: NDArray[np.float64]
 
 
 @dataclass(frozen=True)
 class _Frame:
-    """A tracked frame: its regions, their areas and the track of each region."""
+    """A tracked frame: its regions, their areas, the track of each region, the stage offset."""
 
     t: int
     regions: NDArray[np.int32]
     areas: NDArray[np.intp]  # pixels per label (index 0: the background)
     tracks: NDArray[np.int64]  # track id per label, 0 for the background
+    stage: NDArray[np.float64]  # (dy, dx) since frame 0
 
 
 def track_cells(
@@ -38,20 +56,32 @@ def track_cells(
     connectivity: int = 4,
     max_gap: int = 1,
     split_merged: bool = False,
+    divisions: bool = True,
+    min_daughter_overlap: float = 0.5,
+    max_division_area_change: float = 0.5,
+    min_daughter_balance: float = 0.4,
+    min_daughter_frames: int = 3,
+    drift: bool = True,
+    drift_downsample: int = 8,
     out: OutputStack | None = None,
     progress: Progress | None = None,
-) -> OutputStack:
-    """Label the cells of a stack with one id per track, stable across frames.
+) -> Tracking:
+    """Label the cells of a stack with one id per track, stable across frames, with lineage.
 
     Each frame's cells are its instance labels (integer frames, from `segment_cells`) or the
     connected regions of its mask (boolean frames); cells whose area is outside
-    [`min_size`, `max_size`] are dropped. A region continues the track of the region of the
-    previous frame it is matched to (`match_regions`). A region left unmatched is then matched
-    the same way to the last regions of tracks missing from the previous `max_gap` frames (a
-    cell the segmentation missed once), the shortest gap first; a region still unmatched starts
-    a new track, so cells that appear late or enter the field are tracked from their first
-    frame. Track ids are 1, 2, ... in order of appearance (row-major within a frame); 0 is
-    background.
+    [`min_size`, `max_size`] are dropped. With `drift`, the stage's shift against the previous
+    frame is estimated first (`fovflow.processing.drift`) and every comparison of two frames
+    is made with it undone, so a drifting or jumping stage keeps the tracks. A region
+    continues the track of the region of the previous frame it is matched to
+    (`match_regions`). With `divisions`, a matched or unmatched pair of regions that together
+    replace one cell of the previous frame (`find_divisions`) are its daughters: that track
+    ends and each daughter starts a track with it as parent. A region left unmatched is then
+    matched the same way to the last regions of tracks missing from the previous `max_gap`
+    frames (a cell the segmentation missed once), the shortest gap first; a region still
+    unmatched starts a new track, so cells that appear late or enter the field are tracked
+    from their first frame. Track ids are 1, 2, ... in order of appearance (row-major within
+    a frame); 0 is background.
 
     Parameters
     ----------
@@ -71,6 +101,25 @@ def track_cells(
         cells the segmentation joined) between them, each pixel to the nearest (`_split_merged`);
         the parts then continue those cells' tracks. Off by default: it also carries a cell
         the segmentation cut in two forward (real nuclei, GOWT1: SEG 0.80 -> 0.72).
+    divisions : bool
+        Detect divisions (off: a cell that becomes two continues as one of them, the other
+        starts a track of its own).
+    min_daughter_overlap : float
+        Share of a daughter's area that must lie inside its mother, in (0, 1].
+    max_division_area_change : float
+        Most relative difference between the daughters' summed area and the mother's.
+    min_daughter_balance : float
+        Smallest area of the smaller daughter relative to the larger, in [0, 1].
+    min_daughter_frames : int
+        A division whose one daughter is gone within this many frames (counting the first)
+        while the other stays was a cell the segmentation cut for a moment: it is undone, the
+        mother's track goes on with the daughter that stayed (its frames relabelled) and the
+        piece keeps a track of its own, without parent (on GOWT1 nuclei every false division
+        was such a piece, lasting 1-2 frames). 1: no division is undone.
+    drift : bool
+        Estimate and undo the stage's shift between frames.
+    drift_downsample : int
+        Reduction of the frames for the shift estimate (`estimate_shift`).
     out : writable (T, Y, X) stack of unsigned integers, optional
         Where to write the labels; a new uint32 array if None.
     progress : callable, optional
@@ -79,7 +128,9 @@ def track_cells(
 
     Returns
     -------
-    (T, Y, X) uint32 array, or `out`
+    Tracking
+        ``labels``: (T, Y, X) uint32 array, or `out`; ``lineage``: every track's parent and
+        frames; ``shifts``: (T, 2) stage shift per frame.
 
     Raises
     ------
@@ -89,9 +140,12 @@ def track_cells(
 
     Notes
     -----
-    O(pixels) per frame for the overlaps (one histogram of label pairs), plus the assignment,
-    which runs only on the regions with more than one candidate partner. Bridging a gap looks
-    only at the pixels of the unmatched regions. Memory: `max_gap` + 3 int32 frames.
+    O(pixels) per frame for the overlaps (one histogram of label pairs) and the shift, plus
+    the assignment, which runs only on the regions with more than one candidate partner.
+    Divisions cost O(pairs). Bridging a gap looks only at the pixels of the unmatched regions.
+    A frame's labels are written when it leaves the max(`max_gap` + 1, `min_daughter_frames`)
+    frames kept, once no division in it can be undone (the last ones at the end). Memory: that
+    many int32 frames + 2.
     """
     if not 0.0 < min_iou <= 1.0:
         raise ValueError(f"min_iou must be in (0, 1], got {min_iou}")
@@ -101,54 +155,165 @@ def track_cells(
         raise ValueError(f"need 0 <= min_size <= max_size, got {min_size} and {max_size}")
     if max_gap < 0:
         raise ValueError(f"max_gap must not be negative, got {max_gap}")
+    if not (0.0 < min_daughter_overlap <= 1.0 and max_division_area_change >= 0.0
+            and 0.0 <= min_daughter_balance <= 1.0):
+        raise ValueError("need 0 < min_daughter_overlap <= 1, max_division_area_change >= 0 "
+                         f"and 0 <= min_daughter_balance <= 1, got {min_daughter_overlap}, "
+                         f"{max_division_area_change} and {min_daughter_balance}")
+    if drift_downsample < 1 or min_daughter_frames < 1:
+        raise ValueError(f"drift_downsample and min_daughter_frames must be at least 1, got "
+                         f"{drift_downsample} and {min_daughter_frames}")
     result: OutputStack | None = None
-    recent: deque[_Frame] = deque(maxlen=max_gap + 1)  # the last frames, newest last
-    last_seen = np.full(1, -1, np.int64)  # per track id, the last frame it was in (0: unused)
+    recent: deque[_Frame] = deque(maxlen=max(max_gap + 1, min_daughter_frames))  # newest last
+    book = _Book()
+    shifts = np.zeros((len(cells), 2))
+    reduced: NDArray[np.float32] | None = None
     for t, (frame,) in iter_frames(("cells", cells, "biu")):
         if result is None:
             result = output_stack(out, len(cells), frame.shape, np.uint32)
             max_id = np.iinfo(result.dtype).max
+            factor = reduction(frame.shape, drift_downsample)
         regions, n_regions = _regions(frame, connectivity, min_size, max_size)
         tracks = np.zeros(n_regions + 1, np.int64)
+        parent_of = np.zeros(n_regions + 1, np.int64)  # the mother's track of each daughter
+        mother_tracks, daughters = np.zeros(0, np.int64), np.zeros((0, 2), np.intp)
+        stage = np.zeros(2)
+        if drift:
+            previous_reduced, reduced = reduced, reduce_foreground(regions, factor)
+            if recent:
+                shifts[t] = shift_between(previous_reduced, reduced, factor)
         if recent:
-            overlaps = _overlaps(recent[-1].regions, regions)
+            last = recent[-1]
+            stage = last.stage + shifts[t]
+            previous, offset = last.regions, _offset(stage, last.stage)
+            if split_merged:  # its seeds are read in place, so the frame is moved first
+                previous, offset = _moved(previous, offset), (0, 0)
+            overlaps = _overlaps(previous, regions, offset)
             if split_merged:
-                regions, n_regions, overlaps = _split_merged(recent[-1].regions, regions,
-                                                             n_regions, overlaps)
+                regions, n_regions, overlaps = _split_merged(previous, regions, n_regions,
+                                                             overlaps)
                 tracks = np.zeros(n_regions + 1, np.int64)
+                parent_of = np.zeros(n_regions + 1, np.int64)
             matched_previous, matched_current, areas = _match(overlaps, min_iou)
-            tracks[matched_current] = recent[-1].tracks[matched_previous]
-            for earlier in reversed(list(recent)[:-1]):  # the shortest gap first
-                _bridge_gap(earlier, last_seen, regions, areas, tracks, min_iou)
+            tracks[matched_current] = last.tracks[matched_previous]
+            if divisions:
+                mothers, daughters = find_divisions(
+                    *overlaps, matched_previous, matched_current,
+                    min_overlap=min_daughter_overlap, max_area_change=max_division_area_change,
+                    min_balance=min_daughter_balance)
+                mother_tracks = last.tracks[mothers]
+                tracks[daughters] = -1  # new tracks, below; never bridged to another
+                parent_of[daughters] = mother_tracks[:, None]
+                book.divided[mother_tracks] = True
+            for earlier in list(recent)[-max_gap - 1:-1][::-1]:  # the shortest gap first
+                _bridge_gap(earlier, book, regions, areas, tracks, min_iou,
+                            _offset(stage, earlier.stage))
         else:
             areas = np.bincount(regions.ravel(), minlength=n_regions + 1)
         present = areas > 0  # instance labels may skip values
         present[0] = False
-        new = np.flatnonzero((tracks == 0) & present)
-        tracks[new] = np.arange(len(last_seen), len(last_seen) + len(new))
-        last_seen = np.concatenate([last_seen, np.zeros(len(new), np.int64)])
-        last_seen[tracks[present]] = t
-        if len(last_seen) - 1 > max_id:
-            raise ValueError(f"{len(last_seen) - 1} tracks do not fit in the dtype of out; "
+        new = np.flatnonzero((tracks <= 0) & present)
+        tracks[new] = book.start(t, parent_of[new])
+        book.last_seen[tracks[present]] = t
+        if len(book.parent) - 1 > max_id:
+            raise ValueError(f"{len(book.parent) - 1} tracks do not fit in the dtype of out; "
                              "use uint32")
-        result[t] = tracks.astype(np.uint32)[regions]
-        recent.append(_Frame(t, regions, areas, tracks))
+        book.pending.extend(zip([t] * len(mother_tracks), mother_tracks.tolist(),
+                                *tracks[daughters].T.tolist(), strict=True))
+        if len(recent) == recent.maxlen:  # written once no division can be undone in it
+            _write(result, recent[0])
+        recent.append(_Frame(t, regions, areas, tracks, stage))
+        book.review(t, min_daughter_frames, recent)
         if progress is not None:
             progress(t + 1, len(cells))
     assert result is not None  # iter_frames raises on an empty stack
-    return result
+    for kept in recent:
+        _write(result, kept)
+    return Tracking(result, book.lineage(), shifts)
 
 
-def _bridge_gap(earlier: _Frame, last_seen: NDArray[np.int64], regions: NDArray[np.int32],
-                areas: NDArray[np.intp], tracks: NDArray[np.int64], min_iou: float) -> None:
-    """Give unmatched regions the tracks last seen in `earlier` that they match (in place)."""
-    lost = last_seen[earlier.tracks] == earlier.t  # per label of `earlier`; never the background
+def _write(labels: OutputStack, frame: _Frame) -> None:
+    labels[frame.t] = frame.tracks.astype(np.uint32)[frame.regions]
+
+
+class _Book:
+    """Per track id (index 0 unused): first and last frame seen, parent, whether it divided or
+    was folded back into its mother; and the divisions still on probation."""
+
+    def __init__(self) -> None:
+        self.first_seen = np.full(1, -1, np.int64)
+        self.last_seen = np.full(1, -1, np.int64)
+        self.parent = np.zeros(1, np.int64)
+        self.divided = np.zeros(1, bool)
+        self.folded = np.zeros(1, bool)
+        self.pending: list[tuple[int, int, int, int]] = []  # frame, mother, two daughters
+
+    def start(self, t: int, parents: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Ids of new tracks beginning in frame `t` with these parents (0: none)."""
+        ids = np.arange(len(self.parent), len(self.parent) + len(parents))
+        self.first_seen = np.concatenate([self.first_seen, np.full(len(ids), t, np.int64)])
+        self.last_seen = np.concatenate([self.last_seen, np.full(len(ids), t, np.int64)])
+        self.parent = np.concatenate([self.parent, parents])
+        self.divided = np.concatenate([self.divided, np.zeros(len(ids), bool)])
+        self.folded = np.concatenate([self.folded, np.zeros(len(ids), bool)])
+        return ids
+
+    def review(self, t: int, min_frames: int, recent: deque[_Frame]) -> None:
+        """Undo the divisions of which one daughter is gone in frame `t`, within `min_frames`
+        of their start, while the other is still there (see `track_cells`)."""
+        waiting, folded_into = [], {}
+        for start, mother, first, second in self.pending:
+            mother = folded_into.get(mother, mother)  # a daughter undone in this review
+            alive = self.last_seen[[first, second]] == t
+            if alive.all():
+                if t - start + 1 < min_frames:
+                    waiting.append((start, mother, first, second))
+            elif alive.any():
+                kept, piece = (first, second) if alive[0] else (second, first)
+                self._fold(kept, mother, recent)
+                self.parent[piece] = 0
+                folded_into[kept] = mother
+        self.pending = [(start, folded_into.get(mother, mother), first, second)
+                        for start, mother, first, second in waiting]
+
+    def _fold(self, track: int, mother: int, recent: deque[_Frame]) -> None:
+        """Give `track`'s cells back to `mother` (in the frames kept, not yet written)."""
+        for kept in recent:
+            kept.tracks[kept.tracks == track] = mother
+        self.last_seen[mother] = self.last_seen[track]
+        self.divided[mother] = False
+        self.folded[track] = True
+        self.parent[self.parent == track] = mother
+
+    def lineage(self) -> Lineage:
+        kept = ~self.folded
+        kept[0] = False
+        return Lineage(np.flatnonzero(kept).astype(np.int64), self.parent[kept],
+                       self.first_seen[kept], self.last_seen[kept])
+
+
+def _bridge_gap(earlier: _Frame, book: _Book, regions: NDArray[np.int32],
+                areas: NDArray[np.intp], tracks: NDArray[np.int64], min_iou: float,
+                offset: Offset) -> None:
+    """Give unmatched regions the tracks last seen in `earlier` that they match (in place);
+    `offset` is how far the content moved since `earlier`."""
+    # Per label of `earlier` (never the background): its track was lost there, not divided.
+    lost = (book.last_seen[earlier.tracks] == earlier.t) & ~book.divided[earlier.tracks]
     unmatched = tracks == 0
     unmatched[0] = False
     if not lost.any() or not unmatched.any():
         return
     inside = unmatched[regions]  # the pixels of the unmatched regions, usually few
-    current, under = regions[inside], earlier.regions[inside]
+    if offset == (0, 0):
+        current, under = regions[inside], earlier.regions[inside]
+    else:
+        rows, columns = np.nonzero(inside)
+        current = regions[rows, columns]
+        rows, columns = rows - offset[0], columns - offset[1]
+        within = ((rows >= 0) & (rows < regions.shape[0]) & (columns >= 0)
+                  & (columns < regions.shape[1]))
+        current = current[within]
+        under = earlier.regions[rows[within], columns[within]]
     on_lost = lost[under]
     pairs, overlap = np.unique(under[on_lost].astype(np.int64) * len(tracks) + current[on_lost],
                                return_counts=True)
@@ -156,6 +321,29 @@ def _bridge_gap(earlier: _Frame, last_seen: NDArray[np.int64], regions: NDArray[
     iou = overlap / (earlier.areas[earlier_labels] + areas[current_labels] - overlap)
     matched_earlier, matched_current = _best_pairs(earlier_labels, current_labels, iou, min_iou)
     tracks[matched_current] = earlier.tracks[matched_earlier]
+
+
+def _offset(stage: NDArray[np.float64], earlier: NDArray[np.float64]) -> Offset:
+    """The whole-pixel shift of the content between two stage offsets."""
+    dy, dx = np.rint(stage - earlier).astype(int).tolist()
+    return dy, dx
+
+
+def _moved(frame: NDArray[np.int32], offset: Offset) -> NDArray[np.int32]:
+    """The frame with its content moved by `offset`, background where nothing moved in."""
+    moved = np.zeros_like(frame)
+    source, target = _windows(frame.shape, offset)
+    moved[target] = frame[source]
+    return moved
+
+
+def _windows(shape: tuple[int, ...], offset: Offset
+             ) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """The parts of two frames that show the same place when the second moved by `offset`."""
+    (height, width), (dy, dx) = shape, offset
+    source = (slice(max(0, -dy), height - max(0, dy)), slice(max(0, -dx), width - max(0, dx)))
+    target = (slice(max(0, dy), height - max(0, -dy)), slice(max(0, dx), width - max(0, -dx)))
+    return source, target
 
 
 def match_regions(
@@ -264,23 +452,39 @@ def _best_pairs(pair_previous: NDArray[np.intp], pair_current: NDArray[np.intp],
     return matched_previous[order], matched_current[order]
 
 
-def _overlaps(previous: NDArray[Any], current: NDArray[Any]) -> tuple[NDArray[np.intp], ...]:
-    """Overlapping label pairs (both nonzero) with their pixel counts, and the label areas."""
+def _overlaps(previous: NDArray[Any], current: NDArray[Any], offset: Offset = (0, 0)
+              ) -> tuple[NDArray[np.intp], ...]:
+    """Overlapping label pairs (both nonzero) with their pixel counts, and the label areas,
+    after the content of `previous` moved by `offset`."""
     n_previous, n_current = int(previous.max(initial=0)), int(current.max(initial=0))
+    source, target = _windows(previous.shape, offset)
+    before, after = previous[source], current[target]
     if (n_previous + 1) * (n_current + 1) <= _MAX_DENSE_PAIRS:
-        keys = previous.astype(np.int32) * np.int32(n_current + 1) + current
+        keys = before.astype(np.int32) * np.int32(n_current + 1) + after
         counts = np.bincount(keys.ravel(), minlength=(n_previous + 1) * (n_current + 1))
         counts = counts.reshape(n_previous + 1, n_current + 1)
         area_previous, area_current = counts.sum(axis=1), counts.sum(axis=0)
+        if offset != (0, 0):  # the areas count the whole frames, not just the shared part
+            area_previous += _outside_areas(previous, source, n_previous)
+            area_current += _outside_areas(current, target, n_current)
         pairs = np.nonzero(counts[1:, 1:])
         return (pairs[0] + 1, pairs[1] + 1, counts[1:, 1:][pairs], area_previous,
                 area_current)
-    both = (previous != 0) & (current != 0)
-    keys = previous[both].astype(np.int64) * (n_current + 1) + current[both]
+    both = (before != 0) & (after != 0)
+    keys = before[both].astype(np.int64) * (n_current + 1) + after[both]
     keys, counts = np.unique(keys, return_counts=True)
     return (keys // (n_current + 1), keys % (n_current + 1), counts,
             np.bincount(previous.ravel(), minlength=n_previous + 1),
             np.bincount(current.ravel(), minlength=n_current + 1))
+
+
+def _outside_areas(frame: NDArray[Any], window: tuple[slice, slice], n: int) -> NDArray[np.intp]:
+    """Pixels per label of the frame outside `window` (thin strips along its edges)."""
+    rows, columns = window
+    strips = (frame[: rows.start], frame[rows.stop :], frame[rows, : columns.start],
+              frame[rows, columns.stop :])
+    return sum((np.bincount(strip.ravel(), minlength=n + 1) for strip in strips),
+               np.zeros(n + 1, np.intp))
 
 
 def _regions(frame: NDArray[Any], connectivity: int, min_size: int, max_size: int | None

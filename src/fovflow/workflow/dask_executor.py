@@ -1,23 +1,40 @@
 """Run tasks on a Dask cluster with the same events, cancellation and outcomes as locally.
 
-Events and worker log records travel through a `distributed.Queue`; cancellation is a
-`distributed.Event`. Workers need the input and output folders on a shared filesystem. If a
-Dask worker dies, Dask reruns its task elsewhere (outputs are written atomically, so a rerun is
-safe); after the cluster's ``allowed-failures`` the item fails with Dask's KilledWorker error.
+Workers need the input and output folders on a shared filesystem, and the caller's fovflow
+version (checked when connecting, and by every task for workers that join later).
+
+Scheduler round trips are few, so that one scheduler serves many workers: a task sends its
+events and log records as plain data (msgpack, no pickle) in batches, progress at most every
+`FLUSH_S`; it reads the run's `distributed.Event` once as it starts, and afterwards checks a
+flag in its own process that the caller sets on every worker (`Client.run`) when the run is
+cancelled. Items are submitted up to the cluster's current capacity, read as workers come and
+go. A task's key names its item (``fovflow-fov_003-<run>``, from the item's ``name``), so
+Dask's own messages (KilledWorker) say which FOV. If a Dask worker dies, Dask reruns its task
+elsewhere (outputs are written atomically, so a rerun is safe); after the cluster's
+``allowed-failures`` the item fails with KilledWorker. The run's queue and event are removed
+from the scheduler when it ends, but for an event an abort leaves set for tasks that did not
+confirm they stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import logging
+import socket
+import sys
 import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
+from fovflow import __version__
 from fovflow.errors import ConfigError, FovflowError
 from fovflow.workflow.cancel import CancelToken
+from fovflow.workflow.events import StepProgress
 from fovflow.workflow.executors import (
     POLL_S,
     Executor,
@@ -29,11 +46,20 @@ from fovflow.workflow.executors import (
 )
 from fovflow.workflow.native_threads import ONE_THREAD_ENVIRONMENT, use_one_thread_per_worker
 
-_CANCEL_CHECK_S = 0.1  # a distributed.Event check is a scheduler round trip: cache it this long
+log = logging.getLogger(__name__)
+FLUSH_S = 0.5  # a task's progress reaches the caller at most this late: one call per batch
+CAPACITY_CHECK_S = 1.0  # how often the cluster's worker threads are counted
+PROBE_S = 3.0  # how long a scheduler may take to greet a new connection
+_cancelled_runs: set[str] = set()  # in a worker process: runs the caller has cancelled
 
 
 class DaskExecutor(Executor):
-    """Items as Dask tasks on a cluster (`scheduler` address) or an in-process LocalCluster."""
+    """Items as Dask tasks on a cluster (`scheduler` address) or an in-process LocalCluster.
+
+    With a `scheduler`, as many items are in flight as the cluster has worker threads at the
+    moment (at least one, so that a cluster still starting its workers gets work), or at most
+    `max_in_flight` if given.
+    """
 
     def __init__(
         self, n_workers: int = 2, max_in_flight: int | None = None, *, scheduler: str | None = None
@@ -45,31 +71,39 @@ class DaskExecutor(Executor):
                               "pip install 'fovflow[dask]'") from exc
         super().__init__(n_workers, max_in_flight)
         self._cluster = None
-        try:
-            if scheduler:
+        self._limit: int | None = self.max_in_flight
+        if scheduler:
+            _check_it_speaks_dask(scheduler)
+            try:
                 self._client = Client(scheduler, timeout="10s")
-                self.max_in_flight = max_in_flight or _cluster_threads(self._client)
-            else:
-                self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1,
-                                             processes=True, dashboard_address=":0",
-                                             env=ONE_THREAD_ENVIRONMENT)
-                self._client = Client(self._cluster)
-        except OSError as exc:
-            raise FovflowError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
+            except OSError as exc:
+                raise FovflowError(f"cannot reach the Dask scheduler at {scheduler}: {exc}"
+                                   ) from exc
+            self._limit = max_in_flight
+            _check_worker_versions(self._client)
+        else:
+            self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                         processes=True, dashboard_address=":0",
+                                         env=ONE_THREAD_ENVIRONMENT)
+            self._client = Client(self._cluster)
 
     def map_unordered(self, task, items, *, on_event=None, cancel=None):
         from distributed import Event, Queue
 
         token = cancel or CancelToken()
-        name = f"fovflow-{uuid.uuid4().hex}"
-        events, flag = Queue(name, client=self._client), Event(name, client=self._client)
-        pending = deque(items)
+        run = f"fovflow-{uuid.uuid4().hex[:12]}"
+        events, flag = Queue(run, client=self._client), Event(run, client=self._client)
+        pending = deque(enumerate(items))
         running: dict[Any, Any] = {}
+        capacity = _Capacity(self._client, self._limit)
+        broadcast = left_running = False
 
         def hand_out() -> None:
-            while pending and len(running) < self.max_in_flight and not token.cancelled:
-                item = pending.popleft()
-                running[self._client.submit(_run_on_worker, task, item, name, pure=False)] = item
+            while pending and len(running) < capacity() and not token.cancelled:
+                index, item = pending.popleft()
+                key = f"fovflow-{getattr(item, 'name', f'item_{index}')}-{run}"
+                running[self._client.submit(_run_on_worker, task, item, run, __version__,
+                                            key=key, pure=False)] = item
 
         try:
             hand_out()
@@ -78,17 +112,40 @@ class DaskExecutor(Executor):
                 done = [(future, running.pop(future)) for future in list(running)
                         if future.done()]
                 _deliver(events, on_event)  # a task's events come before its outcome
-                if token.cancelled:
-                    flag.set()
-                    yield from (cancelled_outcome(item) for item in pending)
+                if token.cancelled and not broadcast:
+                    self._cancel_on_workers(run, flag)
+                    broadcast = True
+                    yield from (cancelled_outcome(item) for _, item in pending)
                     pending.clear()
+                if token.done_waiting and running:  # an abort: stop waiting for the rest
+                    yield from self._abandon(running)
+                    left_running = True
                 hand_out()  # before the caller handles the outcomes: free workers go on
                 yield from (_outcome_of(future, item) for future, item in done)
         finally:
-            if running:
-                flag.set()
-                self._client.cancel(list(running))
-            flag.clear()
+            if running:  # the caller stopped iterating early
+                if not broadcast:
+                    self._cancel_on_workers(run, flag)
+                list(self._abandon(running))
+                broadcast = left_running = True
+            events.close()
+            if not left_running:  # else it stays set, so that those tasks stop when they can
+                flag.clear()  # removes the event from the scheduler
+                if broadcast:
+                    self._client.run(_forget_run, run, wait=False)
+
+    def _cancel_on_workers(self, run: str, flag: Any) -> None:
+        flag.set()  # for tasks that start from now on (a rerun of a dead worker's task)
+        self._client.run(_cancel_run, run, wait=False)
+
+    def _abandon(self, running: dict[Any, Any]) -> Iterator[Outcome[Any, Any]]:
+        """Cancel the tasks still running and report them as possibly still running."""
+        self._client.cancel(list(running), force=True)
+        for future, item in list(running.items()):
+            log.warning("Dask task %s did not stop within the abort's wait: cancelled, but it "
+                        "may still run until its next frame", future.key)
+            yield cancelled_outcome(item, abandoned=True)
+        running.clear()
 
     def shutdown(self) -> None:
         self._client.close()
@@ -96,38 +153,125 @@ class DaskExecutor(Executor):
             self._cluster.close()
 
 
-def _run_on_worker(task: Callable[..., Any], item: Any, name: str) -> Outcome[Any, Any]:
-    from distributed import Event, Queue
+class _Capacity:
+    """How many items to keep in flight: the cluster's worker threads now, or a fixed limit."""
+
+    def __init__(self, client: Any, limit: int | None) -> None:
+        self._client, self._limit = client, limit
+        self._threads, self._read_at = 0, float("-inf")
+
+    def __call__(self) -> int:
+        if self._limit is not None:
+            return self._limit
+        if time.monotonic() - self._read_at >= CAPACITY_CHECK_S:
+            threads = sum(self._client.nthreads().values())
+            if threads != self._threads:
+                log.info("the Dask cluster has %d worker threads", threads)
+            self._threads, self._read_at = threads, time.monotonic()
+        return max(1, self._threads)
+
+
+def _run_on_worker(task: Callable[..., Any], item: Any, run: str,
+                   version: str) -> Outcome[Any, Any]:
+    from distributed import Event, get_worker
 
     use_one_thread_per_worker()  # also on a cluster started by the user, not only LocalCluster
-    events = Queue(name)
-    handler = ForwardingLogHandler(lambda kind, payload: events.put((kind, payload)))
+    worker = get_worker()
+    where = f"{socket.gethostname()} {worker.address}"
+    if version != __version__:  # a worker that joined after the caller checked them
+        return Outcome(item, ok=False, error=f"the Dask worker {where} runs fovflow "
+                       f"{__version__}, the caller {version}: install the same version")
+    if Event(run).is_set():
+        _cancelled_runs.add(run)
+    sender = _BatchSender(run)
+    handler = ForwardingLogHandler(lambda kind, record: sender.add(("log", _plain(vars(record)))))
     root = logging.getLogger()
     root.addHandler(handler)
     if logging.getLogger("fovflow").level == logging.NOTSET:
         logging.getLogger("fovflow").setLevel(logging.INFO)  # Dask workers default to WARNING
     try:
-        context = TaskContext(lambda event: events.put(("event", event)),
-                              CancelToken(_CachedFlag(Event(name))))
+        context = TaskContext(sender.send_event, CancelToken(_RunFlag(run)), where)
         return run_task(task, item, context)
     finally:
         root.removeHandler(handler)
+        sender.flush()
 
 
-class _CachedFlag:
-    """A distributed.Event read at most every `_CANCEL_CHECK_S` (checked every frame)."""
+class _BatchSender:
+    """A task's messages to the caller, as one queue put per batch: progress waits up to
+    `FLUSH_S` for company, anything else (a start, a step's end) goes at once."""
 
-    def __init__(self, event: Any) -> None:
-        self._event, self._checked, self._value = event, float("-inf"), False
+    def __init__(self, run: str) -> None:
+        from distributed import get_client
+
+        self._client, self._run = get_client(), run
+        self._batch: list[Any] = []
+        self._sent_at = time.monotonic()
+
+    def add(self, message: Any) -> None:
+        self._batch.append(message)
+
+    def send_event(self, event: Any) -> None:
+        cls = type(event)
+        self._batch.append(("event", f"{cls.__module__}:{cls.__qualname__}",
+                            _plain(dataclasses.asdict(event))))
+        if not isinstance(event, StepProgress) or time.monotonic() - self._sent_at >= FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._batch:
+            # The scheduler call a distributed.Queue makes, without creating a queue per worker
+            # (each would hold the caller's queue on the scheduler after the run).
+            self._client.sync(self._client.scheduler.queue_put, name=self._run,
+                              data=self._batch, timeout=None)
+            self._batch = []
+        self._sent_at = time.monotonic()
+
+
+class _RunFlag:
+    """The run's cancel flag in a worker process, set by the caller through `Client.run`."""
+
+    def __init__(self, run: str) -> None:
+        self._run = run
 
     def set(self) -> None:
-        self._event.set()
+        _cancelled_runs.add(self._run)
 
     def is_set(self) -> bool:
-        now = time.monotonic()
-        if not self._value and now - self._checked >= _CANCEL_CHECK_S:
-            self._value, self._checked = self._event.is_set(), now
-        return self._value
+        return self._run in _cancelled_runs
+
+
+# Coroutines: `Client.run` does not wait for them (a slow worker holds up no one).
+async def _cancel_run(run: str) -> None:
+    _cancelled_runs.add(run)
+
+
+async def _forget_run(run: str) -> None:
+    _cancelled_runs.discard(run)
+
+
+def _plain(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields msgpack carries as they are (a log record's extras may not be)."""
+    return {name: value for name, value in fields.items()
+            if isinstance(value, str | int | float | bool | list | tuple | dict | None)}
+
+
+def _deliver(events: Any, on_event: Callable[[Any], None] | None) -> None:
+    for batch in events.get(batch=True):
+        for message in batch:
+            if message[0] == "log":
+                record = logging.makeLogRecord(message[1])
+                logging.getLogger(record.name).handle(record)
+            elif on_event is not None:
+                on_event(_event_of(message[1], message[2]))
+
+
+def _event_of(type_name: str, fields: dict[str, Any]) -> Any:
+    module, _, qualname = type_name.partition(":")
+    owner: Any = sys.modules.get(module) or importlib.import_module(module)
+    for part in qualname.split("."):
+        owner = getattr(owner, part)
+    return owner(**fields)
 
 
 def _outcome_of(future: Any, item: Any) -> Outcome[Any, Any]:
@@ -137,16 +281,46 @@ def _outcome_of(future: Any, item: Any) -> Outcome[Any, Any]:
         return cancelled_outcome(item)
     error = future.exception()
     return Outcome(item, ok=False, error=f"{type(error).__name__}: {error}",
-                   traceback="".join(traceback.format_exception(error)))
+                   traceback="".join(traceback.format_exception(error)),
+                   worker_lost=type(error).__name__ == "KilledWorker")
 
 
-def _deliver(events: Any, on_event: Callable[[Any], None] | None) -> None:
-    for kind, payload in events.get(batch=True):
-        if kind == "log":
-            logging.getLogger(payload.name).handle(payload)
-        elif on_event is not None:
-            on_event(payload)
+def _check_it_speaks_dask(address: str) -> None:
+    """Fail at once, in one line, on an address where no Dask scheduler answers (the
+    dashboard's port, 8787, accepts the connection and then waits for ever)."""
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme != "tcp" or parts.hostname is None or parts.port is None:
+        return  # TLS, in-process, or a default port: Dask's own checks apply
+    form = "give the scheduler's address, like tcp://host:8786"
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=PROBE_S) as probe:
+            probe.settimeout(PROBE_S)
+            try:
+                if probe.recv(1):
+                    return  # a Dask server greets first (its handshake)
+            except TimeoutError:
+                probe.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                web = probe.recv(5) == b"HTTP/"
+                raise FovflowError(f"{address} is a web server (the Dask dashboard's?), not a "
+                                   f"Dask scheduler; {form}" if web else
+                                   f"nothing at {address} answers as a Dask scheduler; {form}"
+                                   ) from None
+    except TimeoutError:
+        raise FovflowError(f"nothing at {address} answers as a Dask scheduler; {form}") from None
+    except OSError as exc:
+        raise FovflowError(f"cannot reach the Dask scheduler at {address}: "
+                           f"{exc.strerror or exc}") from None
 
 
-def _cluster_threads(client: Any) -> int:
-    return max(1, sum(client.nthreads().values()))
+def _check_worker_versions(client: Any) -> None:
+    versions = client.run(_fovflow_version, on_error="return")
+    others = {address: version for address, version in versions.items()
+              if version != __version__}
+    if others:
+        found = ", ".join(f"{address}: {version}" for address, version in sorted(others.items()))
+        raise FovflowError(f"the Dask workers must run fovflow {__version__}, as this one does "
+                           f"({found}); install the same version on the workers")
+
+
+def _fovflow_version() -> str:
+    return __version__

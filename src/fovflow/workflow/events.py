@@ -25,6 +25,16 @@ class RunStarted:
 
 
 @dataclass(frozen=True)
+class FovStarted:
+    """A worker began a FOV. More than one for a FOV means it was restarted: on Dask, after
+    the worker running it died."""
+
+    fov: int
+    worker: str  # host and process (or Dask worker address) it runs on
+    attempt: int = 1  # filled in by the engine, which counts the starts
+
+
+@dataclass(frozen=True)
 class StepProgress:
     fov: int
     step: str
@@ -51,6 +61,9 @@ class FovFinished:
     error: str | None = None
     traceback: str | None = None
     seconds: float = 0.0
+    worker: str | None = None  # where it ran last
+    attempts: int = 1
+    worker_lost: bool = False  # its last worker died while running it
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,7 @@ class RunFinished:
     report: Any  # the run's report object, defined by the engine
 
 
-Event = RunStarted | StepProgress | StepFinished | FovFinished | RunFinished
+Event = RunStarted | FovStarted | StepProgress | StepFinished | FovFinished | RunFinished
 Send = Callable[[Event], None]
 Progress = Callable[[int, int], None]
 

@@ -3,9 +3,11 @@
 Every executor has one method, `map_unordered(task, items, on_event=..., cancel=...)`, that
 yields an `Outcome` per item as items finish, in completion order. ``task(item, context)`` is a
 picklable top-level function; ``context.send(event)`` forwards an event to `on_event`, which
-always runs in the caller's thread, and ``context.cancel`` is the token the task checks every
-frame. Scheduling is dynamic: a free worker takes the next item. After cancellation no queued
-item starts; running items stop at their next check and are reported as cancelled.
+always runs in the caller's thread, ``context.cancel`` is the token the task checks every
+frame and ``context.worker`` names where it runs (host and process). Scheduling is dynamic: a
+free worker takes the next item. After cancellation no queued item starts; running items stop
+at their next check and are reported as cancelled. After an abort (`CancelToken.abort`) the
+process and Dask executors wait at most `fovflow.workflow.cancel.ABORT_WAIT_S` for them.
 
 - `SerialExecutor`: in the caller's thread, deterministic, for debugging.
 - `ThreadExecutor`: a thread pool; fine when the work releases the GIL.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import socket
 import time
 import traceback
 from collections import deque
@@ -39,7 +42,11 @@ POLL_S = 0.05  # how often the caller's thread looks at the cancel token while w
 
 @dataclass(frozen=True)
 class Outcome(Generic[T, R]):
-    """How one item ended: ``ok`` with its `result`, ``cancelled``, or failed with `error`."""
+    """How one item ended: ``ok`` with its `result`, ``cancelled``, or failed with `error`.
+
+    ``worker_lost``: the worker running it died. ``abandoned``: an abort stopped waiting for
+    it and it may still be running (a Dask task that did not confirm it stopped).
+    """
 
     item: T
     ok: bool
@@ -48,14 +55,18 @@ class Outcome(Generic[T, R]):
     error: str | None = None
     traceback: str | None = None
     seconds: float = 0.0
+    worker_lost: bool = False
+    abandoned: bool = False
 
 
 class TaskContext:
-    """What a running task gets besides its item: a way to send events, and the cancel token."""
+    """What a running task gets besides its item: a way to send events, the cancel token, and
+    the name of the worker it runs on."""
 
-    def __init__(self, send: OnEvent, cancel: CancelToken) -> None:
+    def __init__(self, send: OnEvent, cancel: CancelToken, worker: str | None = None) -> None:
         self.send = send
         self.cancel = cancel
+        self.worker = worker or this_process()
 
 
 Task = Callable[[T, TaskContext], R]
@@ -151,7 +162,7 @@ class ThreadExecutor(Executor):
     def map_unordered(self, task, items, *, on_event=None, cancel=None):
         token = cancel or CancelToken()
         events: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        context = TaskContext(events.put, token)
+        context = TaskContext(events.put, token, f"{this_process()} (threads)")
         pending = deque(items)
         running: dict[Future[Outcome[Any, Any]], Any] = {}
 
@@ -205,8 +216,13 @@ def run_task(task: Task[T, R], item: T, context: TaskContext) -> Outcome[T, R]:
     return Outcome(item, ok=True, result=result, seconds=time.perf_counter() - start)
 
 
-def cancelled_outcome(item: Any) -> Outcome[Any, Any]:
-    return Outcome(item, ok=False, cancelled=True)
+def cancelled_outcome(item: Any, *, abandoned: bool = False) -> Outcome[Any, Any]:
+    return Outcome(item, ok=False, cancelled=True, abandoned=abandoned)
+
+
+def this_process() -> str:
+    """``host pid N``: where a worker runs, for reports and logs."""
+    return f"{socket.gethostname()} pid {os.getpid()}"
 
 
 def _deliver_all(events: queue.SimpleQueue[Any], on_event: OnEvent | None) -> None:

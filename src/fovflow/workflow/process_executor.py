@@ -35,6 +35,8 @@ from fovflow.workflow.executors import (
 )
 from fovflow.workflow.native_threads import use_one_thread_per_worker
 
+log = logging.getLogger(__name__)
+
 
 class ProcessExecutor(Executor):
     """Spawned worker processes kept for the executor's life; a dead worker is replaced."""
@@ -59,7 +61,9 @@ class ProcessExecutor(Executor):
         try:
             self._hand_out(task, pending, busy, token)
             while pending or busy:
-                ended = self._collect(busy, deliver)
+                ended = self._collect(busy, deliver, token)
+                if token.done_waiting:  # an abort: what did not stop at its next frame is ended
+                    ended += _kill_busy(busy)
                 if token.cancelled:
                     self._cancel_flag.set()
                     yield from (cancelled_outcome(item) for item in pending)
@@ -85,7 +89,7 @@ class ProcessExecutor(Executor):
             busy[worker] = (item, time.perf_counter())
 
     def _collect(self, busy: dict[_Worker, tuple[Any, float]], deliver: OnEvent,
-                 ) -> list[Outcome[Any, Any]]:
+                 token: CancelToken) -> list[Outcome[Any, Any]]:
         """Wait up to `POLL_S` for messages; the outcomes of the items that ended."""
         waitables = [w.conn for w in busy] + [w.process.sentinel for w in busy]
         ready = set(connection.wait(waitables, timeout=POLL_S))
@@ -94,7 +98,9 @@ class ProcessExecutor(Executor):
             outcome = worker.drain(deliver) if worker.conn in ready else None
             if outcome is None and (worker.process.sentinel in ready or worker.broken):
                 item, started = busy[worker]
-                outcome = _worker_died(item, worker, time.perf_counter() - started)
+                # During an abort the signal that ends the run may have reached it too.
+                outcome = (cancelled_outcome(item) if token.aborted
+                           else _worker_died(item, worker, time.perf_counter() - started))
                 worker.stop()
             elif outcome is None:
                 continue
@@ -207,9 +213,23 @@ def _stop_all(workers: list[_Worker]) -> None:
         worker.stop()
 
 
+def _kill_busy(busy: dict[_Worker, tuple[Any, float]]) -> list[Outcome[Any, Any]]:
+    """Kill the workers still running items: they write nothing more once this returns."""
+    for worker in busy:
+        worker.process.kill()
+    ended = []
+    for worker, (item, _) in list(busy.items()):
+        worker.stop()
+        log.warning("worker process %d did not stop at its next frame within the abort's wait: "
+                    "killed", worker.process.pid)
+        ended.append(cancelled_outcome(item))
+        del busy[worker]
+    return ended
+
+
 def _worker_died(item: Any, worker: _Worker, seconds: float) -> Outcome[Any, Any]:
     worker.process.join(1)
     code = worker.process.exitcode
     how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
-    return Outcome(item, ok=False, seconds=seconds,
+    return Outcome(item, ok=False, seconds=seconds, worker_lost=True,
                    error=f"worker process {worker.process.pid} {how} while running this item")

@@ -7,21 +7,35 @@ running. Events reach `on_event` in the caller's thread, ending with `RunFinishe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fovflow import __version__
 from fovflow.errors import FovflowError
 from fovflow.io.microscopy import DatasetMetadata, open_dataset
-from fovflow.io.store import CONFIG_NAME, LOG_NAME, Manifest, remove_partials
+from fovflow.io.store import (
+    CONFIG_NAME,
+    LOG_NAME,
+    Manifest,
+    input_fingerprint,
+    locked_run_folder,
+    remove_partials,
+)
 from fovflow.workflow.cancel import CancelToken
 from fovflow.workflow.config import WorkflowConfig
-from fovflow.workflow.events import FovFinished, RunFinished, RunStarted, StepFinished
-from fovflow.workflow.executors import Executor, make_executor
+from fovflow.workflow.events import (
+    FovFinished,
+    FovStarted,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+)
+from fovflow.workflow.executors import Executor, ignore_event, make_executor
+from fovflow.workflow.report import RunReport, RunTally
 from fovflow.workflow.steps import (
     STEPS,
     FovTask,
@@ -31,26 +45,10 @@ from fovflow.workflow.steps import (
     steps_to_run,
 )
 
+__all__ = ["RunReport", "run_workflow"]
+
 log = logging.getLogger(__name__)
 OnEvent = Callable[[Any], None]
-
-
-@dataclass(frozen=True)
-class RunReport:
-    """What a run did, FOV by FOV."""
-
-    output: Path
-    selected: tuple[int, ...]
-    processed: tuple[int, ...] = ()
-    skipped: tuple[int, ...] = ()
-    failed: dict[int, str] = field(default_factory=dict)
-    cancelled: tuple[int, ...] = ()
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True when every selected FOV is complete (processed now or before)."""
-        return not self.failed and not self.cancelled
 
 
 def run_workflow(
@@ -108,78 +106,77 @@ def _run(config: WorkflowConfig, executor: Executor, on_event: OnEvent | None,
     config = config.for_file(metadata)
     config.validate(metadata)
     metadata = metadata.with_z(config.z)  # how the workers read Z stacks
-    fovs = config.selected_fovs(metadata)
     output = config.output
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        handler = _attach_run_log(output / LOG_NAME)
-    except OSError as exc:
-        raise _unwritable(output, exc) from exc
-    try:
-        log.info("fovflow %s: run of %s into %s, FOVs %s", __version__, metadata.path, output,
-                 config.fovs)
-        if removed := remove_partials(output):
-            log.info("removed %d partial outputs of an interrupted run", removed)
-        manifest = Manifest.open(output, input_path=metadata.path, header={
-            "fovflow_version": __version__,
-            "input": {"path": str(metadata.path), "format": metadata.format,
-                      "n_fovs": metadata.n_fovs, "n_frames": metadata.n_frames,
-                      "channel_names": list(metadata.channel_names)},
-            "time_unit": metadata.time_unit,
-            "channels": {"segment": config.segment_channel, "fl": list(config.fl_channels)},
-            "config": config.to_dict(),
-        })
+    with contextlib.ExitStack() as stack:
         try:
-            manifest.write()
-            config.save(output / CONFIG_NAME)
-        except OSError as exc:  # a full or read-only disk: nothing has run yet
+            output.mkdir(parents=True, exist_ok=True)
+            # Refuses a folder another run writes to, before anything in it is touched.
+            stale_lock = stack.enter_context(locked_run_folder(output))
+            stack.callback(_detach_run_log, _attach_run_log(output / LOG_NAME))
+        except OSError as exc:
             raise _unwritable(output, exc) from exc
-        hashes = step_hashes(config, metadata)
-        outputs = {step: step_outputs(step, config.fl_channels) for step in STEPS}
-        deliver = on_event or (lambda event: None)
-        todo = {fov: steps_to_run(manifest.done_steps(fov, hashes, outputs)) for fov in fovs}
-        deliver(RunStarted(tuple(fovs), todo, metadata.n_frames))
-        tasks = [FovTask(metadata, config, fov, steps) for fov, steps in todo.items() if steps]
-        skipped = [fov for fov, steps in todo.items() if not steps]
-        for fov in skipped:
-            deliver(FovFinished(fov, ok=True, skipped=True))
-        if skipped:
-            log.info("FOVs already complete and current, skipped: %s", skipped)
+        if stale_lock:
+            log.warning("took over the lock of a run that ended without releasing it (%s)",
+                        stale_lock)
+        return _run_in_locked_folder(config, metadata, executor, on_event or ignore_event,
+                                     cancel or CancelToken(), start)
 
-        def on_worker_event(event: Any) -> None:
-            if isinstance(event, StepFinished):
-                _update(manifest.record_step, event.fov, event.step, digest=hashes[event.step],
-                        seconds=event.seconds, outputs=outputs[event.step])
-            deliver(event)
 
-        results: dict[str, list[int]] = {"done": [], "cancelled": [], "failed": []}
-        errors: dict[int, str] = {}
+def _run_in_locked_folder(config: WorkflowConfig, metadata: DatasetMetadata, executor: Executor,
+                          deliver: OnEvent, cancel: CancelToken, start: float) -> RunReport:
+    output, fovs = config.output, config.selected_fovs(metadata)
+    log.info("fovflow %s: run of %s into %s, FOVs %s", __version__, metadata.path, output,
+             config.fovs)
+    if removed := remove_partials(output):
+        log.info("removed %d partial outputs of an interrupted run", removed)
+    fingerprint = input_fingerprint(metadata.path)
+    manifest = Manifest.open(output, input_path=metadata.path, header={
+        "fovflow_version": __version__,
+        "input": {"path": str(metadata.path), "fingerprint": fingerprint,
+                  "format": metadata.format, "n_fovs": metadata.n_fovs,
+                  "n_frames": metadata.n_frames, "channel_names": list(metadata.channel_names)},
+        "time_unit": metadata.time_unit,
+        "channels": {"segment": config.segment_channel, "fl": list(config.fl_channels)},
+        "config": config.to_dict(),
+    })
+    try:
+        manifest.write()
+        config.save(output / CONFIG_NAME)
+    except OSError as exc:  # a full or read-only disk: nothing has run yet
+        raise _unwritable(output, exc) from exc
+    hashes = step_hashes(config, metadata, fingerprint)
+    outputs = {step: step_outputs(step, config.fl_channels) for step in STEPS}
+    todo = {fov: steps_to_run(manifest.done_steps(fov, hashes, outputs)) for fov in fovs}
+    deliver(RunStarted(tuple(fovs), todo, metadata.n_frames))
+    tasks = [FovTask(metadata, config, fov, steps) for fov, steps in todo.items() if steps]
+    tally = RunTally(output, tuple(fovs), tuple(fov for fov, steps in todo.items() if not steps))
+    for fov in tally.skipped:
+        deliver(FovFinished(fov, ok=True, skipped=True))
+    if tally.skipped:
+        log.info("FOVs already complete and current, skipped: %s", list(tally.skipped))
+
+    def on_worker_event(event: Any) -> None:
+        if isinstance(event, FovStarted):
+            event = tally.started(event)
+        elif isinstance(event, StepFinished):
+            _update(manifest.record_step, event.fov, event.step, digest=hashes[event.step],
+                    seconds=event.seconds, outputs=outputs[event.step])
+        deliver(event)
+
+    try:
         for outcome in executor.map_unordered(process_fov, tasks, on_event=on_worker_event,
                                               cancel=cancel):
-            fov = outcome.item.fov
-            status = "done" if outcome.ok else "cancelled" if outcome.cancelled else "failed"
-            results[status].append(fov)
-            if status == "failed":
-                remove_partials(output, fov)  # a worker that died could not clean up
-                errors[fov] = outcome.error or "unknown error"
-                log.error("FOV %d failed: %s\n%s", fov, outcome.error, outcome.traceback or "")
-            _update(manifest.record_fov, fov, status=status, seconds=outcome.seconds,
-                    error=outcome.error)
-            deliver(FovFinished(fov, ok=outcome.ok, cancelled=outcome.cancelled,
-                                error=outcome.error, traceback=outcome.traceback,
-                                seconds=outcome.seconds))
-        report = RunReport(output=output, selected=tuple(fovs),
-                           processed=tuple(sorted(results["done"])), skipped=tuple(skipped),
-                           failed=dict(sorted(errors.items())),
-                           cancelled=tuple(sorted(results["cancelled"])),
-                           seconds=time.perf_counter() - start)
-        log.info("run finished in %.1f s: %d processed, %d skipped, %d failed, %d cancelled",
-                 report.seconds, len(report.processed), len(report.skipped), len(report.failed),
-                 len(report.cancelled))
-        deliver(RunFinished(report))
-        return report
-    finally:
-        _detach_run_log(handler)
+            event = tally.ended(outcome)
+            _update(manifest.record_fov, event.fov, status=tally.status[event.fov],
+                    seconds=event.seconds, error=tally.note(event.fov))
+            deliver(event)
+    finally:  # on every way out, even an unexpected error: the manifest and the log stay true
+        for fov in tally.interrupted(manifest):
+            _update(manifest.record_fov, fov, status="cancelled")
+        report = tally.report(aborted=cancel.aborted, seconds=time.perf_counter() - start)
+        tally.log_summary(report)
+    deliver(RunFinished(report))
+    return report
 
 
 def _unwritable(output: Path, exc: OSError) -> FovflowError:

@@ -20,16 +20,18 @@ from typing import Any
 
 import numpy as np
 
+from fovflow.io.lineage import LINEAGE_NAME, SHIFTS_NAME, run_lineage, write_lineage, write_shifts
 from fovflow.io.microscopy import Dataset, DatasetMetadata
 from fovflow.io.store import create_frames, fov_dir, open_frames, staged, write_columns_csv
 from fovflow.plugins import load_processing_plugins
 from fovflow.processing.background import correct_background
 from fovflow.processing.extraction import extract_features
+from fovflow.processing.lineage import add_lineage_columns
 from fovflow.processing.segmentation import resolve_diameter, segment_cells
 from fovflow.processing.tracking import track_cells
 from fovflow.workflow.allocator import release_freed_buffers, reuse_freed_buffers
 from fovflow.workflow.config import WorkflowConfig, diameter_px
-from fovflow.workflow.events import Progress, ProgressReporter, StepFinished
+from fovflow.workflow.events import FovStarted, Progress, ProgressReporter, StepFinished
 from fovflow.workflow.executors import TaskContext
 
 log = logging.getLogger(__name__)
@@ -52,17 +54,21 @@ def step_outputs(step: str, fl_channels: tuple[int, ...]) -> list[str]:
         "extraction": "traces_ch_{}.csv",
     }
     names = [per_channel[step].format(c) for c in fl_channels] if step in per_channel else []
-    fixed = {"copy": ["pc.zarr"], "segmentation": ["seg.zarr"], "tracking": ["labels.zarr"]}
+    fixed = {"copy": ["pc.zarr"], "segmentation": ["seg.zarr"],
+             "tracking": ["labels.zarr", LINEAGE_NAME, SHIFTS_NAME]}
     return fixed.get(step, []) + names
 
 
-def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata) -> dict[str, str]:
-    """A digest per step of everything its outputs depend on, upstream steps included."""
+def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata,
+                fingerprint: str) -> dict[str, str]:
+    """A digest per step of everything its outputs depend on, upstream steps included.
+
+    The input counts by its content (`fovflow.io.store.input_fingerprint`), not its path or
+    time: a replaced input invalidates every output, a moved or copied one none.
+    """
     parameters = config.step_parameters()
-    stat = metadata.path.stat()  # a replaced or rewritten input invalidates every output
     own: dict[str, Any] = {
-        "copy": {"input": str(metadata.path), "bytes": stat.st_size,
-                 "modified_ns": stat.st_mtime_ns, "frames": metadata.n_frames,
+        "copy": {"input": fingerprint, "frames": metadata.n_frames,
                  "size": [metadata.height, metadata.width], "pc": config.segment_channel,
                  "fl": list(config.fl_channels),
                  # Only for Z stacks, so runs of 2-D files made before z existed stay current.
@@ -100,6 +106,11 @@ class FovTask:
     fov: int
     todo: tuple[str, ...]
 
+    @property
+    def name(self) -> str:
+        """``fov_003``: names the task in Dask's keys, dashboard and messages."""
+        return f"fov_{self.fov:03d}"
+
 
 @dataclass(frozen=True)
 class FovResult:
@@ -109,6 +120,7 @@ class FovResult:
 
 def process_fov(task: FovTask, context: TaskContext) -> FovResult:
     """Run `task.todo` for one FOV; the executors call this inside a worker."""
+    context.send(FovStarted(task.fov, context.worker))
     folder = fov_dir(task.config.output, task.fov)
     reuse_freed_buffers()
     load_processing_plugins(task.config.plugins)  # user features and methods, in this worker too
@@ -182,9 +194,11 @@ def _correct(task: FovTask, folder: Path, parameters: dict[str, Any], progress: 
 
 def _track(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
     masks = open_frames(folder / "seg.zarr")
-    with staged(folder, ["labels.zarr"]) as paths:
+    with staged(folder, ["labels.zarr", LINEAGE_NAME, SHIFTS_NAME]) as paths:
         out = create_frames(paths["labels.zarr"], masks.shape[0], masks.shape[1:], np.uint32)
-        track_cells(masks, out=out, progress=progress, **parameters)
+        tracking = track_cells(masks, out=out, progress=progress, **parameters)
+        write_lineage(paths[LINEAGE_NAME], tracking.lineage)
+        write_shifts(paths[SHIFTS_NAME], tracking.shifts)
 
 
 def _extract(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
@@ -197,6 +211,7 @@ def _extract(task: FovTask, folder: Path, parameters: dict[str, Any], progress: 
                     "in all frames count as good", task.fov, len(labels),
                     parameters["min_length"])
         parameters = {**parameters, "min_length": len(labels)}
+    lineage = run_lineage(task.config.output, task.fov)
     with staged(folder, names) as paths:
         for index, (channel, name) in enumerate(zip(channels, names, strict=True)):
             table = extract_features(
@@ -204,7 +219,7 @@ def _extract(task: FovTask, folder: Path, parameters: dict[str, Any], progress: 
                 features=task.config.features, times=times, fov=task.fov,
                 progress=_part(progress, index, len(names)), **parameters,
             )
-            write_columns_csv(paths[name], table)
+            write_columns_csv(paths[name], add_lineage_columns(table, lineage, len(labels)))
 
 
 def _part(progress: Progress, index: int, count: int) -> Progress:

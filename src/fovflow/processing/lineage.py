@@ -1,0 +1,138 @@
+"""Lineage of tracked cells: which track a cell came from when its mother divided.
+
+A `Lineage` has one row per track: its id, its parent (0: none, the track began by itself) and
+its first and last frame. A track whose cell divided ends in the frame before its daughters
+begin; `find_divisions` decides, from the overlaps of two frames, which cells divided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fovflow.processing.drift import stage_path
+
+__all__ = ["Lineage", "add_lineage_columns", "find_divisions"]
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Per track (by ascending id): parent track (0: none), first and last frame."""
+
+    track: NDArray[np.int64]
+    parent: NDArray[np.int64]
+    first_frame: NDArray[np.int64]
+    last_frame: NDArray[np.int64]
+
+    @classmethod
+    def without_divisions(cls, track: NDArray[Any], first_frame: NDArray[Any],
+                          last_frame: NDArray[Any]) -> Lineage:
+        """Tracks that all began by themselves."""
+        return cls(np.asarray(track, np.int64), np.zeros(len(track), np.int64),
+                   np.asarray(first_frame, np.int64), np.asarray(last_frame, np.int64))
+
+    @property
+    def division_frame(self) -> NDArray[np.int64]:
+        """Per track, the first frame of its daughters, or -1 if it did not divide."""
+        first_of = dict(zip(self.parent.tolist(), self.first_frame.tolist(), strict=True))
+        return np.array([first_of.get(track, -1) for track in self.track.tolist()], np.int64)
+
+    def parents(self) -> dict[int, int]:
+        """Parent of every track that has one."""
+        has = self.parent > 0
+        return dict(zip(self.track[has].tolist(), self.parent[has].tolist(), strict=True))
+
+    def roots(self) -> dict[int, int]:
+        """Per track, the track its lineage began with (itself when it has no parent)."""
+        parent_of = self.parents()
+        roots: dict[int, int] = {}
+        for track in self.track.tolist():
+            chain = [track]
+            while chain[-1] in parent_of and chain[-1] not in roots:
+                chain.append(parent_of[chain[-1]])
+            root = roots.get(chain[-1], chain[-1])
+            roots.update(dict.fromkeys(chain, root))
+        return roots
+
+    @property
+    def n_divisions(self) -> int:
+        return len(np.unique(self.parent[self.parent > 0]))
+
+
+def find_divisions(
+    pair_previous: NDArray[np.intp], pair_current: NDArray[np.intp],
+    intersection: NDArray[np.intp], area_previous: NDArray[np.intp],
+    area_current: NDArray[np.intp], matched_previous: NDArray[np.intp],
+    matched_current: NDArray[np.intp], *, min_overlap: float, max_area_change: float,
+    min_balance: float,
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Regions of the previous frame that became two regions of the current one.
+
+    A daughter is a current region that is unmatched or matched to its mother and has at
+    least `min_overlap` of its area inside her. A previous region with two or more daughters
+    divided into the two that overlap her most when their areas sum to her area within
+    `max_area_change` (relative) and the smaller has at least `min_balance` of the larger's
+    area. A daughter of two mothers belongs to neither.
+
+    Parameters
+    ----------
+    pair_previous, pair_current, intersection : overlapping label pairs and their pixels
+    area_previous, area_current : pixels per label of each frame (index 0: background)
+    matched_previous, matched_current : the one-to-one matching of the frames
+
+    Returns
+    -------
+    mothers : (k,) labels of the previous frame
+    daughters : (k, 2) labels of the current frame
+
+    Notes
+    -----
+    O(pairs log pairs), all vectorised.
+    """
+    match_of = np.zeros(len(area_current), np.intp)
+    match_of[matched_current] = matched_previous
+    free = (match_of[pair_current] == 0) | (match_of[pair_current] == pair_previous)
+    candidate = free & (intersection >= min_overlap * area_current[pair_current])
+    mother, daughter, shared = (pair_previous[candidate], pair_current[candidate],
+                                intersection[candidate])
+    claimed = np.bincount(daughter, minlength=len(area_current))
+    alone = claimed[daughter] == 1
+    mother, daughter, shared = mother[alone], daughter[alone], shared[alone]
+    order = np.lexsort((-shared, mother))  # per mother, the largest overlaps first
+    mother, daughter = mother[order], daughter[order]
+    first = np.ones(len(mother), bool)
+    first[1:] = mother[1:] != mother[:-1]
+    second = np.zeros(len(mother), bool)
+    second[1:] = first[:-1] & ~first[1:]
+    two = np.flatnonzero(second)  # index of each mother's second daughter
+    mothers = mother[two]
+    pairs = np.column_stack([daughter[two - 1], daughter[two]])
+    areas = area_current[pairs]
+    total = areas.sum(axis=1)
+    keep = ((np.abs(total - area_previous[mothers]) <= max_area_change * area_previous[mothers])
+            & (areas.min(axis=1) >= min_balance * areas.max(axis=1)))
+    return mothers[keep], pairs[keep]
+
+
+def add_lineage_columns(columns: dict[str, NDArray[Any]], lineage: Lineage | None,
+                        n_frames: int) -> dict[str, NDArray[Any]]:
+    """A traces table (`extract_features` columns) with, after ``position_y``, each cell's
+    ``parent`` (0: none, and for every cell when `lineage` is None) and its drift-corrected
+    position ``position_x_corrected``, ``position_y_corrected`` (`stage_path`)."""
+    parent_of = np.zeros(int(columns["cell"].max(initial=0)) + 1, np.int64)
+    if lineage is not None:
+        known = lineage.track < len(parent_of)
+        parent_of[lineage.track[known]] = lineage.parent[known]
+    offset = stage_path(columns["frame"], columns["cell"], columns["position_x"],
+                        columns["position_y"], n_frames)[columns["frame"]]
+    result: dict[str, NDArray[Any]] = {}
+    for name, values in columns.items():
+        result[name] = values
+        if name == "position_y":
+            result["parent"] = parent_of[columns["cell"]]
+            result["position_x_corrected"] = columns["position_x"] - offset[:, 0]
+            result["position_y_corrected"] = values - offset[:, 1]
+    return result
