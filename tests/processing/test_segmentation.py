@@ -219,6 +219,17 @@ def test_a_diameter_larger_than_the_frames_is_refused() -> None:
         segment_cells(np.zeros((1, 40, 60)), method="phase", diameter=100)
 
 
+def test_an_estimate_larger_than_the_frames_says_to_give_the_diameter() -> None:
+    # Texture filling the frame (a confluent sheet; no background at all): the estimate once
+    # asked OpenCV for a 45 GB structuring element, now it is refused with advice.
+    frame = np.random.default_rng(0).normal(600, 150, (48, 48))
+    frame[20:28, 20:28] = 1000
+    stack = np.stack([frame.clip(1).astype(np.uint16)] * 3)
+    with pytest.raises(ValueError, match=r"automatic diameter \(\d+ px\) is larger than the "
+                                         r"frames \(48x48\).*--diameter"):
+        segment_cells(stack, method="phase", diameter="auto")
+
+
 def test_method_defaults_lists_the_parameters_a_run_may_set() -> None:
     phase = method_defaults("phase")
     assert "diameter" not in phase

@@ -137,11 +137,17 @@ def resolve_diameter(stack: Stack, *, method: str, diameter: float | str) -> flo
     if method not in _ESTIMATED_METHODS:
         return None
     try:
-        return estimate_diameter(stack, method=method)
+        estimate = estimate_diameter(stack, method=method)
     except NoCellsError:  # an empty field: whatever the size, no cell will be found
         size = min(_EMPTY_FIELD_DIAMETER, *np.shape(stack[0]))
         log.warning("no cells to estimate the diameter from; segmenting at %g px", size)
         return size
+    if estimate > max(np.shape(stack[0])):
+        raise ValueError(f"the automatic diameter ({estimate:.0f} px) is larger than the frames "
+                         f"({np.shape(stack[0])[1]}x{np.shape(stack[0])[0]}): the foreground is "
+                         "one region (a confluent layer or a frame smaller than a cell); give "
+                         "the diameter in pixels (--diameter)")
+    return estimate
 
 
 def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
@@ -179,7 +185,9 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
     total = sum(cv2.countNonZero(mask) for mask in masks)
     if not total:
         raise NoCellsError("no cells found to estimate the diameter from; give it in pixels")
-    largest = max(float(distance.max()) for distance in distances)
+    # A foreground without background (a sheet filling the frame) has no finite distance:
+    # no cell is wider than the frame.
+    largest = min(max(float(distance.max()) for distance in distances), max(masks[0].shape))
     radii = np.geomspace(1.0, max(2.0, largest), _GRANULOMETRY_SIZES)
     kept = np.array([sum(_opened_area(mask, distance, r)
                          for mask, distance in zip(masks, distances, strict=True))
