@@ -64,7 +64,8 @@ def rerun_with_events(config: WorkflowConfig, events: list) -> RunReport:
 
 def test_worker_killed_mid_fov_fails_only_that_fov_and_rerun_matches(
         movie, plugins, reference, tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv(FRAME_DELAY, "0.02")  # about 1 s per FOV: the kill lands mid-FOV
+    # About 2.5 s per FOV: the kill lands mid-step even when the caller reads events late.
+    monkeypatch.setenv(FRAME_DELAY, "0.05")
     config = config_for(movie, tmp_path, plugins, executor="process")
     before = live_children()
     running: set[int] = set()
