@@ -116,10 +116,7 @@ def split_by_intensity(
         raise ValueError(f"diameter must be positive, got {diameter}")
     foreground, labels, stats, areas = _components(mask)
     if len(stats) > 1:
-        log = log_frame(image)
-        smooth = cv2.GaussianBlur(log, (0, 0), max(1.0, diameter / 10))
-        side = 2 * max(1, round(diameter / 2)) + 1
-        darker = cv2.compare(smooth, cv2.blur(smooth, (side, side)), cv2.CMP_LT) & foreground
+        smooth, darker = _darker_than_surroundings(image, foreground, diameter, diameter / 10)
         _, bodies, body_stats, _ = cv2.connectedComponentsWithStats(darker, connectivity=8,
                                                                     ltype=cv2.CV_32S)
         big = body_stats[:, cv2.CC_STAT_AREA] >= np.pi * (diameter / 8) ** 2
@@ -174,10 +171,7 @@ def split_by_bodies(
     if diameter <= 0:
         raise ValueError(f"diameter must be positive, got {diameter}")
     foreground = np.ascontiguousarray(mask != 0, np.uint8)
-    log = log_frame(image)
-    smooth = cv2.GaussianBlur(log, (0, 0), max(1.0, diameter / 20))
-    side = 2 * max(1, round(diameter / 2)) + 1
-    darker = cv2.compare(smooth, cv2.blur(smooth, (side, side)), cv2.CMP_LT) & foreground
+    _, darker = _darker_than_surroundings(image, foreground, diameter, diameter / 20)
     filled = fill_holes(darker)
     bodies = cv2.morphologyEx(filled, cv2.MORPH_OPEN, _disc(diameter / 14))
     # Slivers of cells the border cuts, at most a cell long: not the specks along an edge.
@@ -272,6 +266,17 @@ def _border_run_starts(lost: NDArray[np.uint8]) -> list[tuple[int, int]]:
         first = np.flatnonzero(on & ~np.concatenate(([False], on[:-1])))
         starts += [place(int(i)) for i in first]
     return starts
+
+
+def _darker_than_surroundings(image: NDArray[Any], foreground: NDArray[np.uint8],
+                              diameter: float, smoothing: float
+                              ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+    """The log image smoothed by `smoothing` px (at least 1), and the `foreground` pixels
+    (0/1) darker in it than its mean over a diameter-sized square: phase-dark cell bodies."""
+    smooth = cv2.GaussianBlur(log_frame(image), (0, 0), max(1.0, smoothing))
+    side = 2 * max(1, round(diameter / 2)) + 1
+    darker = cv2.compare(smooth, cv2.blur(smooth, (side, side)), cv2.CMP_LT) & foreground
+    return smooth, darker
 
 
 def _disc(radius: float) -> NDArray[np.uint8]:
