@@ -22,13 +22,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed-base $(DEMO_DIR)/sim.ome.tif
 	$(BIN)/fovflow inspect $(DEMO_DIR)/sim.ome.tif
-	$(BIN)/fovflow run $(DEMO_DIR)/sim.ome.tif -o $(DEMO_DIR)/out --pc 0 --fl 1
+	$(BIN)/fovflow run $(DEMO_DIR)/sim.ome.tif -o $(DEMO_DIR)/out --pc 0 --fl 1 --no-report
 	$(BIN)/fovflow merge $(DEMO_DIR)/out --samples examples/demo_samples.yaml
 	$(BIN)/fovflow fit $(DEMO_DIR)/out/samples/ctrl_intensity_total_ch_1.csv --model maturation --report
 	$(BIN)/fovflow fit $(DEMO_DIR)/out/samples/treated_intensity_total_ch_1.csv --model maturation --report
+	$(BIN)/fovflow report $(DEMO_DIR)/out  # the QC page, with the fits
 
 $(DEMO_DIR)/sim.ome.tif: | $(VENV)/.installed-base
-	$(BIN)/fovflow simulate $@ --fovs 4 --frames 40 --size 512 --seed 0 --force
+	$(BIN)/fovflow simulate $@ --n-fovs 4 --frames 40 --size 512 --seed 0 --force
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks

@@ -58,6 +58,7 @@ def _time_case(case: str, size: int, n_frames: int) -> float:
     """Milliseconds per frame (steps) or per round (control), best of 3 rounds."""
     import cv2
 
+    from fovflow.execution.allocator import reuse_freed_buffers
     from fovflow.io.synthetic import SimulationConfig, simulate_fov
     from fovflow.processing import (
         correct_background,
@@ -65,7 +66,6 @@ def _time_case(case: str, size: int, n_frames: int) -> float:
         segment_cells,
         track_cells,
     )
-    from fovflow.workflow.allocator import reuse_freed_buffers
 
     cv2.setNumThreads(1)
     reuse_freed_buffers()  # as in the engine's workers

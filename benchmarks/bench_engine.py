@@ -100,7 +100,7 @@ def _cancel_latency(movie: Path, output: Path, *, delay: float) -> float:
     """Seconds from cancel() to run_workflow returning, `delay` s after the first frame."""
     import threading
 
-    from fovflow.workflow.cancel import CancelToken
+    from fovflow.execution import CancelToken
     from fovflow.workflow.config import WorkflowConfig
     from fovflow.workflow.events import StepProgress
     from fovflow.workflow.run import run_workflow

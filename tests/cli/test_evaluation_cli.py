@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from cli_assertions import assert_one_line_error, fovflow
-from fovflow.io.store import create_frames
+from fovflow.io.frames import create_frames
 from fovflow.io.synthetic import SimulationFiles
 from fovflow.workflow.config import WorkflowConfig
 from fovflow.workflow.run import run_workflow

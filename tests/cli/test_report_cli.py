@@ -8,6 +8,7 @@ from pathlib import Path
 import zarr
 
 from cli_assertions import assert_one_line_error, fovflow
+from fovflow.io.layout import IMAGE_NAME
 
 
 def test_report_names_every_fov_and_flags_a_dark_frame(small_image: Path,
@@ -18,8 +19,8 @@ def test_report_names_every_fov_and_flags_a_dark_frame(small_image: Path,
     assert ran.exit_code == 0, ran.stderr
     assert f"QC report: {run_dir / 'report.html'}" in ran.stdout  # every run writes its page
     assert "fov_002" in (run_dir / "report.html").read_text(encoding="utf-8")
-    phase = zarr.open_array(run_dir / "fov_001" / "pc.zarr", mode="r+")
-    phase[4] = 0  # the lamp failed in one frame
+    image = zarr.open_array(run_dir / "fov_001" / IMAGE_NAME / "0", mode="r+")
+    image[4, 0] = 0  # the lamp failed in one frame (of the phase channel, channel 0)
 
     result = fovflow("report", run_dir, "-o", tmp_path / "qc.html", "--pngs")
 

@@ -132,19 +132,19 @@ def test_a_z_stack_without_z_is_a_one_line_error_naming_the_choices(z_stack, tmp
 
 
 def test_z_max_runs_a_z_stack_and_another_z_redoes_the_work(z_stack, tmp_path) -> None:
-    from fovflow.io.store import open_frames
+    from fovflow.io.layout import open_stack, raw_stack
 
     first = fovflow("run", z_stack, "-o", tmp_path, "--fl", "1", "--z", "max",
                     "--executor", "serial", "--min-length", "3")
     assert first.returncode == 0, first.stderr
-    copied = np.asarray(open_frames(tmp_path / "fov_001" / "fl_ch_1.zarr"))
+    copied = np.asarray(open_stack(tmp_path, 1, raw_stack(1)))
     with tifffile.TiffFile(z_stack) as tif:
         planes = tif.series[1].asarray()  # T, C, Z, Y, X
     assert np.array_equal(copied, planes[:, 1].max(axis=1))
     again = fovflow("run", z_stack, "-o", tmp_path, "--fl", "1", "--z", "2",
                     "--executor", "serial", "--min-length", "3")
     assert again.returncode == 0 and "already complete" not in again.stdout
-    copied = np.asarray(open_frames(tmp_path / "fov_001" / "fl_ch_1.zarr"))
+    copied = np.asarray(open_stack(tmp_path, 1, raw_stack(1)))
     assert np.array_equal(copied, planes[:, 1, 2])
 
 
@@ -158,7 +158,7 @@ def test_z_from_the_config_file(z_stack, tmp_path) -> None:
 
 
 def test_fovs_of_different_sizes_are_each_processed_at_their_size(tmp_path) -> None:
-    from fovflow.io.store import open_frames
+    from fovflow.io.layout import LABELS, open_stack
     from fovflow.io.synthetic import simulate_fov
 
     config = SimulationConfig(n_fovs=2, n_frames=4, height=96, width=96, seed=4)
@@ -171,7 +171,7 @@ def test_fovs_of_different_sizes_are_each_processed_at_their_size(tmp_path) -> N
     result = fovflow("run", path, "-o", tmp_path / "out", "--executor", "serial",
                      "--min-length", "2")
     assert result.returncode == 0, result.stderr
-    labels = open_frames(tmp_path / "out" / "fov_001" / "labels.zarr")
+    labels = open_stack(tmp_path / "out", 1, LABELS)
     assert labels.shape == (4, 80, 88)
 
 

@@ -15,7 +15,7 @@ import yaml
 from skimage.measure import label
 
 from cli_assertions import assert_one_line_error
-from fovflow.io.store import open_frames
+from fovflow.io.layout import LABELS, MASKS, PHASE, open_stack
 from fovflow.io.synthetic import SimulationConfig, write_simulation
 from fovflow.plugins import import_plugin
 
@@ -70,13 +70,13 @@ def test_a_plugin_segmenter_runs_end_to_end_and_its_labels_are_the_runs(movie, t
                      "--executor", "process", "--workers", "1")  # loaded in a worker, too
     assert result.returncode == 0, result.stderr
     fov = out / "fov_000"
-    segmented = open_frames(fov / "pc.zarr")
-    labels = open_frames(fov / "seg.zarr")
+    segmented = open_stack(out, 0, PHASE)
+    labels = open_stack(out, 0, MASKS)
     assert labels.shape == segmented.shape == (4, 64, 96)
     for t in range(4):
         frame = segmented[t]
         np.testing.assert_array_equal(labels[t], label(frame > frame.mean()))
-    assert (fov / "labels.zarr").exists() and (fov / "traces_ch_1.csv").exists()
+    assert open_stack(out, 0, LABELS) is not None and (fov / "traces_ch_1.csv").exists()
     recorded = yaml.safe_load((out / "run_config.yaml").read_text())
     assert recorded["segmentation"] == {"method": "threshold_half", "diameter": 20.0}
 

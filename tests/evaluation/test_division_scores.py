@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fovflow.evaluation.divisions import DivisionScores, score_divisions
+from fovflow.evaluation.divisions import DivisionScores, score_divisions, visible_lineage
 from fovflow.evaluation.scores import Matches
 from fovflow.io.ctc import ctc_tracks, write_ctc_result
 from fovflow.io.lineage import read_lineage, write_lineage
@@ -37,6 +37,21 @@ def test_daughters_matched_to_the_same_predicted_cell_are_no_division() -> None:
     matches = _matches([(4, 1, 7), (5, 2, 8), (5, 3, 8)])
     assert score_divisions(TRUTH, predicted, matches).n_found == 0
 
+
+
+def test_a_division_whose_daughter_is_never_in_view_is_no_true_division() -> None:
+    labels = np.zeros((10, 8, 8), np.uint16)
+    labels[:5, :4, :4] = 1  # the mother
+    labels[5:, :4, :2] = 2  # one daughter in view; her sister, 3, was born outside
+    labels[2:, 6:, 6:] = 4  # a cell that came in at frame 2
+    seen = visible_lineage(TRUTH, labels)
+    np.testing.assert_array_equal(seen.track, [1, 2, 4])
+    np.testing.assert_array_equal(seen.parent, [0, 1, 0])
+    np.testing.assert_array_equal(seen.first_frame, [0, 5, 2])
+    predicted = Lineage(np.array([7, 8]), np.array([0, 7]), np.array([0, 5]), np.array([4, 9]))
+    matches = _matches([(4, 1, 7), (6, 2, 8)])
+    assert score_divisions(TRUTH, predicted, matches).n_true == 1
+    assert score_divisions(seen, predicted, matches) == DivisionScores(0, 0, 0)
 
 def test_ctc_parents_link_daughters_to_their_mother_and_gaps_to_the_part_before() -> None:
     labels = np.zeros((6, 10, 10), np.uint32)

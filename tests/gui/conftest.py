@@ -41,7 +41,17 @@ def finished_run(movie: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def window(qtbot, monkeypatch):
+def settings_folder(tmp_path: Path) -> Path:
+    """Where this test's window keeps its settings (never the user's own)."""
+    from PySide6.QtCore import QSettings
+
+    folder = tmp_path / "settings"
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    return folder
+
+
+@pytest.fixture
+def window(qtbot, monkeypatch, settings_folder):
     """The main window, shown; after the test, every worker thread must have ended. Closing it
     with unsaved quality marks discards them (pytest-qt closes it before this fixture ends, and
     a question box would wait for ever); a test replaces the answer to test the question."""

@@ -8,23 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from gui_helpers import write_table
 
-from fovflow.analysis.simulate import simulate_traces
-from fovflow.io.tables import SampleTable, cell_column, write_sample_table
-
-TIMES_MIN = np.arange(72) * 10.0
-
-
-def write_table(folder: Path, n_cells: int, name: str = "ctrl_intensity_total_ch_1") -> Path:
-    """A wide sample table (time in minutes) of simulated maturation traces, km = 1.0."""
-    values, _ = simulate_traces("maturation", n_cells, TIMES_MIN / 60, fixed={"km": 1.0},
-                                seed=3)
-    frame = pd.DataFrame(values, index=pd.Index(TIMES_MIN, name="time"),
-                         columns=[cell_column(0, cell) for cell in range(1, n_cells + 1)])
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.csv"
-    write_sample_table(SampleTable(frame, "min"), path)
-    return path
+from fovflow.io.tables import SampleTable, read_sample_table, write_sample_table
 
 
 def fix_parameter(tab, name: str, value: float) -> None:
@@ -85,3 +71,73 @@ def test_cancelling_a_fit_stops_it_and_reports_no_result(qtbot, window, tmp_path
     assert tab.start_button.isEnabled()
     assert window.statusBar().currentMessage() == "fitting cancelled"
     assert not (table.parent / "big_fitted_maturation.csv").exists()
+
+
+def _with_noise_cells(path: Path, n_noise: int) -> None:
+    """Replace the first `n_noise` cells of a sample table by noise: fits with a poor R²."""
+    table = read_sample_table(path)
+    values = table.values.copy()
+    rng = np.random.default_rng(0)
+    for column in values.columns[:n_noise]:
+        values[column] = rng.normal(0.0, 1.0, len(values))
+    write_sample_table(SampleTable(values, table.time_unit), path)
+
+
+def test_the_saved_curve_pages_hold_only_the_fits_shown(qtbot, window, tmp_path, monkeypatch):
+    from fovflow.analysis import report
+
+    table = write_table(tmp_path / "samples", 8)
+    _with_noise_cells(table, 2)
+    tab = window.analysis
+    tab.load_path(table)
+    fix_parameter(tab, "km", 1.0)
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: not tab.handle.running, timeout=30_000)
+    tab.r2_spin.setValue(0.9)
+    tab.good_only.setChecked(True)
+    shown = {f"fov_000_cell_{cell}" for cell in tab.shown_fits()["cell"]}
+    assert len(shown) == 6 and tab.results.rowCount() == 6
+    drawn: list[set[str]] = []
+    page = report._curve_page
+
+    def recording_page(*args, **kwargs):
+        figure = page(*args, **kwargs)
+        drawn.append({axis.get_title().split()[0] for axis in figure.axes if axis.get_visible()})
+        return figure
+
+    monkeypatch.setattr(report, "_curve_page", recording_page)
+    tab.save_results(tmp_path / "report")
+    assert drawn and all(cells <= shown for cells in drawn)  # no poor fit on any page
+    assert set().union(*drawn[1:]) == shown  # the PDF's pages hold every fit shown
+    summary = pd.read_csv(next((tmp_path / "report").glob("*_summary.csv")))
+    assert (summary.loc[summary["parameter"] == "r_squared", "n"] == 6).all()
+
+
+def test_a_table_that_cannot_be_read_leaves_no_results_of_the_last_one(qtbot, window,
+                                                                        tmp_path):
+    table = write_table(tmp_path / "samples", 4)
+    tab = window.analysis
+    tab.load_path(table)
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: not tab.handle.running, timeout=30_000)
+    assert tab.results.rowCount() == 4
+    broken = tmp_path / "other" / "cells.csv"
+    broken.parent.mkdir()
+    broken.write_text("# Time units: min\ntime,fov_000_cell_1\n0,not a number\n")
+    tab.load_path(broken)
+    assert tab.table_combo.currentText() == "cells.csv"
+    assert tab.results.rowCount() == 0 and tab.table is None
+    assert not tab.curve_figure.axes and not tab.hist_figure.axes
+    assert window.statusBar().currentMessage().startswith("error: ")
+
+
+def test_the_fit_parameters_show_units_and_what_each_one_is(qtbot, window):
+    tab = window.analysis
+    tab.model_combo.setCurrentText("maturation")
+    table = tab.parameters
+    units = {table.item(row, 0).text(): table.item(row, 5).text()
+             for row in range(table.rowCount())}
+    assert units == {"t0": "h", "ktl": "a.u./h", "delta": "1/h", "beta": "1/h", "km": "1/h",
+                     "offset": "a.u."}
+    table.setCurrentCell(table.model.names.index("beta"), 1)
+    assert table.help_label.text().startswith("beta: protein degradation rate (1/h) — ")

@@ -1,4 +1,4 @@
-"""`fovflow.gui.frame_view.render`: outlines on every side of a cell, an optional fill."""
+"""`fovflow.gui.frame_view.render`: outlines on every side of a cell, an optional fill, opaque."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _square_cell() -> tuple[np.ndarray, np.ndarray]:
 
 def test_every_side_of_a_cell_is_outlined_and_nothing_outside_it() -> None:
     gray, labels = _square_cell()
-    outline = (render(gray, labels, {4: True}, None) == GOOD_RGB).all(axis=2)
+    outline = (render(gray, labels, {4: True}, None)[..., :3] == GOOD_RGB).all(axis=2)
     inside = labels == 4
     border = inside & ~np.pad(inside, 1)[2:, 1:-1] | inside & ~np.pad(inside, 1)[:-2, 1:-1]
     border |= inside & ~np.pad(inside, 1)[1:-1, 2:] | inside & ~np.pad(inside, 1)[1:-1, :-2]
@@ -26,13 +26,19 @@ def test_every_side_of_a_cell_is_outlined_and_nothing_outside_it() -> None:
 def test_two_touching_cells_each_keep_their_outline_where_they_meet() -> None:
     gray, labels = _square_cell()
     labels[3:9, 6:10] = 5
-    rgb = render(gray, labels, {4: True, 5: False}, None)
+    rgb = render(gray, labels, {4: True, 5: False}, None)[..., :3]
     assert (rgb[5, 5] == GOOD_RGB).all() and (rgb[5, 6] == BAD_RGB).all()
 
 
 def test_fill_tints_the_inside_and_leaves_the_background() -> None:
     gray, labels = _square_cell()
-    plain = render(gray, labels, {4: True}, None)
-    filled = render(gray, labels, {4: True}, None, fill=0.5)
+    plain = render(gray, labels, {4: True}, None)[..., :3]
+    filled = render(gray, labels, {4: True}, None, fill=0.5)[..., :3]
     assert (filled[5, 5] == (np.array(GOOD_RGB) * 0.5 + 50).astype(np.uint8)).all()
     assert (plain[5, 5] == 100).all() and (filled[0, 0] == 100).all()
+
+
+def test_the_image_is_opaque_rgba() -> None:
+    gray, labels = _square_cell()
+    rgba = render(gray, labels, {4: True}, None, fill=0.3)
+    assert rgba.shape == (12, 12, 4) and rgba.dtype == np.uint8 and (rgba[..., 3] == 255).all()

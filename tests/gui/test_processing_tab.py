@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from gui_helpers import load_movie, set_up_run, statuses, wait_for_run, wait_until_a_fov_runs
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QFormLayout, QMessageBox
 
 from fovflow.gui.workers import running_handles
@@ -36,13 +36,13 @@ def test_four_fov_run_in_worker_processes_reaches_100_percent_with_traces_on_dis
     tab.start_button.click()
     assert not tab.start_button.isEnabled() and tab.cancel_button.isEnabled()
     wait_for_run(qtbot, tab)
-    assert tab.progress_bar.value() == tab.progress_bar.maximum()
+    assert tab.monitor.progress_bar.value() == tab.monitor.progress_bar.maximum()
     assert all(text.startswith("done") for text in statuses(tab).values())
     assert sorted(statuses(tab)) == [0, 1, 2, 3]
     for fov in range(4):
         traces = pd.read_csv(tmp_path / "out" / f"fov_{fov:03d}" / "traces_ch_1.csv")
         assert len(traces) and {"cell", "frame", "good"} <= set(traces.columns)
-    assert "4 processed (0-3)" in tab.summary_label.text()
+    assert "4 processed (0-3)" in tab.monitor.summary_label.text()
     assert "run finished" in window.log_dock.view.toPlainText()
     assert window.visualization.run_edit.text() == str(tmp_path / "out")  # offered, opened
     window.tabs.setCurrentWidget(window.visualization)  # when the tab is shown
@@ -64,7 +64,9 @@ def test_cancel_stops_the_run_within_two_seconds_and_the_ui_is_ready_again(
     assert elapsed < 2.0
     assert tab.start_button.isEnabled() and not tab.cancel_button.isEnabled()
     assert "cancelled" in statuses(tab).values()
-    assert "cancelled" in tab.summary_label.text()
+    summary, bar = tab.monitor.summary_label.text(), tab.monitor.progress_bar
+    assert "cancelled" in summary and "processed" not in summary
+    assert bar.value() < bar.maximum() // 2  # a cancelled FOV's work is not done
     assert not list((tmp_path / "out").rglob("*.partial"))
 
 
@@ -103,7 +105,7 @@ def test_a_failing_fov_shows_its_error_and_the_others_finish(qtbot, window, movi
     status = statuses(tab)
     assert status[2].startswith("failed: ") and "fov_002" in status[2]
     assert all(status[fov].startswith("done") for fov in (0, 1, 3))
-    assert "1 failed (2)" in tab.summary_label.text()
+    assert "1 failed (2)" in tab.monitor.summary_label.text()
     assert tab.start_button.isEnabled()
 
 
@@ -218,8 +220,10 @@ def test_closing_the_window_during_a_run_cancels_it_cleanly(qtbot, qtlog, window
     assert not [r for r in qtlog.records if "Destroyed while thread" in r.message]
 
 
-def test_an_unreadable_file_is_reported_in_the_status_bar_and_a_dialog(qtbot, window, tmp_path):
+def test_an_unreadable_file_is_reported_and_the_last_files_channels_are_gone(
+        qtbot, window, movie, tmp_path):
     tab = window.processing
+    load_movie(qtbot, tab, movie)
     broken = tmp_path / "broken.ome.tif"
     broken.write_bytes(b"")
     tab.load_file(broken)
@@ -227,8 +231,60 @@ def test_an_unreadable_file_is_reported_in_the_status_bar_and_a_dialog(qtbot, wi
     assert window.statusBar().currentMessage().startswith("error: ")
     assert "empty" in window.statusBar().currentMessage()
     assert tab.metadata is None and tab.start_button.isEnabled()
+    assert tab.segment_combo.count() == 0 and tab.fl_list.count() == 0
+
+
+class _WindowAfterEachEvent(QObject):
+    """`seen`: (event type, summary, FOV statuses, Start enabled) after each event of a run."""
+
+    def __init__(self, tab) -> None:
+        super().__init__()
+        self.tab = tab
+        self.seen: list[tuple[str, str, dict[int, str], bool]] = []
+
+    @Slot(object)
+    def record(self, event: object) -> None:
+        self.seen.append((type(event).__name__, self.tab.monitor.summary_label.text(),
+                          statuses(self.tab), self.tab.start_button.isEnabled()))
 
 
 def _row_names(tab) -> list[str]:
     table = tab.parameters
     return [table.item(row, 0).text() for row in range(table.rowCount())]
+
+
+def test_the_run_says_what_it_waits_for_and_start_is_ready_when_the_run_reports(
+        qtbot, window, movie, tmp_path):
+    tab = window.processing
+    load_movie(qtbot, tab, movie)
+    set_up_run(tab, tmp_path / "out", executor="process")
+    tab.start_button.click()
+    # Connected after the tab's own slot, in the GUI thread too: each entry is the window as it
+    # stands after an event.
+    recorder = _WindowAfterEachEvent(tab)
+    tab.handle.worker.progress.connect(recorder.record)
+    seen = recorder.seen
+    qtbot.waitUntil(lambda: bool(seen) and seen[-1][0] == "RunFinished", timeout=60_000)
+    kind, summary, status, _ = seen[0]
+    assert kind == "RunStarted" and summary == "4 FOV(s) queued; starting 2 worker processes…"
+    assert set(status.values()) == {"queued: 2 worker processes starting…"}
+    progress = [entry for entry in seen if entry[0] == "StepProgress"]
+    assert progress and all("starting" not in entry[1] for entry in progress)
+    assert all("running" in entry[1] and "FOV(s) done" in entry[1] for entry in progress)
+    assert not any("workers starting" in text for _, _, status, _ in progress
+                   for text in status.values())
+    assert seen[-1][3]  # Start is enabled as soon as the run has reported
+    tab.start_button.click()  # its worker processes may still be stopping: it starts after
+    wait_for_run(qtbot, tab)
+    assert "4 already complete (0-3)" in tab.monitor.summary_label.text()
+
+
+def test_every_parameter_row_shows_its_unit_and_the_current_one_its_help(qtbot, window):
+    table = window.processing.parameters
+    units = {table.item(row, 0).text(): table.item(row, 2).text()
+             for row in range(table.rowCount())}
+    assert units["segmentation.window"] == "px" and units["tracking.max_gap"] == "frames"
+    assert units["extraction.min_length"] == "frames" and units["fovs"] == ""
+    table.setCurrentCell(_row_names(window.processing).index("tracking.max_gap"), 1)
+    assert table.help_label.text().startswith("tracking.max_gap: most consecutive frames")
+    assert "(default 1)" in table.help_label.text()

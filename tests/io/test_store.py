@@ -11,7 +11,8 @@ import pytest
 import zarr
 from zarr.codecs import ZstdCodec
 
-from fovflow.io.store import Frames, create_frames, open_frames, write_columns_csv
+from fovflow.io.frames import Frames, create_frames, open_frames
+from fovflow.io.store import write_columns_csv
 
 SHAPE = (3, 48, 64)
 
@@ -49,6 +50,36 @@ def test_chunk_files_are_byte_identical_to_zarrs_and_read_back_by_both(
     reopened = open_frames(tmp_path / "zarrs.zarr")
     np.testing.assert_array_equal(np.stack([reopened[t] for t in range(SHAPE[0])]), data)
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "ours.zarr")[:], data)
+
+
+def test_a_channel_of_an_ome_zarr_image_writes_zarrs_chunks_without_zarr(tmp_path,
+                                                                          monkeypatch) -> None:
+    from fovflow.io.ngff import ARRAY, Scale, create_image
+
+    data = _frames("uint16", np.random.default_rng(5))
+    scale = Scale(frame_interval_s=600.0, pixel_size_um=0.5)
+    options = {"stacks": ["pc", "fl_ch_1"], "channel_names": ["Phase", "GFP"],
+               "n_frames": SHAPE[0], "frame_shape": SHAPE[1:], "dtype": np.uint16,
+               "scale": scale}
+    ours = create_image(tmp_path / "ours.ome.zarr", **options)["fl_ch_1"]
+    zarrs = create_image(tmp_path / "zarrs.ome.zarr", **options)["fl_ch_1"]
+    assert ours.shape == SHAPE and ours.channel == 1
+    for t, frame in enumerate(data):
+        zarrs.array[t, 1] = frame
+    with monkeypatch.context() as patch:
+        patch.setattr(zarr.Array, "__setitem__", _not_through_zarr)
+        patch.setattr(zarr.Array, "__getitem__", _not_through_zarr)
+        for t, frame in enumerate(data):
+            ours[t] = frame
+        np.testing.assert_array_equal(np.stack([ours[t] for t in range(SHAPE[0])]), data)
+    for t in range(SHAPE[0]):
+        chunk = f"{ARRAY}/c/{t}/1/0/0"
+        assert (tmp_path / "ours.ome.zarr" / chunk).read_bytes() == \
+            (tmp_path / "zarrs.ome.zarr" / chunk).read_bytes()
+    whole = zarr.open_array(tmp_path / "ours.ome.zarr" / ARRAY)
+    np.testing.assert_array_equal(whole[:, 1], data)
+    assert not whole[:, 0].any()  # the other channel is untouched
+    np.testing.assert_array_equal(ours.downsampled(2, 4), data[2, ::4, ::4])
 
 
 def test_a_frame_never_written_reads_as_the_fill_value_and_frames_are_writable(tmp_path) -> None:

@@ -125,3 +125,18 @@ def test_simulated_divisions_are_found_in_the_true_labels(jump: int | None) -> N
     assert divisions.n_true >= 30
     assert divisions.recall >= 0.9 and divisions.precision >= 0.95
     assert scores.recall == 1.0
+
+
+def test_a_mother_that_goes_on_in_a_third_region_has_no_daughters() -> None:
+    # From frame 3 the cell's best match is a region lying mostly outside it (X), while two
+    # pieces inside it would pass for daughters: the mother cannot both go on and divide (a
+    # CTC result with such a lineage is invalid).
+    masks = np.zeros((8, 80, 100), np.uint32)
+    masks[:3, 20:60, 20:80] = 1
+    masks[3:, 1:38, 20:80] = 1  # X: 1080 of its 2220 px inside the cell, IoU 0.31
+    masks[3:, 39:60, 20:50] = 2  # IoU 0.26 each, together half the cell
+    masks[3:, 39:60, 50:80] = 3
+    tracking = track_cells(masks)
+    lineage = tracking.lineage
+    assert tracking.labels[3, 10, 30] == tracking.labels[2, 30, 30], "the mother goes on in X"
+    assert lineage.parents() == {}

@@ -186,6 +186,20 @@ def test_faint_regions_are_dropped_and_textured_cells_kept() -> None:
     assert without_untextured(labels, frame, 0.05).max() == 4
 
 
+def test_a_textured_band_along_the_border_does_not_set_the_cells_reference() -> None:
+    # A chamber wall along the frame's edge, far more textured than the cells and larger
+    # than all of them together, would otherwise drop every cell.
+    labels, frame = _discs_of_texture([0.3, 0.25, 0.35, 0.02])
+    labels = np.pad(labels, ((0, 40), (0, 0)))
+    frame = np.pad(frame, ((0, 40), (0, 0)), constant_values=1000.0)
+    band = np.random.default_rng(5).normal(0, 2.0, (40, labels.shape[1]))
+    frame[-40:] *= np.exp(band)
+    labels[-40:] = 5
+    kept = without_untextured(labels, frame, 0.4)
+    assert set(np.unique(kept[labels <= 3])) == {0, 1, 2, 3}, "the cells are kept"
+    assert not kept[labels == 4].any(), "the faint speck is still dropped"
+
+
 def test_one_region_is_never_measured_against_itself() -> None:
     labels, frame = _discs_of_texture([0.02])
     np.testing.assert_array_equal(without_untextured(labels, frame, 1.0), labels)

@@ -246,6 +246,37 @@ def test_split_by_bodies_keeps_one_uniform_dark_cell_whole() -> None:
     assert labels.max() == 1 and (labels > 0).sum() >= 0.9 * mask.sum()
 
 
+def _ring_of_dark_cells(n_cells: int, ring_radius: float, cell_radius: float
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """A foreground disc and an image of `n_cells` dark discs in a ring, touching, around a
+    bright inside: a colony's cells around the gap between them, or, with one cell of the
+    ring's size, the dark rim of a phase-bright cell."""
+    shape = (160, 160)
+    mask = disc(shape, (80, 80), ring_radius + cell_radius + 2)
+    image = np.full(shape, 1000.0)
+    image[disc(shape, (80, 80), ring_radius + cell_radius)] = 1300  # the bright inside
+    for angle in np.linspace(0, 2 * np.pi, n_cells, endpoint=False):
+        centre = (80 + ring_radius * np.sin(angle), 80 + ring_radius * np.cos(angle))
+        image[disc(shape, centre, cell_radius)] = 400
+    return mask, image
+
+
+def test_split_by_bodies_leaves_the_gap_a_colony_encloses_out_of_its_cells() -> None:
+    mask, image = _ring_of_dark_cells(n_cells=14, ring_radius=45, cell_radius=11)
+    labels = split_by_bodies(mask, image, diameter=22)
+    assert labels[80, 80] == 0, "the gap between the cells is filled into them"
+    assert labels.max() >= 10
+
+
+def test_split_by_bodies_fills_the_bright_inside_of_a_dark_rimmed_cell() -> None:
+    shape = (80, 80)
+    mask = disc(shape, (40, 40), 16)
+    image = np.where(disc(shape, (40, 40), 15), 400.0, 1000.0)
+    image[disc(shape, (40, 40), 11)] = 1300  # a phase-bright cell: a dark rim 4 px wide
+    labels = split_by_bodies(mask, image, diameter=30)
+    assert labels.max() == 1 and labels[40, 40] == 1
+
+
 def test_split_by_bodies_refuses_a_diameter_that_is_not_positive() -> None:
     with pytest.raises(ValueError, match="diameter must be positive"):
         split_by_bodies(np.ones((8, 8), bool), np.ones((8, 8)), diameter=-1)

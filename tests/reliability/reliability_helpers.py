@@ -28,12 +28,13 @@ import psutil
 import yaml
 import zarr
 
-from fovflow.io.store import MANIFEST_NAME, fov_dir
+from fovflow.execution import make_executor
+from fovflow.io.layout import MANIFEST_NAME, fov_dir, step_outputs
+from fovflow.io.ngff import ARRAY
 from fovflow.io.synthetic import SimulationConfig
 from fovflow.workflow.config import WorkflowConfig
-from fovflow.workflow.executors import make_executor
 from fovflow.workflow.run import RunReport, run_workflow
-from fovflow.workflow.steps import STEPS, step_outputs
+from fovflow.workflow.steps import STEPS
 
 # 3 FOVs x 10 frames x (phase + 1 fluorescence) of 112x112 px with 2-3 cells each: a serial
 # run takes about a second.
@@ -226,6 +227,11 @@ def assert_same_output(path: Path, reference: Path) -> None:
         if path.name.startswith("traces_"):  # tracking writes lineage and shift tables too
             assert list(table.columns[:5]) == ["fov", "cell", "frame", "time", "good"]
         return
+    if path.suffix == ".parquet":
+        pd.testing.assert_frame_equal(pd.read_parquet(path), pd.read_parquet(reference))
+        return
+    if (path / ARRAY).is_dir():  # an OME-Zarr image or label image: its one array
+        path, reference = path / ARRAY, reference / ARRAY
     array, expected = zarr.open_array(path, mode="r"), _reference_array(reference)
     assert array.shape == expected.shape and array.shape[0] == SIM.n_frames
     assert array.dtype == expected.dtype

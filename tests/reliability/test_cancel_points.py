@@ -21,9 +21,8 @@ from reliability_helpers import (
     live_children,
 )
 
-from fovflow.workflow.cancel import CancelToken
+from fovflow.execution import CancelToken, make_executor
 from fovflow.workflow.events import FovFinished, StepFinished, StepProgress
-from fovflow.workflow.executors import make_executor
 from fovflow.workflow.run import run_workflow
 from fovflow.workflow.steps import STEPS, process_fov
 

@@ -33,8 +33,8 @@ from reliability_helpers import (
 )
 
 from fovflow.errors import FovflowError
-from fovflow.workflow import dask_executor
-from fovflow.workflow.cancel import CancelToken
+from fovflow.execution import CancelToken
+from fovflow.execution import dask as dask_executor
 from fovflow.workflow.events import FovFinished, FovStarted
 from fovflow.workflow.run import run_workflow
 
@@ -59,8 +59,11 @@ class Cluster:
                "OMP_NUM_THREADS": "1"}
         with (self.folder / f"{name}.log").open("wb") as log:
             worker = subprocess.Popen(
+                # Preloaded, a worker is ready once it has registered: one that joins mid-run
+                # then takes a FOV before the others have run them all.
                 [DASK, "worker", self.address, "--nworkers", str(n_workers), "--nthreads", "1",
-                 "--no-dashboard", "--name", name], stdout=log, stderr=subprocess.STDOUT,
+                 "--no-dashboard", "--name", name, "--preload", "fovflow.workflow.steps"],
+                stdout=log, stderr=subprocess.STDOUT,
                 env=env, cwd=self.folder)  # another working folder than the caller's
         self.processes.append(worker)
         return worker

@@ -22,7 +22,6 @@ import pandas as pd
 import psutil
 import pytest
 import tifffile
-import zarr
 from reliability_helpers import (
     DISK_FULL_WHEN,
     FOVS,
@@ -43,11 +42,10 @@ from reliability_helpers import (
     worker_pids,
 )
 
-from fovflow.io.store import fov_dir
+from fovflow.execution import ProcessExecutor, make_executor
+from fovflow.io.layout import LABELS, PHASE, fov_dir, open_stack
 from fovflow.workflow.config import WorkflowConfig
 from fovflow.workflow.events import FovFinished, StepFinished, StepProgress
-from fovflow.workflow.executors import make_executor
-from fovflow.workflow.process_executor import ProcessExecutor
 from fovflow.workflow.run import RunReport, run_workflow
 from fovflow.workflow.steps import process_fov
 
@@ -283,9 +281,9 @@ def test_garbage_frame_is_processed_without_harming_the_other_fovs(
     assert_report_is_true(report, output)
     for fov in (0, 2):
         assert_fov_complete(output, fov, reference)
-    copied = zarr.open_array(fov_dir(output, 1) / "pc.zarr", mode="r")
+    copied = open_stack(output, 1, PHASE)
     assert np.array_equal(copied[5].ravel(), noise)  # FOV 1 holds what the file holds...
-    labels = zarr.open_array(fov_dir(output, 1) / "labels.zarr", mode="r")
+    labels = open_stack(output, 1, LABELS)
     assert labels.shape == (SIM.n_frames, SIM.height, SIM.width)  # ...and was processed whole
     assert pd.read_csv(fov_dir(output, 1) / "traces_ch_1.csv")["fov"].eq(1).all()
     assert partial_files(output) == []

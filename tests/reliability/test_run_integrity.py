@@ -29,7 +29,7 @@ from reliability_helpers import (
 )
 
 from fovflow.errors import FovflowError
-from fovflow.io.store import LOCK_NAME, fov_dir
+from fovflow.io.layout import LABELS_NAME, LOCK_NAME, fov_dir
 from fovflow.workflow.events import FovFinished, StepFinished
 from fovflow.workflow.run import run_workflow
 
@@ -224,7 +224,7 @@ def test_a_hand_edited_traces_file_of_the_same_size_is_redone(movie, plugins, re
     text = traces.read_text()
     digit = next(i for i, c in enumerate(text) if c.isdigit() and i > text.index("\n"))
     traces.write_text(text[:digit] + str((int(text[digit]) + 1) % 10) + text[digit + 1:])
-    chunk = next((fov_dir(output, 2) / "labels.zarr").rglob("c/*/*/*"))
+    chunk = next((fov_dir(output, 2) / LABELS_NAME).rglob("c/*/*/*"))
     chunk.write_bytes(chunk.read_bytes()[:-1])  # a truncated chunk of another FOV
 
     events: list = []

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from fovflow.errors import Cancelled
-from fovflow.workflow.cancel import CancelToken
+from fovflow.execution import CancelToken
 from fovflow.workflow.events import (
     FovFinished,
     ProgressReporter,
@@ -74,7 +74,7 @@ def _exit_zero_if_cancelled(token: CancelToken) -> None:
 @pytest.mark.parametrize("cancel_first", [True, False])
 def test_process_token_is_seen_by_a_spawned_process(cancel_first: bool) -> None:
     context = multiprocessing.get_context("spawn")
-    token = CancelToken.for_processes(context)
+    token = CancelToken(context.Event())
     if cancel_first:
         token.cancel()
     child = context.Process(target=_exit_zero_if_cancelled, args=(token,))

@@ -17,10 +17,10 @@ import yaml
 import zarr
 
 from fovflow.errors import ConfigError, FovflowError
+from fovflow.execution import CancelToken, make_executor
+from fovflow.io.layout import LABELS, MANIFEST_NAME, PHASE, corrected_stack, open_stack
 from fovflow.io.microscopy import open_dataset
-from fovflow.io.store import MANIFEST_NAME
 from fovflow.io.synthetic import SimulationConfig, simulate_fov, write_simulation
-from fovflow.workflow.cancel import CancelToken
 from fovflow.workflow.config import WorkflowConfig
 from fovflow.workflow.events import (
     FovFinished,
@@ -29,7 +29,6 @@ from fovflow.workflow.events import (
     StepFinished,
     StepProgress,
 )
-from fovflow.workflow.executors import make_executor
 from fovflow.workflow.run import run_workflow
 from fovflow.workflow.steps import STEPS
 
@@ -81,11 +80,13 @@ def test_every_executor_writes_identical_traces(serial_run, movie, tmp_path, kin
 def test_outputs_follow_the_layout_and_are_chunked_per_frame(serial_run) -> None:
     output, _ = serial_run
     folder = output / "fov_002"
-    names = sorted(p.name for p in folder.iterdir())
-    assert names == ["fl_ch_1.zarr", "fl_corrected_ch_1.zarr", "labels.zarr", "lineage.csv",
-                     "pc.zarr", "seg.zarr", "shifts.csv", "traces_ch_1.csv"]
-    labels = zarr.open_array(folder / "labels.zarr", mode="r")
+    names = sorted(p.name for p in folder.iterdir() if p.suffix != ".parquet")
+    assert names == ["fl_corrected.ome.zarr", "image.ome.zarr", "lineage.csv", "seg.zarr",
+                     "shifts.csv", "traces_ch_1.csv"]
+    labels = zarr.open_array(folder / "image.ome.zarr" / "labels" / "cells" / "0", mode="r")
     assert labels.shape == (12, 128, 160) and labels.chunks == (1, 128, 160)
+    image = zarr.open_array(folder / "image.ome.zarr" / "0", mode="r")
+    assert image.shape == (12, 2, 128, 160) and image.chunks == (1, 1, 128, 160)
     table = traces(output, 2)
     assert list(table.columns[:7]) == ["fov", "cell", "frame", "time", "good", "position_x",
                                        "position_y"]
@@ -296,8 +297,8 @@ def test_plugin_features_are_extracted_in_worker_processes(movie, tmp_path) -> N
     assert run_workflow(config).ok
     table = traces(tmp_path / "out", 1)
     assert list(table.columns[-2:]) == ["intensity_total", "intensity_max"]
-    labels = zarr.open_array(tmp_path / "out" / "fov_001" / "labels.zarr", mode="r")
-    corrected = zarr.open_array(tmp_path / "out" / "fov_001" / "fl_corrected_ch_1.zarr", mode="r")
+    labels = open_stack(tmp_path / "out", 1, LABELS)
+    corrected = open_stack(tmp_path / "out", 1, corrected_stack(1))
     row = table.iloc[len(table) // 2]
     frame = int(row["frame"])
     pixels = corrected[frame][labels[frame] == row["cell"]]
@@ -366,7 +367,7 @@ def test_an_input_replaced_by_another_of_the_same_shape_is_read_anew(tmp_path, e
         staging.write_bytes(source.read_bytes())
         os.replace(staging, movie)  # a new file under the old name, as a copy or a move makes
         assert run_workflow(config).ok
-        copied = zarr.open_array(tmp_path / "out" / "fov_000" / "pc.zarr", mode="r")[:]
+        copied = np.asarray(open_stack(tmp_path / "out", 0, PHASE))
         np.testing.assert_array_equal(copied, tifffile.imread(source, series=0)[:, 0])
 
 

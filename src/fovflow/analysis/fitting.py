@@ -10,14 +10,11 @@ engine's executors; a chunk is fitted by the top-level `fit_chunk`, so worker pr
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import functools
-import inspect
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,10 +26,9 @@ from fovflow.analysis._uncertainty import parameter_uncertainty
 from fovflow.analysis.models import Model, get_model
 from fovflow.analysis.models.base import FloatArray
 from fovflow.errors import Cancelled, ConfigError
-from fovflow.workflow.cancel import CancelToken
-from fovflow.workflow.executors import Executor, TaskContext, make_executor
+from fovflow.execution import CancelToken, Executor, ExecutorSpec, TaskContext
+from fovflow.progress import Progress
 
-Progress = Callable[[int, int], None]
 RESULT_COLUMNS = ("success", "r_squared", "rmse", "cost", "n_points", "at_bound",
                   "not_identifiable", "evaluations", "message")
 UNCERTAINTY_SUFFIXES = ("_se", "_ci_low", "_ci_high")
@@ -275,8 +271,8 @@ def fit_traces(
     times_h: FloatArray,
     values: FloatArray,
     *,
-    n_workers: int = 1,
-    executor: str | Executor = "process",
+    n_workers: int | None = 1,
+    executor: Executor | None = None,
     chunk_size: int | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
@@ -291,10 +287,12 @@ def fit_traces(
         Times in hours, shared by all traces.
     values : array (T, N)
         One trace per column; NaN marks missing points.
-    n_workers : int
-        1 fits in the caller's thread; more use `executor` (``process``, ``thread``, ``dask``).
-    executor : str or Executor
-        An executor's kind, or a running executor to reuse (it is not shut down).
+    n_workers : int or None
+        Without an `executor`: 1 fits in the caller's thread, more in as many worker
+        processes (None: one per core).
+    executor : Executor, optional
+        A running executor to fit on instead (it is not shut down); its `n_workers` sets the
+        chunks.
     chunk_size : int, optional
         Traces per task; by default about four tasks per worker, at most 64 traces each.
     progress : callable, optional
@@ -316,20 +314,16 @@ def fit_traces(
     times_h = np.ascontiguousarray(times_h, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64).reshape(len(times_h), -1)
     total = values.shape[1]
-    if isinstance(executor, Executor):
-        n_workers = executor.n_workers
-    size = chunk_size or max(1, min(64, math.ceil(total / (4 * n_workers))))
+    spec = fitting_spec(n_workers)
+    workers = executor.n_workers if executor is not None else spec.workers
+    size = chunk_size or max(1, min(64, math.ceil(total / (4 * workers))))
     chunks = [FitChunk(settings, times_h, values[:, i:i + size], i)
               for i in range(0, total, size)]
     token = cancel or CancelToken()
     parts, done, stopped = [], 0, False
-    if isinstance(executor, Executor):
-        running: contextlib.AbstractContextManager[Executor] = contextlib.nullcontext(executor)
-    else:
-        kind = "serial" if n_workers == 1 or len(chunks) == 1 else executor
-        if kind == "process":
-            require_main_guard(n_workers)
-        running = make_executor(kind, n_workers=n_workers)
+    running: contextlib.AbstractContextManager[Executor] = (
+        contextlib.nullcontext(executor) if executor is not None
+        else (spec if len(chunks) > 1 else ExecutorSpec("serial", 1)).build())
     with running as pool:
         for outcome in pool.map_unordered(fit_chunk, chunks, cancel=token):
             if outcome.cancelled or stopped:
@@ -350,43 +344,8 @@ def fit_traces(
         columns=_columns(settings.resolve()))
 
 
-def require_main_guard(n_workers: int) -> None:
-    """Refuse to start worker processes from a script's top level outside a main guard.
-
-    Worker processes are spawned: each imports the main script again, and code outside
-    ``if __name__ == "__main__":`` would start workers from the workers, which fail at once.
-
-    Raises
-    ------
-    ConfigError
-        Naming the script and line, and the two ways out.
-    """
-    frame = inspect.currentframe()
-    while frame is not None and not (frame.f_code.co_name == "<module>"
-                                     and frame.f_globals.get("__name__") == "__main__"):
-        frame = frame.f_back
-    path = frame.f_globals.get("__file__") if frame is not None else None
-    spec = frame.f_globals.get("__spec__") if frame is not None else None
-    if frame is None or path is None or not Path(path).is_file() or (
-            spec is not None and spec.name.endswith(".__main__")):
-        return  # a session, a notebook or ``python -m package``: workers do not import it
-    line = frame.f_lineno
-    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
-    guarded = any(isinstance(node, ast.If) and _is_main_test(node.test)
-                  and node.lineno <= line <= (node.end_lineno or node.lineno)
-                  for node in tree.body)
-    if not guarded:
-        raise ConfigError(
-            f"fitting with n_workers={n_workers} starts worker processes, which import "
-            f"{path} again and would run line {line} once more; put the code that calls it "
-            f"under 'if __name__ == \"__main__\":' or pass n_workers=1")
-
-
-def _is_main_test(test: ast.expr) -> bool:
-    """Whether `test` is ``__name__ == "__main__"`` (either way round)."""
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
-            and isinstance(test.ops[0], ast.Eq)):
-        return False
-    sides = {ast.dump(side) for side in (test.left, test.comparators[0])}
-    return sides == {ast.dump(ast.Name("__name__", ast.Load())),
-                     ast.dump(ast.Constant("__main__"))}
+def fitting_spec(n_workers: int | None) -> ExecutorSpec:
+    """Fits in the caller's thread for one worker, else in `n_workers` worker processes (None:
+    one per core)."""
+    spec = ExecutorSpec("process", n_workers)
+    return spec if spec.workers > 1 else ExecutorSpec("serial", 1)

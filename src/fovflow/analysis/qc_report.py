@@ -20,11 +20,11 @@ from fovflow.analysis.qc import (
 )
 from fovflow.analysis.qc_figures import Thumbnail, fov_plots_png, thumbnails_png
 from fovflow.analysis.qc_page import FovSection, render_page
-from fovflow.io.run_contents import RunContents, fov_frames, fov_shifts, fov_traces, open_run
-from fovflow.io.store import Frames, write_text_atomically
+from fovflow.io.frames import Frames
+from fovflow.io.layout import MASKS, PHASE, REPORT_NAME, open_stack
+from fovflow.io.run_contents import RunContents, fov_shifts, fov_traces, open_run
+from fovflow.io.store import write_text_atomically
 from fovflow.io.tables import read_fitted_table
-
-REPORT_NAME = "report.html"
 
 
 @dataclass(frozen=True)
@@ -75,19 +75,36 @@ def write_qc_report(run_dir: str | Path, output: str | Path | None = None, *,
     fits = tuple(summarise_fits(path.stem, read_fitted_table(path)[0])
                  for path in run.fitted_tables)
     generated = datetime.datetime.now().isoformat(sep=" ", timespec="seconds")
-    text = render_page(folder=str(run.folder), input_path=run.input_path, generated=generated,
-                       sections=sections, fits=fits, in_progress=run.lock_holder,
-                       run_problems=run.log_problems.get(None, ()))
+
+    def render(written: str) -> str:
+        return render_page(folder=str(run.folder), input_path=run.input_path,
+                           generated=written, sections=sections, fits=fits,
+                           in_progress=run.lock_holder,
+                           run_problems=run.log_problems.get(None, ()))
+
     page.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(page, text)
+    if not _same_but_for_the_time(page, render):  # a rerun that changed nothing keeps the page
+        write_text_atomically(page, render(generated))
     pngs = _write_pngs(page, sections) if save_pngs else ()
     return QcReport(page, pngs, tuple(section.qc for section in sections), fits,
                     run.lock_holder is not None)
 
 
+def _same_but_for_the_time(page: Path, render: Callable[[str], str]) -> bool:
+    """Whether the page there shows the same as `render` would, except when it was written."""
+    before, after = render("\0").split("\0")
+    try:
+        old = page.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):  # none yet, or not a page of ours
+        return False
+    middle = old[len(before):len(old) - len(after)]
+    return (len(old) >= len(before) + len(after) and old.startswith(before)
+            and old.endswith(after) and "<" not in middle)
+
+
 def _fov_section(run: RunContents, fov: int, status: str, error: str | None,
                  step_seconds: dict[str, float]) -> FovSection:
-    phase = fov_frames(run.folder, fov, "pc.zarr")
+    phase = open_stack(run.folder, fov, PHASE)
     statistics = measure_frames(phase) if phase is not None else None
     found = fov_traces(run.folder, fov)
     traces, has_lineage = found if found is not None else (None, False)
@@ -106,7 +123,7 @@ def _thumbnails(run: RunContents, fov: int, phase: Frames | None) -> bytes | Non
     """The first, middle and last frame with the outlines of their segmented cells."""
     if phase is None or not len(phase):
         return None
-    segmented = fov_frames(run.folder, fov, "seg.zarr")
+    segmented = open_stack(run.folder, fov, MASKS)
     chosen = sorted({0, len(phase) // 2, len(phase) - 1})
     return thumbnails_png([Thumbnail(t, phase[t], segmented[t] if segmented is not None else None)
                            for t in chosen])

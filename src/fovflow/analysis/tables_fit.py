@@ -28,21 +28,20 @@ from fovflow.analysis.fitting import (
     FitSettings,
     Progress,
     fit_traces,
-    require_main_guard,
+    fitting_spec,
     uncertainty_columns,
 )
 from fovflow.analysis.report import report_paths, write_report
 from fovflow.errors import TableError
+from fovflow.execution import CancelToken, Executor
 from fovflow.io.tables import (
     SampleTable,
+    read_any_table,
     read_fitted_table,
-    read_sample_table,
     to_hours,
     write_fitted_table,
     write_sample_table,
 )
-from fovflow.workflow.cancel import CancelToken
-from fovflow.workflow.executors import Executor, make_executor
 
 DEFAULT_FEATURE = "intensity_total"
 _MERGED = re.compile(r"_ch_\d+\Z")  # the end of a table `merge` wrote: <sample>_<feature>_ch_<c>
@@ -98,7 +97,7 @@ def fit_tables(
     tables: Iterable[Path],
     settings: FitSettings,
     *,
-    n_workers: int = 1,
+    n_workers: int | None = 1,
     frame_interval_h: float | None = None,
     curves: bool = False,
     report: bool = False,
@@ -111,6 +110,9 @@ def fit_tables(
 
     Parameters
     ----------
+    n_workers : int or None
+        1 fits in the caller's thread, more in as many worker processes, shared by every
+        table (None: one per core).
     curves, report : bool
         Also write the fitted curves beside the table, the plots and summary in ``report/``
         (for a skipped table too).
@@ -122,10 +124,7 @@ def fit_tables(
     record = asdict(settings) | {"frame_interval_h": frame_interval_h}
     del record["plugins"]  # where a model came from does not change its fit
     outputs = []
-    kind = "process" if n_workers > 1 else "serial"
-    if kind == "process":
-        require_main_guard(n_workers)
-    with make_executor(kind, n_workers=n_workers) as pool:  # one pool for every table
+    with fitting_spec(n_workers).build() as pool:  # one pool for every table
         for table_path in tables:
             job = _Job(table_path, settings, frame_interval_h, _jsonable(record))
             event = job.run(pool, force=force, curves=curves, report=report, progress=progress,
@@ -153,7 +152,7 @@ class _Job:
         digest = hashlib.sha256(self.table_path.read_bytes()).hexdigest()
         record = {**self.record, "table_sha256": digest}
         current = _recorded(output) == record
-        table = read_sample_table(self.table_path)
+        table = read_any_table(self.table_path)
         previous = None
         if current and not force:
             fitted, _ = read_fitted_table(output)
@@ -167,7 +166,10 @@ class _Job:
         if curves:
             write_sample_table(self.curves(table, fitted), _curves_path(output))
         written: list[Path] = []
-        if report:
+        kept = report_paths(self.report_dir, self.table_path.stem, self.settings.model)
+        if report and current and not force and all(path.is_file() for path in kept):
+            written = kept  # the report of this very fit: a rerun leaves it alone
+        elif report:
             written = write_report(table, fitted, self.curves(table, fitted),
                                    [p.name for p in self.settings.resolve().free],
                                    name=self.table_path.stem, model=self.settings.model,
@@ -212,8 +214,8 @@ def fit_table(
     table: SampleTable,
     settings: FitSettings,
     *,
-    n_workers: int = 1,
-    executor: str | Executor = "process",
+    n_workers: int | None = 1,
+    executor: Executor | None = None,
     frame_interval_h: float | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,

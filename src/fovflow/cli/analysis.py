@@ -37,18 +37,24 @@ def merge(
         str | None, typer.Option(help="Time unit of the traces (s or frame) when the run's "
                                       "processing_results.yaml does not record it.")
     ] = None,
+    lineage: Annotated[str, typer.Option(help="split: every cell apart; sum: one column per "
+                                              "lineage, daughters' intensity_total and area "
+                                              "summed after a division.")] = "split",
 ) -> None:
     """Merge traces into per-sample tables (wide and long) in RUN_DIR/samples.
 
     Exits with status 1 when no table holds a cell.
     """
     from fovflow.analysis.merge import merge_run, read_samples
+    from fovflow.io.layout import SAMPLES_DIR
     from fovflow.io.tables import read_sample_table
 
     groups = read_samples(samples)
+    before = {path: path.stat().st_mtime_ns for path in (run_dir / SAMPLES_DIR).glob("*.csv")}
     with _progress_bar() as bar:
         task = bar.add_task("merging", total=len(groups))
         written = merge_run(run_dir, groups, min_length=min_length, time_unit_name=time_unit,
+                            lineage=lineage,
                             progress=lambda done, total: bar.update(task, completed=done),
                             on_note=lambda note: console.print(f"note: {escape(note)}",
                                                                soft_wrap=True))
@@ -56,7 +62,9 @@ def merge(
     for path in written:
         cells = read_sample_table(path).values.shape[1]
         n_cells += cells
-        console.print(f"wrote [bold]{path}[/] ({cells} cells)", soft_wrap=True)
+        # A table that would be written as it is stays untouched (its time too).
+        how = "up to date" if before.get(path) == path.stat().st_mtime_ns else "wrote"
+        console.print(f"{how} [bold]{path}[/] ({cells} cells)", soft_wrap=True)
     if not n_cells:
         log.warning("no cell has %d good frames in %s: lower --min-length, or check the run's "
                     "traces (cells are good after the run's own minimum length)", min_length,
@@ -72,7 +80,8 @@ def fit(
         list[str] | None, typer.Option(help="Re-bound a parameter: NAME=LOW:HIGH (this also "
                                             "frees one fixed by default, e.g. km).")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")
+                       ] = None,
     feature: Annotated[
         str | None, typer.Option(help="In a folder, fit the tables of this feature (default "
                                       "intensity_total; 'all': every table).")
@@ -128,8 +137,9 @@ def _announce(event: TableFitted) -> None:
                       f"[bold]{event.previous}[/]", soft_wrap=True)
     for note in event.notes:
         console.print(f"  {escape(note)}", soft_wrap=True)
-    if event.report:
-        console.print(f"  wrote report {event.report[0].parent}", soft_wrap=True)
+    if event.report:  # a fit that is up to date keeps its report
+        what = "report (up to date)" if event.skipped else "wrote report"
+        console.print(f"  {what} {event.report[0].parent}", soft_wrap=True)
 
 
 def models(

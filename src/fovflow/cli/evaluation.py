@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,8 +21,6 @@ if TYPE_CHECKING:
     from fovflow.evaluation.divisions import DivisionScores
     from fovflow.evaluation.scores import CellValues, Scores
 
-_TRACES = re.compile(r"traces_ch_(\d+)\.csv\Z")
-
 
 def register(app: typer.Typer) -> None:
     """Add the evaluation commands to `app`."""
@@ -38,10 +35,14 @@ def score(
                                                   "FOVs of the run).")] = None,
     min_area: Annotated[int, typer.Option(help="Leave out true cells smaller than this many "
                                                "pixels in a frame (border slivers).", min=0)] = 0,
+    ctc: Annotated[bool, typer.Option("--ctc", help="Also the Cell Tracking Challenge's "
+                                                    "DET, SEG, TRA, BC(0), BC(1), CT, TF "
+                                                    "(needs py-ctcmetrics).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Score a run against simulated ground truth: segmentation, detection, tracking, traces,
     divisions (recall and precision, one frame of tolerance)."""
+    from fovflow.evaluation.ctc import CTC_MEASURES, require_ctc_metrics
     from fovflow.evaluation.divisions import DivisionScores
     from fovflow.evaluation.scores import Scores
     from fovflow.io.ctc import read_truth_traces, require_fovs, run_fovs, truth_fovs
@@ -51,19 +52,27 @@ def score(
     selected = parse_ranges(fovs) if fovs is not None else in_run
     require_fovs(selected, in_run, f"run {run_dir}")  # before any work, not at the bad FOV
     require_fovs(selected, truth_fovs(truth), f"ground truth {truth}")
+    if ctc:
+        require_ctc_metrics()  # before any work
     true_traces = read_truth_traces(truth)
     results: dict[int, tuple[Scores, DivisionScores]] = {}
+    measures: dict[int, dict[str, float]] = {}
     with _progress_bar() as bar:
         task = bar.add_task("scoring", total=len(selected))
         for fov in selected:
-            results[fov] = _score_fov(run_dir, truth, fov, true_traces, min_area)
+            found, divisions, measures[fov] = _score_fov(run_dir, truth, fov, true_traces,
+                                                         min_area, ctc)
+            results[fov] = found, divisions
             bar.update(task, advance=1)
     overall = (sum((s for s, _ in results.values()), start=Scores()),
                sum((d for _, d in results.values()), start=DivisionScores()))
+    mean_measures = ({name: _mean([m[name] for m in measures.values()]) for name in CTC_MEASURES}
+                     if ctc else {})
     if as_json:
         document = {"run": str(run_dir), "truth": str(truth), "min_area": min_area,
-                    "fovs": {str(fov): _plain(_as_dict(*s)) for fov, s in results.items()},
-                    "all": _plain(_as_dict(*overall))}
+                    "fovs": {str(fov): _plain(_as_dict(*s) | measures[fov])
+                             for fov, s in results.items()},
+                    "all": _plain(_as_dict(*overall) | mean_measures)}
         print(json.dumps(document, indent=2))  # plain print: machine-readable stdout
         return
     table = Table("FOV", "Jaccard", "SEG", "recall", "precision", "complete tracks",
@@ -72,6 +81,14 @@ def score(
     for name, scores in [*((str(fov), s) for fov, s in results.items()), ("all", overall)]:
         table.add_row(name, *_row(*scores), end_section=name == str(selected[-1]))
     console.print(table)
+    if ctc:
+        table = Table("FOV", *CTC_MEASURES, title="Cell Tracking Challenge measures "
+                      "(py-ctcmetrics; all: the mean over FOVs)", title_justify="left")
+        for name, values in [*((str(fov), m) for fov, m in measures.items()),
+                             ("all", mean_measures)]:
+            table.add_row(name, *(_number(values[m]) for m in CTC_MEASURES),
+                          end_section=name == str(selected[-1]))
+        console.print(table)
 
 
 def export_ctc(
@@ -90,27 +107,28 @@ def export_ctc(
 
 
 def _score_fov(run_dir: Path, truth: Path, fov: int, true_traces: pd.DataFrame,
-               min_area: int) -> tuple[Scores, DivisionScores]:
-    """Scores of one FOV, trace errors pooled over the run's fluorescence channels, and its
-    division scores (none when the run or the truth predates lineage)."""
-    from fovflow.evaluation.divisions import DivisionScores, score_divisions
+               min_area: int, ctc: bool) -> tuple[Scores, DivisionScores, dict[str, float]]:
+    """Scores of one FOV, trace errors pooled over the run's fluorescence channels, its
+    division scores (none when the run or the truth predates lineage) and with `ctc` the
+    Cell Tracking Challenge's measures (else none)."""
+    from fovflow.evaluation.ctc import ctc_scores
+    from fovflow.evaluation.divisions import DivisionScores, score_divisions, visible_lineage
     from fovflow.evaluation.scores import relative_errors, score_labels
     from fovflow.io.ctc import SmallCellsRemoved, run_labels, truth_labels, truth_lineage
+    from fovflow.io.layout import trace_files
     from fovflow.io.lineage import run_lineage
-    from fovflow.io.store import fov_dir
     from fovflow.io.tables import read_traces
 
     predicted, true = run_labels(run_dir, fov), truth_labels(truth, fov)
     if predicted.shape != true.shape:
         raise ConfigError(f"FOV {fov}: the run's labels have shape {predicted.shape}, the "
                           f"ground truth's {true.shape}; is {truth} the truth of this run?")
-    scores, matches = score_labels(SmallCellsRemoved(true, min_area) if min_area else true,
-                                   predicted)
+    scored = SmallCellsRemoved(true, min_area) if min_area else true
+    scores, matches = score_labels(scored, predicted)
     true_rows = true_traces[true_traces["fov"] == fov]
     errors = [np.empty(0)]
-    for path in sorted(fov_dir(run_dir, fov).glob("traces_ch_*.csv")):
-        channel = _TRACES.match(path.name)
-        column = f"intensity_total_ch_{channel[1]}" if channel else ""
+    for channel, path in trace_files(run_dir, fov).items():
+        column = f"intensity_total_ch_{channel}"
         if column not in true_rows.columns:
             continue
         measured = read_traces(path)
@@ -119,8 +137,17 @@ def _score_fov(run_dir: Path, truth: Path, fov: int, true_traces: pd.DataFrame,
                                           _values(measured, "intensity_total")))
     true_lineage, found_lineage = truth_lineage(truth, fov), run_lineage(run_dir, fov)
     divisions = (DivisionScores() if true_lineage is None or found_lineage is None
-                 else score_divisions(true_lineage, found_lineage, matches))
-    return replace(scores, trace_errors=np.concatenate(errors)), divisions
+                 else score_divisions(visible_lineage(true_lineage, scored), found_lineage,
+                                      matches))
+    measures = (ctc_scores(scored, predicted, truth_lineage=true_lineage,
+                           predicted_lineage=found_lineage) if ctc else {})
+    return replace(scores, trace_errors=np.concatenate(errors)), divisions, measures
+
+
+def _mean(values: list[float]) -> float:
+    """The mean of the defined values (NaN: none)."""
+    defined = [value for value in values if not math.isnan(value)]
+    return sum(defined) / len(defined) if defined else math.nan
 
 
 def _values(table: pd.DataFrame, column: str) -> CellValues:

@@ -1,18 +1,21 @@
 """The `fovflow` command line.
 
-A user mistake (`fovflow.errors.FovflowError`) prints one line and exits with status 2; with
-``--verbose`` its traceback is shown too. Anything else is a bug and keeps its traceback.
+A user mistake (`fovflow.errors.FovflowError`, or a command line click cannot parse) prints
+one line and exits with status 2; with ``--verbose`` its traceback is shown too. Anything else
+is a bug and keeps its traceback. Log records reach the console as one line each.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import sys
+from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -29,22 +32,63 @@ log = logging.getLogger("fovflow")
 
 
 class _ErrorReportingGroup(TyperGroup):
-    """Turns user errors into one line on stderr and exit status 2."""
+    """Turns user errors into one line on stderr and exit status 2: fovflow's own
+    (`FovflowError`) and the command line's (an unknown option, a missing argument, a value
+    of the wrong type), which typer would draw as a boxed panel under the usage."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            status = super().main(args, prog_name, complete_var, False, **extra)
+        except typer.TyperException as exc:  # click's exceptions, as typer vendors them
+            _print_error(_usage_problem(exc))
+            sys.exit(getattr(exc, "exit_code", 2))
+        except typer.Abort:  # end of input at a prompt
+            _print_error("aborted")
+            sys.exit(1)
+        sys.exit(status if isinstance(status, int) else 0)
+
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except FovflowError as exc:
             if (ctx.obj or {}).get("verbose"):
                 err_console.print_exception()
-            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            _print_error(str(exc))
             raise typer.Exit(2) from None
+
+
+def _print_error(problem: str) -> None:
+    err_console.print(f"error: {problem}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _usage_problem(exc: typer.TyperException) -> str:
+    """Click's message in one line, with where to read the usage."""
+    message = " ".join(getattr(exc, "format_message", exc.__str__)().split())
+    context = getattr(exc, "ctx", None)
+    if context is None:
+        return message
+    return f"{message.removesuffix('.')}; see {context.command_path} --help"
+
+
+class _FirstLineHandler(RichHandler):
+    """The console's log handler: the first line of each record, no traceback (those go to
+    run.log, and to the console with --verbose)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        short = copy.copy(record)  # the record is shared with run.log's handler
+        short.msg, short.args = record.getMessage().split("\n", 1)[0], None
+        short.exc_info = short.exc_text = short.stack_info = None
+        super().emit(short)
 
 
 app = typer.Typer(
     cls=_ErrorReportingGroup,
     help="Single-cell time-lapse microscopy: from raw files to per-cell traces and kinetics.",
-    no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: rewrapped paragraphs, option names never cut short
     pretty_exceptions_enable=False,
     add_completion=False,
 )
@@ -56,7 +100,7 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _main(
     ctx: typer.Context,
     verbose: Annotated[
@@ -67,9 +111,14 @@ def _main(
         typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
+    if ctx.invoked_subcommand is None:  # plain `fovflow`: what it can do
+        console.print(ctx.get_help(), markup=False, highlight=False)
+        raise typer.Exit()
     ctx.obj = {"verbose": verbose}
-    # The console shows warnings and errors; --verbose mirrors the full log (run.log gets INFO).
-    console_handler = RichHandler(console=err_console, show_path=False, show_time=False)
+    # The console shows warnings and errors, one line each; --verbose mirrors the full log,
+    # tracebacks included (run.log gets INFO and tracebacks).
+    handler_class = RichHandler if verbose else _FirstLineHandler
+    console_handler = handler_class(console=err_console, show_path=False, show_time=False)
     console_handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
                         handlers=[console_handler], force=True)
@@ -83,7 +132,10 @@ def _main(
 @app.command()
 def simulate(
     output: Annotated[Path, typer.Argument(help="OME-TIFF to write, e.g. sim.ome.tif.")],
-    fovs: Annotated[int, typer.Option(help="Number of fields of view.", min=1)] = 4,
+    n_fovs: Annotated[int, typer.Option(
+        "--n-fovs", "--fovs", help="Number of fields of view (--fovs is its old name; in "
+                                   "run, --fovs selects FOVs).", min=1,
+    )] = 4,
     frames: Annotated[int, typer.Option(help="Frames per FOV.", min=1)] = 60,
     size: Annotated[int, typer.Option(help="Frame height and width in pixels.", min=32)] = 512,
     fluorescence: Annotated[int, typer.Option(help="Fluorescence channels.", min=1, max=4)] = 1,
@@ -126,19 +178,19 @@ def simulate(
     from fovflow.io.synthetic import SimulationConfig, write_simulation
 
     config = SimulationConfig(
-        n_fovs=fovs, n_frames=frames, height=size, width=size, n_fluorescence=fluorescence,
+        n_fovs=n_fovs, n_frames=frames, height=size, width=size, n_fluorescence=fluorescence,
         model=model, frame_interval_s=interval * 60.0, seed=seed, kind=kind,
         cell_radius_px=cell_radius, cells_per_megapixel=density, cell_cycle_h=divisions,
         stage_jump_frame=stage_jump,
     )
     with _progress_bar() as bar:
-        task = bar.add_task(f"simulating {kind}", total=fovs * frames)
+        task = bar.add_task(f"simulating {kind}", total=n_fovs * frames)
         files = write_simulation(
             output, config, overwrite=force,
             progress=lambda done, total: bar.update(task, completed=done),
         )
     channels = ", ".join(config.channel_names)
-    console.print(f"wrote [bold]{files.image}[/] ({fovs} FOVs x {frames} frames x "
+    console.print(f"wrote [bold]{files.image}[/] ({n_fovs} FOVs x {frames} frames x "
                   f"{1 + fluorescence} channels: {channels}, {size}x{size}, kind {kind}) and "
                   f"ground truth in {files.truth}")
 

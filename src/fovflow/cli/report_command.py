@@ -29,8 +29,10 @@ def report(
     """Write a self-contained HTML QC page of a run: per FOV cells per frame, track lengths,
     good traces, divisions, flagged frames, thumbnails, step times; fits where present."""
     # Imported here: matplotlib and the readers take a second to load.
-    from fovflow.analysis.qc_report import write_qc_report
+    from fovflow.analysis.qc_report import REPORT_NAME, write_qc_report
 
+    page = output if output is not None else run_dir / REPORT_NAME
+    before = page.stat().st_mtime_ns if page.is_file() else None
     with _progress_bar() as bar:
         task = bar.add_task("reporting", total=None)
         written = write_qc_report(run_dir, output, save_pngs=pngs,
@@ -40,5 +42,7 @@ def report(
         console.print("note: a run is still writing this folder; the report shows what exists "
                       "so far")
     flagged = [qc for qc in written.fovs if qc.problems]
-    console.print(f"wrote [bold]{written.page}[/] ({len(written.fovs)} FOVs, "
+    # A page that would differ only in when it was written is kept as it is.
+    how = "up to date" if before == written.page.stat().st_mtime_ns else "wrote"
+    console.print(f"{how} [bold]{written.page}[/] ({len(written.fovs)} FOVs, "
                   f"{len(flagged)} with problems)", soft_wrap=True)

@@ -22,11 +22,14 @@ from rich.table import Table
 
 from fovflow.cli.main import console, err_console
 from fovflow.errors import ConfigError, FovflowError
+from fovflow.execution import ABORT_WAIT_S, CancelToken
+from fovflow.io.layout import LOG_NAME
 from fovflow.ranges import format_ranges, parse_ranges
-from fovflow.workflow.cancel import ABORT_WAIT_S, CancelToken
 from fovflow.workflow.events import FovFinished, RunStarted, StepFinished, StepProgress
 
 if TYPE_CHECKING:
+    from fovflow.io.microscopy import DatasetMetadata
+    from fovflow.workflow.config import WorkflowConfig
     from fovflow.workflow.run import RunReport
 
 log = logging.getLogger("fovflow.cli")
@@ -34,35 +37,43 @@ EXIT_FAILED, EXIT_CANCELLED, EXIT_TERMINATED = 1, 130, 143  # 128 + the signal
 
 
 def run(
-    input: Annotated[Path, typer.Argument(help="Microscopy file (OME-TIFF, ND2, CZI).")],
+    input: Annotated[Path | None, typer.Argument(
+        help="Microscopy file (OME-TIFF, ND2, CZI); optional with a --config that names it "
+             "(input:).", metavar="FILE", show_default=False,
+    )] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder.")] = None,
     segment_channel: Annotated[int | None, typer.Option(
-        "--segment-channel", "--pc", help="Channel to segment (default 0); --pc is its old name.",
+        "--segment-channel", "--pc", help="Channel to segment; --pc is its old name.",
+        show_default="0",
     )] = None,
     fl: Annotated[str | None, typer.Option(
-        help="Channels to measure, e.g. 1,2 (default: every other channel; the segmented one "
-             "when it is the only one).",
+        help="Channels to measure, e.g. 1,2.",
+        show_default="every channel but the segmented one; that one if it is the only one",
     )] = None,
     method: Annotated[str | None, typer.Option(
-        help="Segmentation method: phase (default), fluorescence or a plugin's.",
+        help="Segmentation method: phase, fluorescence or a plugin's.", show_default="phase",
     )] = None,
     diameter: Annotated[str | None, typer.Option(
-        help="Typical cell diameter: pixels, microns like 12um, or auto (default).",
+        help="Typical cell diameter: pixels, microns like 12um, or auto.", show_default="auto",
     )] = None,
-    fovs: Annotated[str | None, typer.Option(help="FOVs to process, e.g. 0-9,12.")] = None,
+    fovs: Annotated[str | None, typer.Option(help="FOVs to process, e.g. 0-9,12.",
+                                             show_default="all")] = None,
     z: Annotated[str | None, typer.Option(
         "--z", help="Z stacks: a plane index, or max or mean (a projection per frame).",
     )] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Most FOVs in flight at once.")] = None,
+    max_in_flight: Annotated[int | None, typer.Option(
+        "--max-in-flight", "--batch-size",
+        help="Most FOVs in flight at once (default: --workers); --batch-size is its old name.",
+    )] = None,
     executor: Annotated[
-        str | None, typer.Option(help="process (default), thread, serial or dask.")
+        str | None, typer.Option(help="process, thread, serial or dask.", show_default="process")
     ] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address, e.g. tcp://host:8786.")
     ] = None,
     min_length: Annotated[
-        int | None, typer.Option(help="Frames a cell needs to count as good (default 30).")
+        int | None, typer.Option(help="Frames a cell needs to count as good.", show_default="30")
     ] = None,
     features: Annotated[
         str | None, typer.Option(help="Features to extract, e.g. intensity_total,area.")
@@ -71,7 +82,9 @@ def run(
         list[Path] | None, typer.Option("--plugins", help="Folder of plugin files (features).")
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="YAML configuration; options override it.")
+        Path | None, typer.Option("--config", help="YAML configuration with the keys of "
+                                  "RUN/run_config.yaml (input and output among them); options "
+                                  "override it.")
     ] = None,
     qc_report: Annotated[bool, typer.Option(
         "--report/--no-report", help="Write the QC page RUN/report.html at the end (as "
@@ -85,10 +98,10 @@ def run(
     get a second to stop before their workers are stopped. A second run into a folder a run
     is writing to is refused.
     """
-    overrides: dict[str, Any] = {"input": input}
-    for key, value in [("output", output), ("segment_channel", segment_channel), ("fovs", fovs),
-                       ("z", z),
-                       ("n_workers", workers), ("batch_size", batch_size),
+    overrides: dict[str, Any] = {}
+    for key, value in [("input", input), ("output", output),
+                       ("segment_channel", segment_channel), ("fovs", fovs), ("z", z),
+                       ("n_workers", workers), ("max_in_flight", max_in_flight),
                        ("executor", executor), ("scheduler", scheduler)]:
         if value is not None:
             overrides[key] = value
@@ -110,15 +123,22 @@ def run(
 
     if config is not None:
         workflow = WorkflowConfig.load(config, **overrides)
+    elif input is None:
+        raise ConfigError("give the microscopy file: fovflow run FILE -o OUT (or a --config "
+                          "file naming it with input:)")
     elif output is None:
-        raise typer.BadParameter("give the run folder with -o OUT (or a --config file)")
+        raise ConfigError("give the run folder with -o OUT (or a --config file naming it with "
+                          "output:)")
     else:
         workflow = WorkflowConfig.from_dict(overrides)
+    metadata = _metadata(workflow.input)
 
     token = CancelToken()
-    with _RunDisplay() as display, _stop_on_signals(token) as signals:
-        report = run_workflow(workflow, on_event=display.on_event, cancel=token)
-    _print_summary(report)
+    with _RunDisplay(_channel_warning(workflow, metadata)) as display, \
+            _stop_on_signals(token) as signals:
+        report = run_workflow(workflow, on_event=display.on_event, cancel=token,
+                              metadata=metadata)
+    _print_summary(report, display.todo)
     if qc_report and not (signals.terminated or report.cancelled):
         _write_qc_report(workflow.output)
     if signals.terminated:
@@ -148,10 +168,31 @@ def _channels(text: str) -> tuple[int, ...]:
         raise ConfigError(f"--fl: {exc}") from None
 
 
-class _RunDisplay:
-    """Rich progress: all FOVs, the whole run's work with ETA, and one bar per active FOV."""
+def _metadata(path: Path) -> DatasetMetadata:
+    """The input's metadata, read once: for the channel check here and for the run."""
+    from fovflow.io.microscopy import open_dataset
 
-    def __init__(self) -> None:
+    with open_dataset(path) as dataset:
+        return dataset.metadata
+
+
+def _channel_warning(workflow: WorkflowConfig, metadata: DatasetMetadata) -> str | None:
+    from fovflow.workflow.channel_roles import channel_role_warning
+
+    chosen = workflow.for_file(metadata)
+    return channel_role_warning(metadata.channel_names, segment_channel=chosen.segment_channel,
+                                 method=chosen.step_parameters()["segmentation"]["method"],
+                                 fl_channels=chosen.fl_channels or ())
+
+
+class _RunDisplay:
+    """Rich progress: all FOVs, the whole run's work with ETA, and one bar per active FOV.
+
+    `warning` is logged when the run has started: after the checks that refuse a run (so an
+    error is one line alone), and into run.log."""
+
+    def __init__(self, warning: str | None) -> None:
+        self._warning = warning
         self._progress = Progress(
             TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=True,
@@ -169,9 +210,16 @@ class _RunDisplay:
     def __exit__(self, *exc_info: object) -> None:
         self._progress.stop()
 
+    @property
+    def todo(self) -> dict[int, tuple[str, ...]]:
+        """The steps each FOV of the run had to do (those not complete and current)."""
+        return self._todo
+
     def on_event(self, event: Any) -> None:
         progress = self._progress
         if isinstance(event, RunStarted):
+            if self._warning:
+                log.warning("%s", self._warning)
             self._todo = event.todo
             self._fovs = progress.add_task("FOVs", total=len(event.fovs))
             steps = sum(len(todo) for todo in self._todo.values())
@@ -193,9 +241,7 @@ class _RunDisplay:
             self._set_work(event.fov, len(self._todo.get(event.fov, ())))
             if self._fovs is not None:
                 progress.advance(self._fovs)
-            if not event.ok and not event.cancelled:
-                err_console.print(f"FOV {event.fov} failed: {event.error}", markup=False,
-                                  highlight=False, soft_wrap=True)
+            # A failure is logged as it happens (one line here, its traceback in run.log).
 
     def _set_work(self, fov: int, units: float) -> None:
         self._fov_work[fov] = units
@@ -247,7 +293,7 @@ def _write_qc_report(run_dir: Path) -> None:
     print(f"QC report: {written.page}")
 
 
-def _print_summary(report: RunReport) -> None:
+def _print_summary(report: RunReport, todo: dict[int, tuple[str, ...]]) -> None:
     table = Table(title=f"run folder {report.output}", title_justify="left")
     table.add_column("FOVs", style="bold")
     table.add_column("count", justify="right")
@@ -261,6 +307,10 @@ def _print_summary(report: RunReport) -> None:
     console.print(table)
     for fov, error in report.failed.items():
         console.print(f"FOV {fov}: {error}", markup=False, highlight=False, soft_wrap=True)
+    complete = sorted((*report.processed, *report.skipped))
+    for line in (*_steps_done(todo, complete), _cells_tracked(report.output, complete)):
+        if line:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     for fov, worker in report.abandoned.items():
         console.print(f"FOV {fov} may still be running on {worker}: the abort stopped waiting "
                       "for it; the next run removes its partial outputs", markup=False,
@@ -273,4 +323,47 @@ def _print_summary(report: RunReport) -> None:
         console.print(f"ran on {where}; {report.worker_deaths} worker deaths", markup=False,
                       highlight=False, soft_wrap=True)
     stopped = " (aborted)" if report.aborted else ""
-    console.print(f"{report.seconds:.1f} s{stopped}; details in {report.output / 'run.log'}")
+    console.print(f"{report.seconds:.1f} s{stopped}; details in {report.output / LOG_NAME}")
+
+
+def _steps_done(todo: dict[int, tuple[str, ...]], fovs: list[int]) -> list[str]:
+    """Which steps the complete FOVs ran and which they kept, FOVs with the same steps together:
+    a rerun says what it redid."""
+    from fovflow.workflow.steps import STEPS
+
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for fov in fovs:
+        groups.setdefault(todo.get(fov, ()), []).append(fov)
+    lines = []
+    for steps, members in groups.items():
+        kept = [step for step in STEPS if step not in steps]
+        if not steps:
+            what = "every step complete and current: nothing redone"
+        elif not kept:
+            what = f"ran all {len(STEPS)} steps"
+        else:
+            what = f"ran {', '.join(steps)}; kept {', '.join(kept)} (complete and current)"
+        lines.append(f"FOV{'s' if len(members) > 1 else ''} {format_ranges(members)}: {what}")
+    return lines
+
+
+def _cells_tracked(run_dir: Path, fovs: list[int]) -> str | None:
+    """How many cells the complete FOVs tracked, from their lineage tables (one row a track)."""
+    from fovflow.io.lineage import run_lineage
+
+    tracks = daughters = counted = 0
+    for fov in fovs:
+        try:
+            lineage = run_lineage(run_dir, fov)
+        except FovflowError as exc:  # a table damaged by hand: the run itself stands
+            log.warning("FOV %d: %s", fov, exc)
+            continue
+        if lineage is not None:
+            counted += 1
+            tracks += len(lineage.track)
+            daughters += int((lineage.parent > 0).sum())
+    if not counted:
+        return None
+    born = f", {daughters} of them daughters of a division" if daughters else ""
+    return (f"{tracks} cell{'s' if tracks != 1 else ''} tracked in {counted} "
+            f"FOV{'s' if counted > 1 else ''}{born}")

@@ -6,6 +6,10 @@ within `tolerance` frames of it, its mother was matched to the true mother and i
 to the true daughters, one each (matches from `fovflow.evaluation.scores.score_labels`, in any
 frame). Each true division is found at most once: recall = found / true divisions, precision =
 found / predicted divisions, as the division part of the Cell Tracking Challenge's BC(i).
+
+The simulator's lineage knows divisions nobody can see: a daughter born outside the field, a
+mother that left it. `visible_lineage` keeps the tracks a label stack shows, as the challenge's
+ground truth does, so only divisions with the mother and two daughters in view count.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from fovflow.evaluation.scores import Matches
+from fovflow.processing._stacks import Stack, iter_frames
 from fovflow.processing.lineage import Lineage
 
-__all__ = ["DivisionScores", "score_divisions"]
+__all__ = ["DivisionScores", "score_divisions", "visible_lineage"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,27 @@ def score_divisions(truth: Lineage, predicted: Lineage, matches: Matches, *,
                 found += 1
                 break
     return DivisionScores(len(true_divisions), len(found_divisions), found)
+
+
+def visible_lineage(lineage: Lineage, labels: Stack) -> Lineage:
+    """The tracks of `lineage` that have pixels in `labels`, with their first and last frame
+    there; a parent that never shows is no parent (0).
+
+    Notes
+    -----
+    One pass over the frames, O(pixels).
+    """
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for t, (frame,) in iter_frames(("labels", labels, "iu")):
+        for track in (np.flatnonzero(np.bincount(frame.ravel())[1:]) + 1).tolist():
+            first.setdefault(track, t)
+            last[track] = t
+    seen = np.isin(lineage.track, list(first))
+    tracks, parents = lineage.track[seen], lineage.parent[seen]
+    parents = np.where(np.isin(parents, tracks), parents, 0)
+    return Lineage(tracks, parents, np.array([first[t] for t in tracks.tolist()], np.int64),
+                   np.array([last[t] for t in tracks.tolist()], np.int64))
 
 
 def _divisions(lineage: Lineage) -> Iterator[tuple[int, list[int], int]]:

@@ -6,19 +6,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PySide6.QtCore import QItemSelection, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, QItemSelection, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QAbstractScrollArea,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QTableView,
@@ -34,12 +37,12 @@ from fovflow.gui.fit_parameters import FitParameterTable
 from fovflow.gui.fit_plots import draw_fit, draw_histograms
 from fovflow.gui.frame_view import make_canvas
 from fovflow.gui.log_panel import show_error
-from fovflow.gui.run_files import read_any_table, save_fit_report
+from fovflow.gui.run_files import save_fit_report
 from fovflow.gui.table_model import DataFrameModel
 from fovflow.gui.tasks import FitWorker, Progress
-from fovflow.gui.widgets import with_button
+from fovflow.gui.widgets import near, with_button
 from fovflow.gui.workers import WorkerHandle, start_worker
-from fovflow.io.tables import SampleTable, read_fitted_table, to_hours
+from fovflow.io.tables import SampleTable, read_any_table, read_fitted_table, to_hours
 
 
 class AnalysisTab(QWidget):
@@ -88,7 +91,13 @@ class AnalysisTab(QWidget):
         self.save_button = QPushButton("Save plots and tables…")
         self.save_button.clicked.connect(self._browse_save)
         self.curve_figure, self.curve_canvas = make_canvas(5, 3)
-        self.hist_figure, self.hist_canvas = make_canvas(5, 3, layout=None)
+        self.hist_figure, self.hist_canvas = make_canvas(5, 3)
+        # Rows of histograms are laid out for the canvas's width: again once a resize settles.
+        self._relayout = QTimer(self, singleShot=True, interval=200)
+        self._relayout.timeout.connect(self._draw_histograms)
+        self.hist_canvas.installEventFilter(self)
+        self.parameters.setSizeAdjustPolicy(
+            QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)  # never clipped cells
 
         form = QFormLayout()
         form.addRow(with_button(self.path_edit, "Table…", self._browse_table,
@@ -96,6 +105,7 @@ class AnalysisTab(QWidget):
         form.addRow("Table", self.table_combo)
         form.addRow("Model", self.model_combo)
         form.addRow(self.parameters)
+        form.addRow(self.parameters.help_label)
         form.addRow("Frame interval", self.interval_spin)
         form.addRow("Workers", self.workers_spin)
         form.addRow(self.all_tables)
@@ -110,16 +120,21 @@ class AnalysisTab(QWidget):
         for widget in (self.good_only, self.r2_spin, self.count_label):
             filters.addWidget(widget)
         filters.addStretch(1)
-        filters.addWidget(self.save_button)
         middle = QWidget()
         middle_layout = QVBoxLayout(middle)
         middle_layout.addLayout(filters)
-        middle_layout.addWidget(self.notes_label)
+        notes = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        notes.setWidget(self.notes_label)
+        notes.setMaximumHeight(6 * self.fontMetrics().lineSpacing())  # the table keeps room
+        middle_layout.addWidget(notes)
         middle_layout.addWidget(self.results_view)
+        middle_layout.addWidget(self.save_button)
         plots = QSplitter()
         plots.setOrientation(plots.orientation().Vertical)
         plots.addWidget(self.curve_canvas)
-        plots.addWidget(self.hist_canvas)
+        histograms = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        histograms.setWidget(self.hist_canvas)
+        plots.addWidget(histograms)
         splitter = QSplitter()
         for widget in (left, middle, plots):
             splitter.addWidget(widget)
@@ -158,6 +173,10 @@ class AnalysisTab(QWidget):
         try:
             self.table = read_any_table(path)
         except FovflowError as exc:
+            # Nothing of the table shown before stays beside the name of one that failed.
+            self.table, self.table_path, self.fitted = None, None, pd.DataFrame()
+            self.notes_label.setText("")
+            self._refresh_results()
             self._on_error(str(exc), "")
             return
         self.table_path = path
@@ -259,10 +278,22 @@ class AnalysisTab(QWidget):
                 figure.clear()
                 figure.canvas.draw_idle()
             return
+        self._draw_histograms()
+        self.results_view.selectRow(0)
+
+    def _draw_histograms(self) -> None:
+        shown = self.shown_fits()
+        model = self.models.get(self.model_combo.currentText())
+        if model is None or not len(shown):
+            return
         varying = [n for n in model.names if n in shown and shown[n].nunique() > 1]
         draw_histograms(self.hist_figure, shown[shown["success"].astype(bool)], varying,
                         {p.name: p.unit for p in model.parameters})
-        self.results_view.selectRow(0)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.hist_canvas and event.type() == QEvent.Type.Resize:
+            self._relayout.start()
+        return super().eventFilter(watched, event)
 
     def _row_chosen(self, selected: QItemSelection, deselected: QItemSelection) -> None:
         rows = selected.indexes()
@@ -314,17 +345,20 @@ class AnalysisTab(QWidget):
         show_error(self, "fovflow analysis", message, details)
 
     def _browse_table(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Sample table", "", "CSV (*.csv)")
+        path, _ = QFileDialog.getOpenFileName(self, "Sample table", near(self.path_edit.text()),
+                                              "CSV (*.csv)")
         if path:
             self.load_path(Path(path))
 
     def _browse_folder(self) -> None:
-        if folder := QFileDialog.getExistingDirectory(self, "Folder of sample tables"):
+        if folder := QFileDialog.getExistingDirectory(self, "Folder of sample tables",
+                                                 near(self.path_edit.text())):
             self.load_path(Path(folder))
 
     def _browse_save(self) -> None:
         if not len(self.fitted):
             self._on_error("fit a table (or load one with its fits) first", "")
-        elif folder := QFileDialog.getExistingDirectory(self, "Save plots and tables in"):
+        elif folder := QFileDialog.getExistingDirectory(self, "Save plots and tables in",
+                                                   near(self.path_edit.text())):
             self.save_results(Path(folder))
 

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import platform
 import sys
+import tempfile
 from collections.abc import Sequence
+from importlib.metadata import metadata
+from pathlib import Path
 
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QCloseEvent
+import PySide6
+from PySide6.QtCore import Qt, QUrl, Slot, qVersion
+from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QTabWidget
 
+import fovflow
 from fovflow import __version__
 from fovflow.gui.analysis_tab import AnalysisTab
 from fovflow.gui.log_panel import LogDock, show_error
 from fovflow.gui.processing_tab import ProcessingTab
+from fovflow.gui.settings import restore_session, save_session
 from fovflow.gui.visualization_tab import VisualizationTab
 from fovflow.gui.workers import running_handles
 
@@ -42,6 +49,10 @@ class MainWindow(QMainWindow):
         self.processing.run_finished.connect(self.visualization.offer_run)
         self.processing.merge_panel.merged.connect(self.analysis.offer_tables)
         self._closing = False
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&README", self.open_readme)
+        help_menu.addAction("&About fovflow", self.show_about)
+        restore_session(self)
 
     @Slot(str)
     def show_status(self, message: str) -> None:
@@ -66,8 +77,28 @@ class MainWindow(QMainWindow):
                     handle.stop()
             event.ignore()
             return
+        save_session(self)
         self.log_dock.detach()
         event.accept()
+
+    @Slot()
+    def open_readme(self) -> None:
+        """Open the README (how to install, run, merge, fit and use this window)."""
+        if not QDesktopServices.openUrl(readme_url()):
+            self.show_status(f"no application opens {readme_url().toString()}")
+
+    @Slot()
+    def show_about(self) -> QMessageBox:
+        """fovflow's version, with Python's and Qt's, and where the README is (non-blocking)."""
+        box = QMessageBox(QMessageBox.Icon.Information, "About fovflow", (
+            f"<b>fovflow {__version__}</b><br>Python {platform.python_version()}, Qt "
+            f"{qVersion()}, PySide6 {PySide6.__version__}<br>"
+            f'<a href="{readme_url().toString()}">README</a>: installing, the commands and '
+            "this window"), QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        return box
 
     def _unsaved_marks_settled(self) -> bool:
         """Ask what to do with good/bad marks not yet saved; False when the user cancels."""
@@ -91,6 +122,17 @@ class MainWindow(QMainWindow):
     def _close_when_idle(self) -> None:
         if not running_handles():
             self.close()
+
+
+def readme_url() -> QUrl:
+    """The README of this copy of fovflow: beside the package in a source checkout or an
+    editable install, else the copy in the installed package's metadata, written out."""
+    readme = Path(fovflow.__file__).resolve().parents[2] / "README.md"
+    if not readme.is_file():
+        readme = Path(tempfile.gettempdir()) / f"fovflow-{__version__}-README.md"
+        record = metadata("fovflow")  # the long description: the body, or an old-style field
+        readme.write_text(record.get_payload() or record.get("Description", ""), encoding="utf-8")
+    return QUrl.fromLocalFile(str(readme))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

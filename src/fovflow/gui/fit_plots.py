@@ -12,6 +12,8 @@ from numpy.typing import NDArray
 from fovflow.analysis.models import Model
 from fovflow.analysis.report import draw_histogram, fit_flags
 
+PANEL_PX = (210, 190)  # the least room (width, height) a histogram's labels need, pixels
+
 
 def draw_fit(figure: Figure, times_h: NDArray[np.float64], data: NDArray[np.float64],
              model: Model, row: pd.Series | None, *, title: str) -> None:
@@ -31,20 +33,25 @@ def draw_fit(figure: Figure, times_h: NDArray[np.float64], data: NDArray[np.floa
                    color="C1" if flags else "black")
     axes.set_xlabel("time (h)")
     axes.set_ylabel("intensity (a.u.)")
-    axes.legend(fontsize=8, frameon=False)
+    # Under the plot: inside it, the legend hides the data of one trace or another.
+    figure.legend(fontsize=8, frameon=False, loc="outside lower center", ncols=2)
     figure.canvas.draw_idle()
 
 
 def draw_histograms(figure: Figure, fits: pd.DataFrame, parameters: list[str],
                     units: dict[str, str]) -> None:
-    """One histogram per parameter and R² over the rows of `fits` (the converged ones)."""
+    """One histogram per parameter and R² over the rows of `fits` (the converged ones), in as
+    many columns as the figure's width holds at `PANEL_PX` each; the canvas is made tall
+    enough for the rows (it sits in a scroll area), so titles and ticks never overlap."""
     figure.clear()
     columns = [*parameters, "r_squared"]
-    n_cols = min(4, len(columns))
+    width_px = figure.get_figwidth() * figure.dpi
+    n_cols = max(1, min(4, len(columns), int(width_px // PANEL_PX[0])))
     n_rows = math.ceil(len(columns) / n_cols)
+    figure.canvas.setMinimumHeight(n_rows * PANEL_PX[1])
     for number, column in enumerate(columns, start=1):
         axes = figure.add_subplot(n_rows, n_cols, number)
         draw_histogram(axes, fits, column, units.get(column, ""))
-    # Fixed margins: a grid of small plots in a small canvas defeats constrained layout.
-    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.92, hspace=0.8, wspace=0.4)
+        if (number - 1) % n_cols:
+            axes.set_ylabel("")  # "cells" once per row is enough
     figure.canvas.draw_idle()

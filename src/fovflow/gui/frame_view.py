@@ -1,5 +1,5 @@
 """What the visualization tab draws, in numpy: one RGB image of a frame, downsampled to the
-screen, contrast-stretched between percentiles, with the tracked cells' outlines coloured by
+screen, contrast-stretched between two values, with the tracked cells' outlines coloured by
 quality. Strided views and one lookup keep a 2048x2048 frame well under 100 ms."""
 
 from __future__ import annotations
@@ -23,20 +23,27 @@ def display_step(shape: tuple[int, ...], screen_px: int) -> int:
     return max(1, -(-max(shape[-2:]) // max(screen_px, 1)))
 
 
-def contrast(image: NDArray[Any], low: float = 1.0, high: float = 99.5) -> NDArray[np.uint8]:
-    """`image` scaled to 0..255 between its `low` and `high` percentiles (of at most ~65k
-    pixels)."""
+def contrast_limits(image: NDArray[Any], low: float = 1.0, high: float = 99.5
+                    ) -> tuple[float, float]:
+    """The values at the `low` and `high` percentiles of `image` (of at most ~65k pixels):
+    the black and white points of its display."""
     sample = image[:: max(1, image.shape[0] // 256), :: max(1, image.shape[1] // 256)]
-    lo, hi = np.percentile(sample, (low, high))
+    lo, hi = np.percentile(sample, sorted((low, high)))
+    return float(lo), float(hi)
+
+
+def to_uint8(image: NDArray[Any], lo: float, hi: float) -> NDArray[np.uint8]:
+    """`image` scaled to 0..255 between the values `lo` (black) and `hi` (white)."""
     scaled = (image.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / max(hi - lo, 1e-12))
     return np.clip(scaled, 0.0, 255.0).astype(np.uint8)
 
 
 def render(gray: NDArray[np.uint8], labels: NDArray[Any], good: Mapping[int, bool],
            selected: int | None, *, fill: float = 0.0) -> NDArray[np.uint8]:
-    """An RGB image of `gray` with each cell's outline: green if good, red if bad, yellow if
-    selected; with `fill` > 0 the cells are also tinted in their colour at that opacity.
-    `labels` has the shape of `gray`.
+    """An opaque RGBA image of `gray` with each cell's outline: green if good, red if bad,
+    yellow if selected; with `fill` > 0 the cells are also tinted in their colour at that
+    opacity. `labels` has the shape of `gray`. (RGBA because matplotlib would add the alpha
+    channel itself, a copy of the whole image at every draw.)
 
     An outline pixel is a cell pixel with a 4-neighbour of another label (or background), on
     every side of the cell.
@@ -56,12 +63,15 @@ def render(gray: NDArray[np.uint8], labels: NDArray[Any], good: Mapping[int, boo
     colours[bad] = BAD_RGB
     if selected is not None and 0 < selected < len(colours):
         colours[selected] = SELECTED_RGB
-    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    rgba = np.empty((*gray.shape, 4), dtype=np.uint8)
+    rgba[..., :3] = gray[:, :, None]
+    rgba[..., 3] = 255
+    rgb = rgba[..., :3]
     if fill > 0:
         tinted = rgb[inside].astype(np.float32) * (1 - fill) + colours[labels[inside]] * fill
         rgb[inside] = tinted.astype(np.uint8)
     rgb[edges] = colours[labels[edges]]
-    return rgb
+    return rgba
 
 
 def make_canvas(width: float, height: float, *, layout: str | None = "constrained"

@@ -26,7 +26,7 @@ from fovflow.analysis.merge import Sample, read_samples
 from fovflow.errors import ConfigError
 from fovflow.gui.log_panel import show_error
 from fovflow.gui.tasks import MergeWorker, Progress
-from fovflow.gui.widgets import with_button
+from fovflow.gui.widgets import near, with_button
 from fovflow.gui.workers import WorkerHandle, start_worker
 from fovflow.ranges import format_ranges, parse_ranges
 
@@ -42,7 +42,9 @@ class MergePanel(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Merge traces into samples", parent)
         self.handle: WorkerHandle | None = None
+        self._merging: Path | None = None  # the run folder of the merge under way
         self.run_dir_edit = QLineEdit(placeholderText="run folder with fov_XXX/traces_ch_C.csv")
+        self.run_dir_edit.textChanged.connect(self._run_dir_changed)
         self.samples_table = QTableWidget(0, 2)
         self.samples_table.setHorizontalHeaderLabels(["sample", "FOVs (e.g. 0-3,5)"])
         self.samples_table.horizontalHeader().setStretchLastSection(True)
@@ -107,7 +109,8 @@ class MergePanel(QGroupBox):
             self._on_error(str(exc), "")
             return
         self.merge_button.setEnabled(False)
-        self.result_label.setText("merging…")
+        self._merging = run_dir
+        self.result_label.setText(f"merging the traces of {run_dir}…")
         worker = MergeWorker(run_dir, samples, self.min_length.value())
         worker.progress.connect(self._on_progress)
         worker.error_occurred.connect(self._on_error)
@@ -120,13 +123,15 @@ class MergePanel(QGroupBox):
         self.progress_bar.setValue(progress.done)
 
     def _on_merged(self, written: list[Path]) -> None:
-        folder = written[0].parent if written else self.run_dir_edit.text()
+        folder = written[0].parent if written else self._merging
+        self._merging = None
         self.result_label.setText(f"wrote {len(written)} sample tables in {folder}")
         self.status.emit(f"merge finished: {len(written)} tables")
         self.merged.emit(written)
 
     @Slot(str, str)
     def _on_error(self, message: str, details: str) -> None:
+        self._merging = None
         self.result_label.setText(f"error: {message}")
         self.status.emit(f"error: {message}")
         show_error(self, "fovflow merge", message, details)
@@ -135,16 +140,25 @@ class MergePanel(QGroupBox):
     def _on_ended(self) -> None:
         self.merge_button.setEnabled(True)
 
+    @Slot(str)
+    def _run_dir_changed(self, text: str) -> None:
+        """A message about another run folder's merge is not left beside this one."""
+        if self._merging is None:
+            self.result_label.setText("")
+            self.progress_bar.reset()
+
     def _remove_selected(self) -> None:
         for row in sorted({i.row() for i in self.samples_table.selectedIndexes()}, reverse=True):
             self.samples_table.removeRow(row)
 
     def _browse_run(self) -> None:
-        if folder := QFileDialog.getExistingDirectory(self, "Run folder"):
+        if folder := QFileDialog.getExistingDirectory(self, "Run folder",
+                                                 near(self.run_dir_edit.text())):
             self.run_dir_edit.setText(folder)
 
     def _browse_load(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Samples", "", "YAML (*.yaml *.yml)")
+        path, _ = QFileDialog.getOpenFileName(self, "Samples", near(self.run_dir_edit.text()),
+                                              "YAML (*.yaml *.yml)")
         if path:
             self._guarded(lambda: self.load_samples(Path(path)))
 

@@ -1,8 +1,9 @@
 """The processing parameters table: FOV range, Z plane, workers, batch size, executor, step
 parameters.
 
-Each row shows a parameter and its value as text; a step parameter whose text is blank or still
-equals its default is not sent, so defaults keep living in the algorithms' signatures. The
+Each row shows a parameter, its value as text and its unit; the line under the table says what
+the current row's parameter does. A step parameter whose text is blank or still equals its
+default is not sent, so defaults keep living in the algorithms' signatures. The
 segmentation rows are those of the chosen method (`set_segmentation_method`); its method and
 diameter are chosen beside the table (`fovflow.gui.segmentation_fields`).
 """
@@ -13,40 +14,42 @@ from typing import Any
 
 import yaml
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QWidget
 
 from fovflow.errors import ConfigError
+from fovflow.gui.parameter_help import STEP_HELP
 from fovflow.gui.segmentation_fields import segmentation_rows
-from fovflow.workflow.config import EXECUTORS, WorkflowConfig
+from fovflow.workflow.config import WorkflowConfig
 
 STEPS = ("segmentation", "background", "tracking", "extraction")
-_GENERAL = {
-    "fovs": ("all", "FOVs to process, e.g. 0-9,12 (all: every FOV of the file)"),
-    "z": ("none", "Z stacks: a plane index, max or mean, per frame (none: a 2-D file)"),
-    "n_workers": ("2", "worker processes or threads"),
-    "batch_size": ("auto", "most FOVs in flight at once (auto: n_workers)"),
-    "executor": ("process", f"how FOVs run in parallel: {', '.join(EXECUTORS)}"),
-}
+_GENERAL = {"fovs": "all", "z": "none", "n_workers": "2", "batch_size": "auto",
+            "executor": "process"}
 
 
 class ParameterTable(QTableWidget):
-    """Two columns, parameter and value; values are edited in place."""
+    """Three columns, parameter, value and unit; values are edited in place. `help_label` (for
+    the caller to place under the table) says what the current row's parameter does."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(0, 2, parent)
-        self.setHorizontalHeaderLabels(["parameter", "value"])
-        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        self.horizontalHeader().setStretchLastSection(True)
+        super().__init__(0, 3, parent)
+        self.setHorizontalHeaderLabels(["parameter", "value", "unit"])
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.verticalHeader().hide()
         self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self.help_label = QLabel("")
+        self.help_label.setWordWrap(True)
+        self.currentCellChanged.connect(self._show_help)
         self._defaults: dict[str, str] = {}
-        self._others: dict[str, tuple[str, str]] = {}  # rows of the steps after segmentation
+        self._others: dict[str, tuple[str, str, str]] = {}  # rows of the steps after segmentation
         probe = WorkflowConfig(input=".", output=".")
         for step, parameters in probe.step_parameters().items():
             if step != "segmentation":
-                self._others.update({f"{step}.{name}": (_text(value), f"{step} step")
+                self._others.update({f"{step}.{name}": _row(f"{step}.{name}", _text(value))
                                      for name, value in parameters.items()})
-        self._fill({**_GENERAL, **segmentation_rows("phase"), **self._others}, {})
+        self._fill(self._rows("phase"), {})
 
     def set_segmentation_method(self, method: str) -> None:
         """Show `method`'s parameter rows, at their defaults; the other rows keep their text."""
@@ -54,7 +57,7 @@ class ParameterTable(QTableWidget):
                 if not name.startswith("segmentation.")}
         self.setRowCount(0)
         self._defaults = {}
-        self._fill({**_GENERAL, **segmentation_rows(method), **self._others}, kept)
+        self._fill(self._rows(method), kept)
 
     def set_value(self, name: str, value: str) -> None:
         """Set the text of parameter `name` (e.g. ``"extraction.min_length"``)."""
@@ -62,6 +65,18 @@ class ParameterTable(QTableWidget):
 
     def value(self, name: str) -> str:
         return self.item(self._row(name), 1).text().strip()
+
+    def texts(self) -> dict[str, str]:
+        """The values that differ from their defaults, by parameter name."""
+        return {name: self.value(name) for name, default in self._defaults.items()
+                if self.value(name) != default}
+
+    def set_texts(self, texts: dict[str, str]) -> None:
+        """Set the values of the parameters in `texts` that the table has (others are
+        ignored: a plugin's method that is gone, a parameter renamed)."""
+        for name, text in texts.items():
+            if name in self._defaults:
+                self.set_value(name, str(text))
 
     def overrides(self) -> dict[str, Any]:
         """The `WorkflowConfig` keys for the current values (step parameters only if changed;
@@ -86,27 +101,40 @@ class ParameterTable(QTableWidget):
                 config.setdefault(step, {})[parameter] = _parse(name, self.value(name))
         return config
 
-    def _fill(self, rows: dict[str, tuple[str, str]], texts: dict[str, str]) -> None:
-        """Add `rows` (name: (default text, help)), with `texts` in place of some defaults."""
-        for name, (default, tip) in rows.items():
-            self._add_row(name, default, tip)
+    def _rows(self, method: str) -> dict[str, tuple[str, str, str]]:
+        general = {name: _row(name, default) for name, default in _GENERAL.items()}
+        return {**general, **segmentation_rows(method), **self._others}
+
+    def _fill(self, rows: dict[str, tuple[str, str, str]], texts: dict[str, str]) -> None:
+        """Add `rows` (name: (default text, unit, help)), with `texts` in place of some
+        defaults."""
+        for name, (default, unit, tip) in rows.items():
+            self._add_row(name, default, unit, tip)
             if name in texts:
                 self.set_value(name, texts[name])
 
-    def _add_row(self, name: str, value: str, tip: str) -> None:
+    def _add_row(self, name: str, value: str, unit: str, tip: str) -> None:
         row = self.rowCount()
         self.insertRow(row)
-        key = QTableWidgetItem(name)
-        key.setFlags(key.flags() & ~Qt.ItemFlag.ItemIsEditable)
-        key.setToolTip(tip)
-        self.setItem(row, 0, key)
-        item = QTableWidgetItem(value)
-        item.setToolTip(f"{tip} (default {value})")
-        self.setItem(row, 1, item)
+        for column, text in enumerate((name, value, unit)):
+            item = QTableWidgetItem(text)
+            if column != 1:
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            item.setToolTip(f"{tip} (default {value})")
+            self.setItem(row, column, item)
         self._defaults[name] = value
+
+    def _show_help(self, row: int, _column: int, _previous_row: int, _previous: int) -> None:
+        if 0 <= row < self.rowCount():
+            self.help_label.setText(f"{self.item(row, 0).text()}: {self.item(row, 0).toolTip()}")
 
     def _row(self, name: str) -> int:
         return list(self._defaults).index(name)
+
+
+def _row(name: str, default: str) -> tuple[str, str, str]:
+    unit, tip = STEP_HELP.get(name, ("", name.replace(".", " step: ", 1)))
+    return default, unit, tip
 
 
 def _text(value: Any) -> str:

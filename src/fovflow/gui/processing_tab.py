@@ -11,15 +11,11 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QListWidget,
-    QProgressBar,
     QPushButton,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -28,18 +24,15 @@ from fovflow.errors import ConfigError, FovflowError
 from fovflow.gui.log_panel import show_error
 from fovflow.gui.merge_panel import MergePanel
 from fovflow.gui.parameters import ParameterTable
+from fovflow.gui.run_monitor import RunMonitor, report_parts
 from fovflow.gui.segmentation_fields import SegmentationFields
 from fovflow.gui.tasks import MetadataWorker, RunWorker
-from fovflow.gui.widgets import checkable, is_checked, with_button
+from fovflow.gui.widgets import checkable, is_checked, near, with_button
 from fovflow.gui.workers import WorkerHandle, start_worker
 from fovflow.io.microscopy import DatasetMetadata, describe_sizes
 from fovflow.processing.extraction import DEFAULT_FEATURES, FEATURES
-from fovflow.ranges import format_ranges
 from fovflow.workflow.config import WorkflowConfig, diameter_px
-from fovflow.workflow.events import FovFinished, RunFinished, RunStarted, StepProgress
-from fovflow.workflow.run import RunReport
-
-BAR_STEPS = 1000
+from fovflow.workflow.events import RunFinished, StepProgress
 
 
 class ProcessingTab(QWidget):
@@ -52,9 +45,7 @@ class ProcessingTab(QWidget):
         super().__init__(parent)
         self.metadata: DatasetMetadata | None = None
         self.handle: WorkerHandle | None = None
-        self._todo: dict[int, tuple[str, ...]] = {}
-        self._work: dict[int, float] = {}
-        self._rows: dict[int, int] = {}
+        self._start_when_ended = False  # Start clicked while the last run's workers stop
 
         self.input_edit = QLineEdit(placeholderText="microscopy file (OME-TIFF, ND2, CZI)")
         self.input_edit.returnPressed.connect(self._load_typed)
@@ -80,15 +71,7 @@ class ProcessingTab(QWidget):
         self.cancel_button.setEnabled(False)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
-        self.progress_bar = QProgressBar(maximum=BAR_STEPS, format="%p %")
-        self.fov_table = QTableWidget(0, 2)
-        self.fov_table.setHorizontalHeaderLabels(["FOV", "status"])
-        self.fov_table.verticalHeader().hide()
-        self.fov_table.horizontalHeader().setStretchLastSection(True)
-        self.fov_table.horizontalHeader().setSectionResizeMode(
-            0, QHeaderView.ResizeMode.ResizeToContents)
-        self.summary_label = QLabel("")
-        self.summary_label.setWordWrap(True)
+        self.monitor = RunMonitor()
         self.merge_panel = MergePanel()
         self.merge_panel.status.connect(self.status)
 
@@ -102,15 +85,14 @@ class ProcessingTab(QWidget):
         form.addRow("Features", self.feature_list)
         form.addRow("Output", with_button(self.output_edit, "Browse…", self._browse_output))
         form.addRow(self.parameters)
+        form.addRow(self.parameters.help_label)
         run = QGroupBox("Run")
         run_layout = QVBoxLayout(run)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
         run_layout.addLayout(buttons)
-        run_layout.addWidget(self.progress_bar)
-        run_layout.addWidget(self.fov_table, stretch=1)
-        run_layout.addWidget(self.summary_label)
+        run_layout.addWidget(self.monitor, stretch=1)
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(run)
         right.addWidget(self.merge_panel)
@@ -126,7 +108,7 @@ class ProcessingTab(QWidget):
     def load_file(self, path: Path) -> WorkerHandle:
         """Read `path`'s metadata in a worker; the channel lists fill when it arrives."""
         self.input_edit.setText(str(path))
-        self.metadata = None
+        self._forget_file()
         self.metadata_label.setText("reading metadata…")
         worker = MetadataWorker(Path(path))
         worker.error_occurred.connect(self._metadata_failed)
@@ -137,20 +119,27 @@ class ProcessingTab(QWidget):
             self.load_file(Path(self.input_edit.text().strip()))
 
     def _browse_input(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Microscopy file", "",
+        path, _ = QFileDialog.getOpenFileName(self, "Microscopy file", near(self.input_edit.text()),
                                               "Microscopy (*.ome.tif *.ome.tiff *.nd2 *.czi)")
         if path:
             self.load_file(Path(path))
 
     def _browse_output(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Run folder")
+        folder = QFileDialog.getExistingDirectory(self, "Run folder", near(self.output_edit.text()))
         if folder:
             self.output_edit.setText(folder)
 
     @Slot(str, str)
     def _metadata_failed(self, message: str, details: str) -> None:
+        self._forget_file()
         self.metadata_label.setText(f"cannot use this file: {message}")
         self._on_error(message, details)
+
+    def _forget_file(self) -> None:
+        """No channels of a file that is not (or no longer) the loaded one."""
+        self.metadata = None
+        self.segment_combo.clear()
+        self.fl_list.clear()
 
     def _show_metadata(self, metadata: DatasetMetadata) -> None:
         self.metadata = metadata
@@ -210,11 +199,12 @@ class ProcessingTab(QWidget):
         except FovflowError as exc:  # a bad value, or a plugin that cannot be loaded
             self._on_error(str(exc), "")
             return
-        self._todo, self._work, self._rows = {}, {}, {}
-        self.fov_table.setRowCount(0)
-        self.progress_bar.setValue(0)
-        self.summary_label.setText("starting…")
         self.start_button.setEnabled(False)
+        if self.running:  # the last run has reported; its worker processes are still stopping
+            self._start_when_ended = True
+            self.monitor.say("starting as soon as the last run's workers have stopped…")
+            return
+        self.monitor.begin(config)
         self.cancel_button.setEnabled(True)
         worker = RunWorker(config, self.metadata)
         worker.progress.connect(self._on_event)
@@ -237,67 +227,29 @@ class ProcessingTab(QWidget):
 
     @Slot(object)
     def _on_event(self, event: object) -> None:
-        if isinstance(event, RunStarted):
-            self._todo = event.todo
-            for fov in event.fovs:
-                self._set_status(fov, "queued")
-        elif isinstance(event, StepProgress):
-            self._set_status(event.fov, f"running {event.step} at frame "
-                                        f"{event.done}/{event.total}")
-            steps = self._todo.get(event.fov, ())
-            finished = steps.index(event.step) if event.step in steps else 0
-            self._advance(event.fov, finished + event.done / max(event.total, 1))
+        self.monitor.show(event)
+        if isinstance(event, StepProgress):
             self.status.emit(f"FOV {event.fov}: {event.step} {event.done}/{event.total}")
-        elif isinstance(event, FovFinished):
-            self._advance(event.fov, len(self._todo.get(event.fov, ())))
-            item = self._set_status(event.fov, _fov_status(event))
-            item.setToolTip(event.traceback or "")
         elif isinstance(event, RunFinished):
-            self._show_summary(event.report)
-
-    def _advance(self, fov: int, units: float) -> None:
-        self._work[fov] = units
-        total = sum(len(steps) for steps in self._todo.values())
-        if total:
-            self.progress_bar.setValue(round(BAR_STEPS * sum(self._work.values()) / total))
-
-    def _set_status(self, fov: int, text: str) -> QTableWidgetItem:
-        if fov not in self._rows:
-            row = self._rows[fov] = self.fov_table.rowCount()
-            self.fov_table.insertRow(row)
-            self.fov_table.setItem(row, 0, QTableWidgetItem(f"{fov:03d}"))
-            self.fov_table.setItem(row, 1, QTableWidgetItem())
-        item = self.fov_table.item(self._rows[fov], 1)
-        item.setText(text)
-        return item
-
-    def _show_summary(self, report: RunReport) -> None:
-        if report.ok:
-            self.progress_bar.setValue(BAR_STEPS)
-        parts = [f"{len(fovs)} {label} ({format_ranges(fovs)})" for label, fovs in
-                 [("processed", report.processed), ("already complete", report.skipped),
-                  ("failed", tuple(report.failed)), ("cancelled", report.cancelled)] if fovs]
-        self.summary_label.setText(f"{'; '.join(parts) or 'nothing to do'} in "
-                                   f"{report.seconds:.1f} s; log: {report.output / 'run.log'}")
-        self.status.emit("run finished" if report.ok else "run ended: " + "; ".join(parts))
-        if report.processed or report.skipped:
-            self.run_finished.emit(report.output)
+            report = event.report
+            self.status.emit("run finished" if report.ok else
+                             "run ended: " + "; ".join(report_parts(report)))
+            self.start_button.setEnabled(True)  # its worker processes may take a while to stop
+            self.cancel_button.setEnabled(False)
+            if report.processed or report.skipped:
+                self.run_finished.emit(report.output)
 
     @Slot(str, str)
     def _on_error(self, message: str, details: str) -> None:
         self.status.emit(f"error: {message}")
-        self.summary_label.setText(f"error: {message}")
+        self.monitor.say(f"error: {message}")
         show_error(self, "fovflow", message, details)
 
     @Slot()
     def _on_ended(self) -> None:
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        if self._start_when_ended:
+            self._start_when_ended = False
+            self.start()
 
-
-def _fov_status(event: FovFinished) -> str:
-    if event.cancelled:
-        return "cancelled"
-    if not event.ok:
-        return f"failed: {event.error}"
-    return "done (already complete)" if event.skipped else f"done in {event.seconds:.1f} s"

@@ -3,30 +3,41 @@ fit reports."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from fovflow.analysis.fitting import FitSettings
 from fovflow.analysis.report import write_report
 from fovflow.analysis.tables_fit import fitted_curves
-from fovflow.io.store import fov_dir, recorded_time_unit, write_text_atomically
-from fovflow.io.tables import SampleTable, read_long_table, read_sample_table, write_fitted_table
-
-_FRAME_STACK = re.compile(r"(pc|fl_ch_\d+|fl_corrected_ch_\d+)\.zarr\Z")
-
-
-def frame_stacks(folder: Path) -> list[str]:
-    """Names of a FOV folder's frame stacks (``pc`` first, then ``fl_ch_C``, ...)."""
-    names = [p.name.removesuffix(".zarr") for p in folder.iterdir() if _FRAME_STACK.match(p.name)]
-    return sorted(names, key=lambda name: (name != "pc", name))
+from fovflow.io.layout import MANIFEST_NAME, PHASE, corrected_stack, raw_stack, trace_files
+from fovflow.io.manifest import recorded_time_unit
+from fovflow.io.store import rewrite_traces
+from fovflow.io.tables import SampleTable, write_fitted_table
 
 
 def run_time_unit(run_dir: Path) -> str:
     """The time unit the run's manifest records (``frame`` when it records none)."""
     return str(recorded_time_unit(run_dir) or "frame")
+
+
+def stack_titles(run_dir: Path, stacks: list[str]) -> dict[str, str]:
+    """What to call each of a FOV's image `stacks` in the window: the channel's name in the
+    input file (``Phase``, ``GFP``, ``GFP, corrected`` for a background-corrected one) when the
+    manifest records it, else the stack's name."""
+    path = Path(run_dir) / MANIFEST_NAME
+    try:
+        manifest = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        names = list(manifest["input"]["channel_names"])
+        segmented = int(manifest["channels"]["segment"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return {name: name for name in stacks}  # an older run: the stack names it has
+    titles = {PHASE: names[segmented]} if 0 <= segmented < len(names) else {}
+    for channel, name in enumerate(names):
+        titles |= {raw_stack(channel): name, corrected_stack(channel): f"{name}, corrected"}
+    return {stack: titles.get(stack, stack) for stack in stacks}
 
 
 def write_quality(run_dir: Path, fov: int, good: Mapping[int, bool]) -> None:
@@ -35,22 +46,11 @@ def write_quality(run_dir: Path, fov: int, good: Mapping[int, bool]) -> None:
     Each table is written to a temporary file and renamed over the old one, so a crash never
     leaves a half-written table.
     """
-    for path in sorted(fov_dir(run_dir, fov).glob("traces_ch_*.csv")):
+    for path in trace_files(run_dir, fov).values():
         table = pd.read_csv(path)
         table["good"] = [good.get(cell, old) for cell, old in zip(table["cell"], table["good"],
                                                                   strict=True)]
-        write_text_atomically(path, table.to_csv(index=False))
-
-
-def read_any_table(path: Path) -> SampleTable:
-    """A wide sample table (fovflow's or legacy PyAMA's) or a long one (``time, fov, cell,
-    value``)."""
-    with path.open(encoding="utf-8") as handle:
-        handle.readline()  # the "# Time units:" line
-        columns = handle.readline().strip().split(",")
-    if {"fov", "cell", "value"} <= set(columns):
-        return read_long_table(path)
-    return read_sample_table(path)
+        rewrite_traces(path, table)
 
 
 def save_fit_report(table: SampleTable, name: str, fitted: pd.DataFrame, shown: pd.DataFrame,

@@ -30,33 +30,34 @@ DIAMETER_HELP = (
     "a number: pixels of the file (e.g. 25);\n"
     "microns: a number with um (e.g. 12um), converted with the file's pixel size.")
 _AUTO = "auto"  # the text of a parameter whose default (None) is derived from the diameter
-_HELP = {
+_HELP: dict[str, dict[str, tuple[str, str]]] = {  # method -> parameter -> (unit, help)
     "phase": {
-        "window": "side of the square of the local standard deviation (odd, >= 3), px",
-        "threshold": "otsu (any field, also confluent layers) or mode (mostly background)",
-        "bins": "histogram bins of the mode threshold",
-        "n_sigma": "mode threshold: sigmas above the background mode",
-        "opening": "side of the opening's square (odd), px",
-        "closing": "side of the closing's square (odd), px",
-        "min_border_area": "smallest piece at the frame border kept as a cell, px",
-        "split": "how touching cells are separated: bodies (dark bodies apart at the "
-                 "bright seams, then by shape), intensity (flooded to the seams), distance "
-                 "(shape alone) or none",
-        "neck": "bodies and distance splits: how narrow a neck must be to cut (0 keeps cells "
-                "together)",
-        "min_area": "smallest cell (bodies split: smallest body), px (default: a disc of "
-                    "half the diameter)",
-        "min_texture": "drop regions fainter than this fraction of the frame's cells "
-                       "(debris, out-of-focus particles; 0 keeps all)",
+        "window": ("px", "side of the square of the local standard deviation (odd, >= 3)"),
+        "threshold": ("", "otsu (any field, also confluent layers) or mode (mostly "
+                          "background)"),
+        "bins": ("", "histogram bins of the mode threshold"),
+        "n_sigma": ("σ", "mode threshold: standard deviations above the background mode"),
+        "opening": ("px", "side of the opening's square (odd)"),
+        "closing": ("px", "side of the closing's square (odd)"),
+        "min_border_area": ("px²", "smallest piece at the frame border kept as a cell"),
+        "split": ("", "how touching cells are separated: bodies (dark bodies apart at the "
+                      "bright seams, then by shape), intensity (flooded to the seams), "
+                      "distance (shape alone) or none"),
+        "neck": ("0-1", "bodies and distance splits: how narrow a neck must be to cut (0 "
+                        "keeps cells together)"),
+        "min_area": ("px²", "smallest cell (bodies split: smallest body); default: a disc of "
+                            "half the diameter"),
+        "min_texture": ("0-1", "drop regions fainter than this fraction of the frame's cells "
+                               "(debris, out-of-focus particles; 0 keeps all)"),
     },
     "fluorescence": {
-        "threshold": "triangle, otsu or li (automatic), or a fixed value in the frame's "
-                     "units",
-        "local": "subtract the local background first (true or false)",
-        "smoothing": "Gaussian sigma, px",
-        "neck": "how narrow a neck between touching cells must be to cut (0 keeps them "
-                "together)",
-        "min_area": "smallest cell, px",
+        "threshold": ("", "triangle, otsu or li (automatic), or a fixed value in the frame's "
+                          "units"),
+        "local": ("true/false", "subtract the local background first"),
+        "smoothing": ("px", "Gaussian sigma"),
+        "neck": ("0-1", "how narrow a neck between touching cells must be to cut (0 keeps "
+                        "them together)"),
+        "min_area": ("px²", "smallest cell"),
     },
 }
 
@@ -141,8 +142,9 @@ def _method_help(name: str) -> str:
     return METHOD_HELP.get(name, f"{name}: a plugin's method")
 
 
-def segmentation_rows(method: str) -> dict[str, tuple[str, str]]:
-    """The parameter table's rows of `method`: ``{"segmentation.name": (default text, help)}``.
+def segmentation_rows(method: str) -> dict[str, tuple[str, str, str]]:
+    """The parameter table's rows of `method`:
+    ``{"segmentation.name": (default text, unit, help)}``.
 
     A default of None shows as ``auto``: the method derives it from the diameter.
     """
@@ -150,11 +152,11 @@ def segmentation_rows(method: str) -> dict[str, tuple[str, str]]:
     rows = {}
     for name, default in method_defaults(method).items():
         text = _AUTO if default is None else str(default)
-        tip = helps.get(name, f"parameter of the {method} method")
+        unit, tip = helps.get(name, ("", f"parameter of the {method} method"))
         if default is None:
             tip += "; auto or blank: derived from the diameter" if method in _HELP else \
                    "; auto or blank: the method's default"
-        rows[f"segmentation.{name}"] = (text, f"{method} segmentation: {tip}")
+        rows[f"segmentation.{name}"] = (text, unit, f"{method} segmentation: {tip}")
     return rows
 
 

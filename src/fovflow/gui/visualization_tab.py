@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from matplotlib.backend_bases import KeyEvent, MouseEvent
-from matplotlib.image import AxesImage
+from matplotlib.backend_bases import KeyEvent
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
@@ -31,17 +29,16 @@ from PySide6.QtWidgets import (
 )
 
 from fovflow.errors import FovflowError, MissingFileError
-from fovflow.gui.frame_view import contrast, display_step, make_canvas, render
+from fovflow.gui.frame_panel import FramePanel
 from fovflow.gui.log_panel import show_error
-from fovflow.gui.run_files import frame_stacks, run_time_unit, write_quality
+from fovflow.gui.run_files import run_time_unit, stack_titles, write_quality
 from fovflow.gui.trace_plot import TracePlot
-from fovflow.gui.widgets import with_button
+from fovflow.gui.widgets import near, with_button
 from fovflow.io.ctc import run_fovs
-from fovflow.io.store import Frames, fov_dir, open_frames
-from fovflow.io.tables import TRACE_COLUMNS, read_traces
-
-MAX_IDS_SHOWN = 60
-MIN_DISPLAY_PX = 400  # never downsample below this, even while the canvas is small
+from fovflow.io.frames import Frames
+from fovflow.io.layout import LABELS, image_stacks, open_stack, trace_files
+from fovflow.io.lineage import run_lineage
+from fovflow.io.tables import HOURS_PER_UNIT, TRACE_COLUMNS, read_traces
 
 
 class VisualizationTab(QWidget):
@@ -58,10 +55,7 @@ class VisualizationTab(QWidget):
         self.selected: int | None = None
         self.time_unit = "frame"
         self._labels: Frames | None = None
-        self._shown_labels = np.zeros((1, 1), dtype=np.int64)
-        self._image: AxesImage | None = None
-        self._shown_image = np.zeros((1, 1))
-        self._step = 1
+        self._stacks: dict[str, Frames] = {}  # the current FOV's stacks opened so far
         self._frame_times: dict[int, float] = {}
         self._offered: Path | None = None
 
@@ -73,17 +67,9 @@ class VisualizationTab(QWidget):
         self.frame_slider = QSlider(Qt.Orientation.Horizontal)
         self.frame_slider.valueChanged.connect(self.show_frame)
         self.frame_label = QLabel("frame 0/0")
-        self.fill_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=0)
-        self.fill_slider.setToolTip("fill the cells with their outline's colour: opacity, %")
-        self.fill_slider.setMaximumWidth(90)
-        self.fill_slider.valueChanged.connect(self.show_frame)
-        self.hover_label = QLabel("")
-        self.image_figure, self.image_canvas = make_canvas(6, 6, layout=None)
-        self.image_canvas.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.image_canvas.mpl_connect("button_press_event", self._on_click)
-        self.image_canvas.mpl_connect("key_press_event", self._on_canvas_key)
-        self.image_canvas.mpl_connect("motion_notify_event", self._on_hover)
-        self.image_axes = self.image_figure.add_axes((0.0, 0.0, 1.0, 1.0))
+        self.frame_panel = FramePanel()
+        self.frame_panel.cell_clicked.connect(self._on_cell_clicked)
+        self.frame_panel.canvas.mpl_connect("key_press_event", self._on_canvas_key)
         self.trace_plot = TracePlot()
         self.cell_table = QTableWidget(0, 3)
         self.cell_table.setHorizontalHeaderLabels(["cell", "frames", "good"])
@@ -101,30 +87,29 @@ class VisualizationTab(QWidget):
             controls.addWidget(widget)
         controls.addWidget(self.frame_slider, stretch=1)
         controls.addWidget(self.frame_label)
-        controls.addWidget(QLabel("fill"))
-        controls.addWidget(self.fill_slider)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.addWidget(with_button(self.run_edit, "Open run…", self._browse))
         left_layout.addLayout(controls)
-        left_layout.addWidget(self.image_canvas, stretch=1)
-        left_layout.addWidget(self.hover_label)
-        left_layout.addWidget(QLabel("click a cell to select it; right-click toggles good/bad; "
-                                     "← → step through frames"))
+        left_layout.addWidget(self.frame_panel, stretch=1)
+        hint = QLabel("click a cell to select it; right-click toggles good/bad; wheel zooms, "
+                      "drag pans, double-click shows the whole frame; ← → step through frames")
+        hint.setWordWrap(True)
+        left_layout.addWidget(hint)
         right = QWidget()
         right_layout = QVBoxLayout(right)
-        right_layout.addWidget(self.trace_plot, stretch=2)
+        right_layout.addWidget(self.trace_plot, stretch=3)
         right_layout.addWidget(self.cell_table, stretch=2)
         saving = QHBoxLayout()
         saving.addWidget(self.save_button)
         saving.addWidget(self.unsaved_label, stretch=1)
         right_layout.addLayout(saving)
-        splitter = QSplitter()
-        splitter.addWidget(left)
-        splitter.addWidget(right)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        QVBoxLayout(self).addWidget(splitter)
+        self.splitter = QSplitter()
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        QVBoxLayout(self).addWidget(self.splitter)
 
     # ---- run and FOV ----------------------------------------------------------------------
     @Slot(Path)
@@ -147,11 +132,13 @@ class VisualizationTab(QWidget):
             self.open_run(offered)
 
     def open_run(self, run_dir: Path) -> None:
+        """Show the run in `run_dir` (its first FOV); a folder that is not a run is reported
+        in the status bar and a dialog."""
         run_dir = Path(run_dir)
         try:
             fovs = run_fovs(run_dir)
         except MissingFileError as exc:  # no folder, or no fov_XXX/labels.zarr in it
-            self.status.emit(str(exc))
+            self._report(str(exc))
             return
         self.run_dir = run_dir
         self.run_edit.setText(str(run_dir))
@@ -168,68 +155,68 @@ class VisualizationTab(QWidget):
     def fov(self) -> int:
         return int(self.fov_combo.currentData())
 
+    @property
+    def stack(self) -> str:
+        """The name of the image stack shown (``pc``, ``fl_ch_1``...)."""
+        return str(self.channel_combo.currentData() or "")
+
     def _fov_changed(self) -> None:
         assert self.run_dir is not None
-        folder = fov_dir(self.run_dir, self.fov)
-        self._labels = open_frames(folder / "labels.zarr")
-        channels = frame_stacks(folder)
-        traces = sorted(folder.glob("traces_ch_*.csv"))
+        self._labels = open_stack(self.run_dir, self.fov, LABELS)
+        self._stacks = {}
+        channels = image_stacks(self.run_dir, self.fov)
+        traces = list(trace_files(self.run_dir, self.fov).values())
         try:
             self.traces = read_traces(traces[0]) if traces else pd.DataFrame(
                 columns=TRACE_COLUMNS)
         except FovflowError as exc:
-            self.status.emit(f"error: {exc}")
-            show_error(self, "fovflow", str(exc))
+            self._report(f"error: {exc}")
             self.traces = pd.DataFrame(columns=TRACE_COLUMNS)
+        try:
+            lineage = run_lineage(self.run_dir, self.fov)
+        except FovflowError as exc:  # the traces' parent column still tells the divisions
+            self._report(f"error: {exc}")
+            lineage = None
         cells = self.traces.groupby("cell")["good"].first().astype(bool).to_dict()
         times = self.traces.drop_duplicates("frame")
         self._frame_times = dict(zip(times["frame"].astype(int), times["time"].astype(float),
                                      strict=True))
         self.good = cells | self.unsaved.get(self.fov, {})
         self.selected = None
+        shown = self.stack  # the same channel in the next FOV, if it has it
         self.channel_combo.blockSignals(True)
         self.channel_combo.clear()
-        self.channel_combo.addItems(channels)
+        for stack, title in stack_titles(self.run_dir, channels).items():
+            self.channel_combo.addItem(title, stack)
+        self.channel_combo.setCurrentIndex(max(0, self.channel_combo.findData(shown)))
         self.channel_combo.blockSignals(False)
+        if self._labels is None:
+            self._report(f"error: FOV {self.fov} of {self.run_dir} has no tracked labels")
+            return
         self.frame_slider.setMaximum(len(self._labels) - 1)
         self._fill_cell_table()
+        self.trace_plot.show_fov(self.traces, self.good, self.time_unit, lineage)
         self.show_frame()
-        self.trace_plot.show_fov(self.traces, self.good, self.time_unit)
 
     # ---- frame ----------------------------------------------------------------------------
     @Slot()
     def show_frame(self) -> None:
-        """Draw the chosen channel's frame (downsampled, percentile contrast) with outlines."""
-        if self._labels is None or self.run_dir is None or not self.channel_combo.currentText():
+        """Draw the chosen channel's frame with outlines and ids; mark its time on the traces."""
+        if self._labels is None or self.run_dir is None or not self.stack:
             return
         t = self.frame_slider.value()
-        path = fov_dir(self.run_dir, self.fov) / f"{self.channel_combo.currentText()}.zarr"
-        frames = open_frames(path)
-        screen = max(self.image_canvas.width(), self.image_canvas.height(), MIN_DISPLAY_PX)
-        step = display_step(frames.shape, screen)
-        image = frames.array[t, ::step, ::step]
-        self._shown_image, self._step = image, step
-        self._shown_labels = self._labels.array[t, ::step, ::step]
-        rgb = render(contrast(image), self._shown_labels, self.good, self.selected,
-                     fill=self.fill_slider.value() / 100)
-        if self._image is None or self._image.get_array().shape != rgb.shape:
-            self.image_axes.clear()
-            self.image_axes.set_axis_off()
-            self._image = self.image_axes.imshow(rgb, interpolation="nearest")
-        else:
-            self._image.set_data(rgb)
-        for text in self.image_axes.texts[:]:
-            text.remove()
+        if self.stack not in self._stacks:  # opening costs more than reading a frame
+            frames = open_stack(self.run_dir, self.fov, self.stack)
+            if frames is None:  # removed since the FOV was opened
+                return
+            self._stacks[self.stack] = frames
+        frames = self._stacks[self.stack]
         here = self.traces[self.traces["frame"] == t] if len(self.traces) else self.traces
-        if len(here) > MAX_IDS_SHOWN:  # text is slow to draw: then only the selected cell's id
-            here = here[here["cell"] == self.selected]
-        for row in here.itertuples():
-            self.image_axes.text(row.position_x / step, row.position_y / step, str(row.cell),
-                                 color="yellow" if row.cell == self.selected else "white",
-                                 fontsize=8, fontweight="bold", ha="center", va="center")
-        self.image_canvas.draw_idle()
+        self.frame_panel.show_frame(frames[t], self._labels[t], here, self.good, self.selected,
+                                    channel=self.channel_combo.currentText())
         self.frame_label.setText(f"frame {t}/{self.frame_slider.maximum()}"
                                  f"{_time_text(self._frame_times.get(t), self.time_unit)}")
+        self.trace_plot.mark_frame(t)
 
     def step_frame(self, delta: int) -> None:
         self.frame_slider.setValue(self.frame_slider.value() + delta)
@@ -245,34 +232,11 @@ class VisualizationTab(QWidget):
         if event.key in ("left", "right"):
             self.step_frame(-1 if event.key == "left" else 1)
 
-    def _shown_pixel(self, event: MouseEvent) -> tuple[int, int] | None:
-        """(row, column) of the shown frame under the mouse, or None outside it."""
-        if event.inaxes is not self.image_axes or event.xdata is None or event.ydata is None:
-            return None
-        height, width = self._shown_labels.shape
-        return min(max(round(event.ydata), 0), height - 1), min(max(round(event.xdata), 0),
-                                                                 width - 1)
-
-    def _on_hover(self, event: MouseEvent) -> None:
-        pixel = self._shown_pixel(event)
-        if pixel is None or self._shown_image.shape != self._shown_labels.shape:
-            self.hover_label.setText("")
-            return
-        cell = int(self._shown_labels[pixel])
-        value = self._shown_image[pixel]
-        y, x = (self._step * coordinate for coordinate in pixel)
-        self.hover_label.setText(f"x {x}, y {y}: {self.channel_combo.currentText()} {value}"
-                                 + (f", cell {cell}" if cell else ""))
-
-    def _on_click(self, event: MouseEvent) -> None:
-        pixel = self._shown_pixel(event)
-        if pixel is None:
-            return
-        cell = int(self._shown_labels[pixel])
-        if cell:
-            self.select_cell(cell)
-            if event.button == 3:
-                self.set_good(cell, not self.good.get(cell, True))
+    @Slot(int, bool)
+    def _on_cell_clicked(self, cell: int, toggle: bool) -> None:
+        self.select_cell(cell)
+        if toggle:
+            self.set_good(cell, not self.good.get(cell, True))
 
     # ---- cells ----------------------------------------------------------------------------
     def select_cell(self, cell: int) -> None:
@@ -284,7 +248,8 @@ class VisualizationTab(QWidget):
             self.cell_table.selectRow(cells.index(cell))
             self.cell_table.blockSignals(False)
         self.status.emit(f"FOV {self.fov} cell {cell}: {'good' if self.good.get(cell) else 'bad'}")
-        self.show_frame()
+        self.frame_panel.selected = cell
+        self.frame_panel.redraw()
         self.trace_plot.select(cell)
 
     def set_good(self, cell: int, good: bool) -> None:
@@ -298,7 +263,7 @@ class VisualizationTab(QWidget):
         self.cell_table.blockSignals(False)
         self._show_unsaved()
         self.status.emit(f"FOV {self.fov} cell {cell}: {'good' if good else 'bad'} (unsaved)")
-        self.show_frame()
+        self.frame_panel.redraw()  # it draws the same `good` mapping
         self.trace_plot.plot()
 
     @Slot()
@@ -321,6 +286,7 @@ class VisualizationTab(QWidget):
             check = QTableWidgetItem()
             check.setCheckState(Qt.CheckState.Checked if good else Qt.CheckState.Unchecked)
             self.cell_table.setItem(row, 2, check)
+        self.cell_table.clearSelection()  # no row of the last FOV stays highlighted
         self.cell_table.blockSignals(False)
 
     def _on_cell_item(self, item: QTableWidgetItem) -> None:
@@ -337,16 +303,23 @@ class VisualizationTab(QWidget):
         count = sum(len(edits) for edits in self.unsaved.values())
         self.unsaved_label.setText(f"{count} unsaved change(s)" if count else "")
 
+    def _report(self, message: str) -> None:
+        """A problem the user must see: in the status bar and in a (non-blocking) dialog."""
+        self.status.emit(message)
+        show_error(self, "fovflow visualization", message.removeprefix("error: "))
+
     def _browse(self) -> None:
-        if folder := QFileDialog.getExistingDirectory(self, "Run folder"):
+        folder = QFileDialog.getExistingDirectory(self, "Run folder", near(self.run_edit.text()))
+        if folder:
             self.open_run(Path(folder))
 
 
 def _time_text(time: float | None, unit: str) -> str:
     """The frame's acquisition time for its label, in hours or minutes (``""`` if unknown)."""
-    if time is None or unit != "s":
+    if time is None or unit not in HOURS_PER_UNIT:
         return ""
-    return f" · {time / 3600:.2f} h" if time >= 3600 else f" · {time / 60:.1f} min"
+    hours = time * HOURS_PER_UNIT[unit]
+    return f" · {hours:.2f} h" if hours >= 1 else f" · {hours * 60:.1f} min"
 
 
 def _readonly(text: str) -> QTableWidgetItem:

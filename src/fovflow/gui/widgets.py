@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QListWidgetItem, QPushButton, QWidget
@@ -33,3 +34,13 @@ def checkable(text: str, checked: bool) -> QListWidgetItem:
 
 def is_checked(item: QListWidgetItem) -> bool:
     return item.checkState() == Qt.CheckState.Checked
+
+
+def near(text: str) -> str:
+    """Where a file dialog should open for the path typed in a field: that folder, or the
+    folder of that file, if it exists (else "": Qt's default)."""
+    path = Path(text.strip()).expanduser()
+    for folder in (path, path.parent):
+        if text.strip() and folder.is_dir():
+            return str(folder)
+    return ""

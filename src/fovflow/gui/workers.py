@@ -22,7 +22,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, Slot
 
 from fovflow.errors import Cancelled, FovflowError
-from fovflow.workflow.cancel import CancelToken
+from fovflow.execution import CancelToken
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,9 @@ import tifffile
 from numpy.typing import NDArray
 
 from fovflow.errors import FovflowError, IndexOutOfRangeError, MissingFileError, TableError
-from fovflow.io.lineage import LINEAGE_NAME, read_lineage, run_lineage
-from fovflow.io.store import PARTIAL, Frames, fov_dir, open_frames
+from fovflow.io.frames import Frames, open_frames
+from fovflow.io.layout import LABELS, PARTIAL, fov_folders, open_stack
+from fovflow.io.lineage import read_lineage, run_lineage
 from fovflow.processing._stacks import Stack, iter_frames
 from fovflow.processing.lineage import Lineage
 
@@ -188,15 +189,17 @@ class SmallCellsRemoved:
 
 
 def run_fovs(run_dir: str | os.PathLike[str]) -> list[int]:
-    """The FOVs of a run folder that have a label stack (``fov_NNN/labels.zarr``).
+    """The FOVs of a run folder that have a tracked label stack.
 
     Raises
     ------
     MissingFileError
         If the folder does not exist or holds no label stack.
     """
-    return _fovs(Path(run_dir), "fov_*/labels.zarr", lambda p: p.parent.name[4:],
-                 "a run folder of `fovflow run` with fov_NNN/labels.zarr")
+    run_dir = Path(run_dir)
+    return _found(run_dir, [fov for fov in fov_folders(run_dir)
+                            if open_stack(run_dir, fov, LABELS) is not None],
+                  "a run folder of `fovflow run` with tracked labels")
 
 
 def truth_fovs(truth_dir: str | os.PathLike[str]) -> list[int]:
@@ -207,14 +210,18 @@ def truth_fovs(truth_dir: str | os.PathLike[str]) -> list[int]:
     MissingFileError
         If the folder does not exist or holds no label stack.
     """
-    return _fovs(Path(truth_dir), "labels_fov_*.zarr", lambda p: p.name[11:-5],
-                 "the sim.truth folder written by `fovflow simulate`")
+    truth_dir = Path(truth_dir)
+    return _found(truth_dir, sorted(int(n) for path in truth_dir.glob("labels_fov_*.zarr")
+                                    if (n := path.name[11:-5]).isdigit()),
+                  "the sim.truth folder written by `fovflow simulate`")
 
 
 def run_labels(run_dir: str | os.PathLike[str], fov: int) -> Frames:
     """The tracked label stack of FOV `fov` of a run folder."""
     require_fovs([fov], run_fovs(run_dir), f"run {run_dir}")
-    return open_frames(fov_dir(Path(run_dir), fov) / "labels.zarr")
+    labels = open_stack(Path(run_dir), fov, LABELS)
+    assert labels is not None  # run_fovs lists only FOVs with labels
+    return labels
 
 
 def truth_labels(truth_dir: str | os.PathLike[str], fov: int) -> Frames:
@@ -226,7 +233,7 @@ def truth_labels(truth_dir: str | os.PathLike[str], fov: int) -> Frames:
 def truth_lineage(truth_dir: str | os.PathLike[str], fov: int) -> Lineage | None:
     """The true lineage of FOV `fov` (``lineage_fov_NNN.csv``), or None for ground truth
     simulated before divisions existed."""
-    path = Path(truth_dir) / f"{Path(LINEAGE_NAME).stem}_fov_{fov:03d}.csv"
+    path = Path(truth_dir) / f"lineage_fov_{fov:03d}.csv"
     return read_lineage(path) if path.is_file() else None
 
 
@@ -251,13 +258,13 @@ def read_truth_traces(truth_dir: str | os.PathLike[str]) -> pd.DataFrame:
     return table
 
 
-def _fovs(folder: Path, pattern: str, number: Any, expected: str) -> list[int]:
+def _found(folder: Path, fovs: list[int], expected: str) -> list[int]:
+    """`fovs`, the FOVs with a label stack found in `folder`, if there are any."""
     if not folder.is_dir():
         raise MissingFileError(f"{folder}: no such folder; expected {expected}")
-    found = sorted(int(n) for n in map(number, folder.glob(pattern)) if n.isdigit())
-    if not found:
+    if not fovs:
         raise MissingFileError(f"{folder} holds no label stacks; expected {expected}")
-    return found
+    return fovs
 
 
 def require_fovs(fovs: list[int], available: list[int], where: str) -> None:
@@ -288,7 +295,10 @@ def _write_ctc(labels: Stack, lineage: Lineage | None, out_dir: Path, track_file
 @contextlib.contextmanager
 def _new_folder(path: Path) -> Iterator[Path]:
     """A fresh folder, written as ``<name>.partial`` and renamed to `path` when complete."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    if path.exists() and not path.is_dir():
+        raise FovflowError(f"{path} is a file; the result is a folder: give a new or empty "
+                           "folder's path")
+    if path.is_dir() and any(path.iterdir()):
         raise FovflowError(f"{path} already exists and is not empty; choose another folder or "
                            "remove it")
     partial = path.with_name(path.name + PARTIAL)

@@ -19,14 +19,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fovflow.errors import TableError
-from fovflow.io.store import fov_dir, write_columns_csv
+from fovflow.io.layout import LINEAGE_NAME, fov_dir
+from fovflow.io.store import write_columns_csv
 from fovflow.processing.lineage import Lineage
 
-__all__ = ["LINEAGE_NAME", "SHIFTS_NAME", "read_lineage", "run_lineage", "write_lineage",
-           "write_shifts"]
+__all__ = ["read_lineage", "run_lineage", "write_lineage", "write_shifts"]
 
-LINEAGE_NAME = "lineage.csv"
-SHIFTS_NAME = "shifts.csv"
 _LINEAGE_COLUMNS = ("track", "parent", "first_frame", "last_frame", "division_frame")
 
 

@@ -43,7 +43,7 @@ from fovflow.io.metadata import (  # noqa: F401 - public here too
     unreadable,
     z_selection,
 )
-from fovflow.io.ome_tiff import OmeTiffPages, read_ome_tiff_metadata
+from fovflow.io.ome_tiff import OmeTiffPages, holds_ome_xml, read_ome_tiff_metadata
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +265,8 @@ def _format_of(file: Path) -> str:
             return fmt
     supported = ", ".join(sorted(_FORMATS))
     if name.endswith((".tif", ".tiff")):
+        if holds_ome_xml(file):  # an OME-TIFF named plain .tif
+            return "ome-tiff"
         raise UnsupportedFormatError(
             f"{file}: plain TIFF has no FOV, channel or time metadata; "
             f"export it as OME-TIFF (*.ome.tif). Supported: {supported}"

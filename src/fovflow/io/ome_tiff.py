@@ -28,6 +28,16 @@ from fovflow.io.metadata import (
 _MICROMETRES_PER_UNIT = {"nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
 
 
+def holds_ome_xml(file: Path) -> bool:
+    """Whether a TIFF carries OME-XML (an OME-TIFF, whatever its name ends with); reads the
+    first page's description only."""
+    try:
+        with tifffile.TiffFile(file) as tif:
+            return bool(tif.is_ome)
+    except (OSError, ValueError, tifffile.TiffFileError):
+        return False
+
+
 def read_ome_tiff_metadata(file: Path) -> DatasetMetadata:
     """What an OME-TIFF holds; one OME Image (tifffile series) per FOV.
 

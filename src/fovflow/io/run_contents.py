@@ -18,11 +18,18 @@ import yaml
 from numpy.typing import NDArray
 
 from fovflow.errors import ConfigError, FovflowError, MissingFileError, TableError, yaml_problem
-from fovflow.io.lineage import SHIFTS_NAME
-from fovflow.io.store import LOCK_NAME, LOG_NAME, MANIFEST_NAME, Frames, fov_dir, open_frames
+from fovflow.io.layout import (
+    LOCK_NAME,
+    LOG_NAME,
+    MANIFEST_NAME,
+    SAMPLES_DIR,
+    SHIFTS_NAME,
+    fov_dir,
+    fov_folders,
+    trace_files,
+)
 from fovflow.io.tables import read_traces
 
-_FOV_FOLDER = re.compile(r"fov_(\d+)\Z")
 # The format `workflow.run` gives run.log: "<date> <time> <LEVEL> <process> <logger>: <message>"
 _LOG_LINE = re.compile(r"\S+ \S+ (?P<level>[A-Z]+)\s+\S+ (?P<logger>\S+): (?P<message>.*)")
 _RUN_START = re.compile(r"fovflow \S+: run of ")
@@ -78,25 +85,19 @@ def open_run(folder: str | Path) -> RunContents:
     if not fovs:
         still = f"; a run is still writing it ({holder}): try again later" if holder else ""
         raise FovflowError(f"{folder} holds no FOV yet{still}")
-    fitted = tuple(sorted((folder / "samples").glob("*_fitted_*.csv")))
+    fitted = tuple(sorted((folder / SAMPLES_DIR).glob("*_fitted_*.csv")))
     return RunContents(folder, manifest, fovs, holder, _log_problems(folder / LOG_NAME), fitted)
 
 
 def fov_traces(folder: Path, fov: int) -> tuple[pd.DataFrame, bool] | None:
     """The FOV's traces (of its first fluorescence channel) and whether they have lineage
     (a ``parent`` column), or None if the FOV has no traces table yet."""
-    tables = sorted(fov_dir(folder, fov).glob("traces_ch_*.csv"))
+    tables = list(trace_files(folder, fov).values())
     if not tables:
         return None
     with tables[0].open(encoding="utf-8") as file:
         has_lineage = "parent" in file.readline().strip().split(",")
     return read_traces(tables[0]), has_lineage
-
-
-def fov_frames(folder: Path, fov: int, name: str) -> Frames | None:
-    """The FOV's (T, Y, X) stack `name` (e.g. ``pc.zarr``, ``seg.zarr``), or None if not written."""
-    path = fov_dir(folder, fov) / name
-    return open_frames(path) if path.is_dir() else None
 
 
 def fov_shifts(folder: Path, fov: int) -> NDArray[np.float64] | None:
@@ -134,10 +135,8 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
 
 def _fov_records(folder: Path, manifest: dict[str, Any]) -> tuple[FovRecord, ...]:
     recorded = {int(fov): entry or {} for fov, entry in (manifest.get("fovs") or {}).items()}
-    on_disk = {int(match[1]) for path in folder.iterdir()
-               if path.is_dir() and (match := _FOV_FOLDER.match(path.name))}
     records = []
-    for fov in sorted(recorded.keys() | on_disk):
+    for fov in sorted(recorded.keys() | fov_folders(folder).keys()):
         entry = recorded.get(fov, {"status": "missing"})
         seconds = {step: float(info.get("seconds", 0.0))
                    for step, info in (entry.get("steps") or {}).items()}

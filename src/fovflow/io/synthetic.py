@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -52,6 +52,7 @@ from fovflow.io.synthetic_config import (
 from fovflow.io.synthetic_isolated import IsolatedScene
 from fovflow.io.synthetic_kinds import PackedScene
 from fovflow.processing.lineage import Lineage
+from fovflow.progress import Progress
 
 __all__ = [
     "CELL_KINDS",
@@ -68,7 +69,6 @@ __all__ = [
     "write_simulation",
 ]
 
-Progress = Callable[[int, int], None]
 
 
 class _Scene(Protocol):

@@ -110,6 +110,21 @@ def feature_columns(traces: pd.DataFrame) -> list[str]:
     return [c for c in traces.columns if c not in TRACE_COLUMNS and c not in LINEAGE_COLUMNS]
 
 
+def read_any_table(path: str | Path) -> SampleTable:
+    """A sample table of either shape `merge` writes: wide (fovflow's, or the older PyAMA
+    tool's) or long (``time, fov, cell, value`` rows)."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            handle.readline()  # the "# Time units:" line
+            columns = handle.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        columns = []  # read_sample_table says what is wrong
+    if {"fov", "cell", "value"} <= set(columns):
+        return read_long_table(path)
+    return read_sample_table(path)
+
+
 def read_sample_table(path: str | Path) -> SampleTable:
     """A wide sample table (fovflow's or the older PyAMA tool's)."""
     path = Path(path)

@@ -7,15 +7,12 @@ A *stack* is anything with ``len()`` whose ``stack[t]`` returns a 2-D array: a n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
-
-Progress = Callable[[int, int], None]
-"""``progress(done, total)``, called once per frame; it may raise `fovflow.errors.Cancelled`."""
 
 
 class Stack(Protocol):

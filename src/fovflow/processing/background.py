@@ -19,12 +19,12 @@ from scipy.interpolate import make_interp_spline
 
 from fovflow.processing._stacks import (
     OutputStack,
-    Progress,
     Stack,
     check_finite,
     iter_frames,
     output_stack,
 )
+from fovflow.progress import Progress
 
 __all__ = ["correct_background", "estimate_background"]
 

@@ -19,7 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from fovflow.processing._stacks import Progress, Stack, iter_frames
+from fovflow.processing._stacks import Stack, iter_frames
+from fovflow.progress import Progress
 
 __all__ = ["DEFAULT_FEATURES", "FEATURES", "Cells", "extract_features", "register_feature"]
 

@@ -75,7 +75,8 @@ def find_divisions(
     least `min_overlap` of its area inside her. A previous region with two or more daughters
     divided into the two that overlap her most when their areas sum to her area within
     `max_area_change` (relative) and the smaller has at least `min_balance` of the larger's
-    area. A daughter of two mothers belongs to neither.
+    area. A daughter of two mothers belongs to neither, and a mother matched to a region other
+    than her two daughters goes on in it and did not divide.
 
     Parameters
     ----------
@@ -112,8 +113,13 @@ def find_divisions(
     pairs = np.column_stack([daughter[two - 1], daughter[two]])
     areas = area_current[pairs]
     total = areas.sum(axis=1)
+    # A mother matched to a third region goes on in it, so she did not divide.
+    successor = np.zeros(len(area_previous), np.intp)
+    successor[matched_previous] = matched_current
+    goes_on = successor[mothers]
     keep = ((np.abs(total - area_previous[mothers]) <= max_area_change * area_previous[mothers])
-            & (areas.min(axis=1) >= min_balance * areas.max(axis=1)))
+            & (areas.min(axis=1) >= min_balance * areas.max(axis=1))
+            & ((goes_on == 0) | (goes_on == pairs[:, 0]) | (goes_on == pairs[:, 1])))
     return mothers[keep], pairs[keep]
 
 

@@ -19,9 +19,11 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from fovflow.processing._stacks import OutputStack, Progress, Stack, iter_frames, output_stack
+from fovflow.processing._stacks import OutputStack, Stack, iter_frames, output_stack
 from fovflow.processing.fluorescence import fluorescence_foreground, segment_fluorescence
 from fovflow.processing.phase import phase_foreground, segment_phase
+from fovflow.processing.splitting import darker_than_surroundings
+from fovflow.progress import Progress
 
 __all__ = ["METHODS", "estimate_diameter", "method_defaults", "register_method",
            "resolve_diameter", "segment_cells"]
@@ -40,6 +42,13 @@ _EMPTY_FIELD_DIAMETER = 60.0
 _SMALLEST_CELL_PX = 16  # pieces below this area are noise to the diameter estimate
 _GRANULOMETRY_SIZES = 24
 _SMALLEST_DIAMETER_PX = 6.0  # narrower, a 3x3 texture window cannot resolve a cell
+# Phase contrast: a foreground this many times wider than the cells' dark bodies is clumps of
+# cells (a microcolony, a confluent layer; on real single cells the ratio measured 1.7-6.4,
+# on a real E. coli colony 25), whose diameter is about twice the bodies' (a rod's equivalent
+# diameter is about twice its width).
+_CLUMPED_RATIO = 8.0
+_BODY_FACTOR = 2.0
+_CROSS = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 
 
 class NoCellsError(ValueError):
@@ -160,6 +169,13 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
     merged clump at about the width of its cells. On real recordings it came within -25 % to
     +35 % of the median equivalent diameter of the annotated cells (``benchmarks/RESULTS.md``).
 
+    A microcolony or a confluent layer is one solid piece of phase-contrast foreground, which
+    this measures as one cell. So for ``phase`` the cells' dark bodies (pixels darker than
+    their surroundings, `fovflow.processing.splitting.darker_than_surroundings`) are measured
+    the same way, and where the foreground measures more than 8 times the bodies, the diameter
+    is twice the bodies' (a rod's equivalent diameter is about twice its width): a real
+    *E. coli* colony 186 -> 14.8 px (its cells 15.7 px).
+
     Raises
     ------
     ValueError
@@ -171,7 +187,8 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
     Notes
     -----
     About 30 ms per 1024x1024 frame: a distance transform, then one comparison and one
-    dilation per size of 24 sizes between 1 px and the largest inscribed radius.
+    dilation per size of 24 sizes between 1 px and the largest inscribed radius; ``phase``
+    adds the bodies and one opening of them (a second granulometry where they are clumps).
     """
     if method not in _ESTIMATED_METHODS:
         raise ValueError(f"the diameter of method {method!r} cannot be estimated; give it "
@@ -179,12 +196,45 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
     count = len(stack)
     picks = sorted({round(i * (count - 1) / max(1, _ESTIMATE_FRAMES - 1))
                     for i in range(min(count, _ESTIMATE_FRAMES))})
-    masks = [_without_specks(_scale_free_foreground(np.asarray(stack[t]), method))
-             for t in picks]
+    frames = [np.asarray(stack[t]) for t in picks]
+    masks = [_without_specks(_scale_free_foreground(frame, method)) for frame in frames]
+    if not any(cv2.countNonZero(mask) for mask in masks):
+        raise NoCellsError("no cells found to estimate the diameter from; give it in pixels")
+    diameter = _granulometry_diameter(masks)
+    clumps = _clumps_diameter(frames, masks, diameter) if method == "phase" else None
+    if clumps is not None:
+        log.info("the foreground measures %.1f px, 8 times its cells' dark bodies or more: "
+                 "clumps of cells, diameter %.1f px", diameter, clumps)
+        diameter = clumps
+    if diameter < _SMALLEST_DIAMETER_PX:  # specks of noise: texture that is not cells
+        raise NoCellsError(f"nothing larger than specks ({diameter:.1f} px) to estimate the "
+                           "diameter from; give it in pixels")
+    return diameter
+
+
+def _clumps_diameter(frames: list[NDArray[Any]], masks: list[NDArray[np.uint8]],
+                     diameter: float) -> float | None:
+    """Twice the diameter of the cells' dark bodies where they measure under 1/8 of the
+    foreground's `diameter` (clumps of cells), else None."""
+    bodies = [cv2.morphologyEx(darker_than_surroundings(frame, mask, diameter, 1.0)[1],
+                               cv2.MORPH_OPEN, _CROSS)
+              for frame, mask in zip(frames, masks, strict=True)]
+    total = sum(cv2.countNonZero(body) for body in bodies)
+    radius = diameter / (2 * _CLUMPED_RATIO)
+    # One opening tells most frames apart: bodies it leaves half of are not that small.
+    if not total or sum(_opened_area(body, cv2.distanceTransform(body, cv2.DIST_L2,
+                                                                 cv2.DIST_MASK_5), radius)
+                        for body in bodies) >= total / 2:
+        return None
+    body_diameter = _granulometry_diameter(bodies)
+    # Narrower bodies are the grain of noise, not cells.
+    return _BODY_FACTOR * body_diameter if body_diameter >= _SMALLEST_DIAMETER_PX else None
+
+
+def _granulometry_diameter(masks: list[NDArray[np.uint8]]) -> float:
+    """Twice the radius of the square whose opening removes half of the masks' pixels."""
     distances = [cv2.distanceTransform(mask, cv2.DIST_L2, cv2.DIST_MASK_5) for mask in masks]
     total = sum(cv2.countNonZero(mask) for mask in masks)
-    if not total:
-        raise NoCellsError("no cells found to estimate the diameter from; give it in pixels")
     # A foreground without background (a sheet filling the frame) has no finite distance:
     # no cell is wider than the frame.
     largest = min(max(float(distance.max()) for distance in distances), max(masks[0].shape))
@@ -192,11 +242,7 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
     kept = np.array([sum(_opened_area(mask, distance, r)
                          for mask, distance in zip(masks, distances, strict=True))
                      for r in radii]) / total
-    diameter = 2.0 * _radius_at_half(radii, kept)
-    if diameter < _SMALLEST_DIAMETER_PX:  # specks of noise: texture that is not cells
-        raise NoCellsError(f"nothing larger than specks ({diameter:.1f} px) to estimate the "
-                           "diameter from; give it in pixels")
-    return diameter
+    return 2.0 * _radius_at_half(radii, kept)
 
 
 def _scale_free_foreground(frame: NDArray[Any], method: str) -> NDArray[np.bool_]:

@@ -19,12 +19,13 @@ from skimage.segmentation import watershed
 
 from fovflow.processing._stacks import log_frame
 
+MAX_FILLED_PIECE = 8.0  # cells' areas
 # Diameters: a cell the frame border cuts is at most this long along it; longer pieces at the
 # border are the camera's (a bright edge column), not cells.
 MAX_SLIVER_LENGTH = 1.5
 
-__all__ = ["fill_holes", "label_instances", "split_by_bodies", "split_by_intensity",
-           "split_touching", "with_border_pieces"]
+__all__ = ["darker_than_surroundings", "fill_holes", "label_instances", "split_by_bodies",
+           "split_by_intensity", "split_touching", "with_border_pieces"]
 
 
 def split_touching(
@@ -116,7 +117,7 @@ def split_by_intensity(
         raise ValueError(f"diameter must be positive, got {diameter}")
     foreground, labels, stats, areas = _components(mask)
     if len(stats) > 1:
-        smooth, darker = _darker_than_surroundings(image, foreground, diameter, diameter / 10)
+        smooth, darker = darker_than_surroundings(image, foreground, diameter, diameter / 10)
         _, bodies, body_stats, _ = cv2.connectedComponentsWithStats(darker, connectivity=8,
                                                                     ltype=cv2.CV_32S)
         big = body_stats[:, cv2.CC_STAT_AREA] >= np.pi * (diameter / 8) ** 2
@@ -140,8 +141,10 @@ def split_by_bodies(
     cells are brighter, so the foreground's pixels darker than the mean over a cell-sized square
     (of the log image smoothed by a twentieth of the diameter) are the cells' bodies, already
     apart where a seam runs between them: rods in a microcolony, cells of a confluent layer.
-    Bodies get their holes filled and an opening by a fourteenth of the diameter, touching bodies
-    are split by shape (`split_touching` with `neck`), and each body grows back by a sixth of
+    Bodies get their holes filled (unless that joins more than `MAX_FILLED_PIECE` cells' area:
+    the bright gaps a colony's cells enclose) and an opening by a fourteenth of the diameter,
+    touching bodies
+    are split by shape (`split_touching` with `neck`), and each body grows back by a fifth of
     the diameter into the foreground, to the cell's edge (a pixel between two bodies goes to
     the nearer).
 
@@ -171,8 +174,8 @@ def split_by_bodies(
     if diameter <= 0:
         raise ValueError(f"diameter must be positive, got {diameter}")
     foreground = np.ascontiguousarray(mask != 0, np.uint8)
-    _, darker = _darker_than_surroundings(image, foreground, diameter, diameter / 20)
-    filled = fill_holes(darker)
+    _, darker = darker_than_surroundings(image, foreground, diameter, diameter / 20)
+    filled = _filled_bodies(darker, np.pi * (diameter / 2) ** 2)
     bodies = cv2.morphologyEx(filled, cv2.MORPH_OPEN, _disc(diameter / 14))
     # Slivers of cells the border cuts, at most a cell long: not the specks along an edge.
     bodies = with_border_pieces(filled, bodies,
@@ -180,7 +183,7 @@ def split_by_bodies(
                                 max_extent=MAX_SLIVER_LENGTH * diameter)
     labels = split_touching(bodies, diameter=diameter, neck=neck, min_area=min_area,
                             min_border_area=min_border_area)
-    return _grown(labels, foreground, diameter / 6)
+    return _grown(labels, foreground, diameter / 5)
 
 
 def label_instances(labels: NDArray[np.integer[Any]], *, min_area: int = 0
@@ -231,6 +234,18 @@ def fill_holes(binary: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return (padded[1:-1, 1:-1] != 2).view(np.uint8)
 
 
+def _filled_bodies(darker: NDArray[np.uint8], cell_area: float) -> NDArray[np.uint8]:
+    """`darker` with the holes filled of its pieces that stay at most `MAX_FILLED_PIECE`
+    cells large: the bright inside of a cell (a phase-bright cell is a dark ring), not the
+    bright gaps a colony's touching cells enclose, whose filling would join them."""
+    filled = fill_holes(darker)
+    _, pieces, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8,
+                                                           ltype=cv2.CV_32S)
+    large = stats[:, cv2.CC_STAT_AREA] > MAX_FILLED_PIECE * cell_area
+    large[0] = False
+    return np.where(large[pieces], darker, filled) if large.any() else filled
+
+
 def with_border_pieces(before: NDArray[np.uint8], opened: NDArray[np.uint8], min_area: int,
                        max_extent: float | None = None) -> NDArray[np.uint8]:
     """`opened` plus the pieces of `before` it lost that touch the border (>= `min_area` px,
@@ -268,7 +283,7 @@ def _border_run_starts(lost: NDArray[np.uint8]) -> list[tuple[int, int]]:
     return starts
 
 
-def _darker_than_surroundings(image: NDArray[Any], foreground: NDArray[np.uint8],
+def darker_than_surroundings(image: NDArray[Any], foreground: NDArray[np.uint8],
                               diameter: float, smoothing: float
                               ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
     """The log image smoothed by `smoothing` px (at least 1), and the `foreground` pixels

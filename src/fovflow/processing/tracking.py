@@ -13,9 +13,10 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from fovflow.processing._stacks import OutputStack, Progress, Stack, iter_frames, output_stack
+from fovflow.processing._stacks import OutputStack, Stack, iter_frames, output_stack
 from fovflow.processing.drift import reduce_foreground, reduction, shift_between
 from fovflow.processing.lineage import Lineage, find_divisions
+from fovflow.progress import Progress
 
 __all__ = ["Tracking", "match_regions", "track_cells"]
 

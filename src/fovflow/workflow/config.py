@@ -19,8 +19,10 @@ import numpy as np
 import yaml
 
 from fovflow.errors import ConfigError, yaml_problem
+from fovflow.execution import ExecutorSpec, usable_cores
+from fovflow.io.manifest import read_manifest
 from fovflow.io.microscopy import DatasetMetadata, z_selection
-from fovflow.io.store import read_manifest, write_text_atomically
+from fovflow.io.store import write_text_atomically
 from fovflow.plugins import load_processing_plugins
 from fovflow.processing.background import correct_background
 from fovflow.processing.extraction import DEFAULT_FEATURES, FEATURES, extract_features
@@ -28,7 +30,6 @@ from fovflow.processing.segmentation import METHODS, method_defaults, segment_ce
 from fovflow.processing.tracking import track_cells
 from fovflow.ranges import format_ranges, parse_ranges
 
-EXECUTORS = ("process", "thread", "serial", "dask")
 # Keyword parameters of each step's algorithm that a user may set (progress/out are ours).
 _STEP_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "segmentation": segment_cells,
@@ -36,6 +37,9 @@ _STEP_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "tracking": track_cells,
     "extraction": extract_features,
 }
+# Keys of earlier versions: segment_channel was pc_channel before fluorescence could be
+# segmented, max_in_flight was batch_size.
+_OLD_NAMES = {"pc_channel": "segment_channel", "batch_size": "max_in_flight"}
 _DRY_RUN_DIAMETER = 8.0  # px, fits the dry run's 32x48 frame
 # Set by the engine itself, not by a user.
 _NOT_PARAMETERS = {"progress", "out", "features", "times", "fov"}
@@ -58,8 +62,9 @@ class WorkflowConfig:
     background: Mapping[str, Any] = field(default_factory=dict)
     tracking: Mapping[str, Any] = field(default_factory=dict)
     extraction: Mapping[str, Any] = field(default_factory=dict)
-    n_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    batch_size: int | None = None
+    # How FOVs run in parallel: the knobs of `fovflow.execution.knobs`.
+    n_workers: int = field(default_factory=usable_cores)
+    max_in_flight: int | None = None  # `batch_size` in configurations written before
     executor: str = "process"
     scheduler: str | None = None
 
@@ -76,38 +81,29 @@ class WorkflowConfig:
                                     for folder in _names(self.plugins, "plugins")))
         set_(self, "fovs", _selection(self.fovs))
         set_(self, "z", z_selection(self.z))
-        set_(self, "n_workers", _whole(self.n_workers, "n_workers"))
-        if self.batch_size is not None:
-            set_(self, "batch_size", _whole(self.batch_size, "batch_size"))
-        if self.scheduler is not None and not isinstance(self.scheduler, str):
-            raise ConfigError(f"scheduler must be an address like tcp://host:8786, "
-                              f"not {self.scheduler!r}")
-        if self.scheduler and self.scheduler.lower().startswith(("http://", "https://")):
-            raise ConfigError(f"{self.scheduler} is a web address (the Dask dashboard's); give "
-                              "the scheduler's, like tcp://host:8786")
+        execution = self.execution  # checks the executor and its knobs
+        set_(self, "n_workers", execution.workers)
+        set_(self, "max_in_flight", execution.max_in_flight)
         if self.fl_channels is not None and not self.fl_channels:
             raise ConfigError("choose at least one fluorescence channel (--fl)")
         if self.fl_channels and len(set(self.fl_channels)) != len(self.fl_channels):
             raise ConfigError(f"fluorescence channels {list(self.fl_channels)} repeat a channel")
-        if self.n_workers < 1:
-            raise ConfigError(f"n_workers must be at least 1, not {self.n_workers}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, not {self.batch_size}")
-        if self.executor not in EXECUTORS:
-            raise ConfigError(f"unknown executor {self.executor!r}; choose {', '.join(EXECUTORS)}")
         load_processing_plugins(self.plugins)
         unknown = [name for name in self.features if name not in FEATURES]
         if unknown or not self.features:
             raise ConfigError(f"unknown features {unknown or '(none)'}; choose from "
                               f"{', '.join(sorted(FEATURES))}")
-        if self.scheduler and self.executor != "dask":
-            raise ConfigError("a scheduler address needs the dask executor (--executor dask)")
         _dry_run(self.step_parameters())  # bad step parameters fail here, not in every worker
         if self.fovs.strip().lower() != "all":
             try:
                 parse_ranges(self.fovs)
             except ConfigError as exc:
                 raise ConfigError(f"FOVs: {exc}") from None
+
+    @property
+    def execution(self) -> ExecutorSpec:
+        """The executor this run builds unless given one."""
+        return ExecutorSpec(self.executor, self.n_workers, self.max_in_flight, self.scheduler)
 
     def step_parameters(self) -> dict[str, dict[str, Any]]:
         """Effective parameters of every step: the algorithms' defaults with the overrides.
@@ -166,9 +162,7 @@ class WorkflowConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WorkflowConfig:
-        if "pc_channel" in data:  # the name before fluorescence could be segmented
-            data = {("segment_channel" if key == "pc_channel" else key): value
-                    for key, value in data.items()}
+        data = {_OLD_NAMES.get(key, key): value for key, value in data.items()}
         known = {f.name for f in fields(cls)}
         unknown = sorted((key for key in data if key not in known), key=str)
         if unknown:

@@ -10,9 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from fovflow.workflow.cancel import CancelToken
+from fovflow.execution import CancelToken, FrequentEvent
+from fovflow.progress import Progress
+
+if TYPE_CHECKING:
+    from fovflow.workflow.report import RunReport
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class FovStarted:
 
 
 @dataclass(frozen=True)
-class StepProgress:
+class StepProgress(FrequentEvent):
     fov: int
     step: str
     done: int
@@ -68,12 +72,11 @@ class FovFinished:
 
 @dataclass(frozen=True)
 class RunFinished:
-    report: Any  # the run's report object, defined by the engine
+    report: RunReport
 
 
 Event = RunStarted | FovStarted | StepProgress | StepFinished | FovFinished | RunFinished
 Send = Callable[[Event], None]
-Progress = Callable[[int, int], None]
 
 DEFAULT_INTERVAL_S = 0.1  # about 10 progress events per second per FOV
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fovflow.io.store import Manifest, remove_partials
+from fovflow.execution import Outcome
+from fovflow.io.manifest import Manifest
+from fovflow.io.store import remove_partials
 from fovflow.ranges import format_ranges
 from fovflow.workflow.events import FovFinished, FovStarted
-from fovflow.workflow.executors import Outcome
 from fovflow.workflow.steps import FovTask
 
 log = logging.getLogger(__name__)

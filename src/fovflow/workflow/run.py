@@ -16,16 +16,11 @@ from typing import Any
 
 from fovflow import __version__
 from fovflow.errors import FovflowError
+from fovflow.execution import CancelToken, Executor, ignore_event
+from fovflow.io.layout import CONFIG_NAME, LOG_NAME, manifest_header, step_outputs
+from fovflow.io.manifest import Manifest
 from fovflow.io.microscopy import DatasetMetadata, open_dataset
-from fovflow.io.store import (
-    CONFIG_NAME,
-    LOG_NAME,
-    Manifest,
-    input_fingerprint,
-    locked_run_folder,
-    remove_partials,
-)
-from fovflow.workflow.cancel import CancelToken
+from fovflow.io.store import input_fingerprint, locked_run_folder, remove_partials
 from fovflow.workflow.config import WorkflowConfig
 from fovflow.workflow.events import (
     FovFinished,
@@ -34,14 +29,12 @@ from fovflow.workflow.events import (
     RunStarted,
     StepFinished,
 )
-from fovflow.workflow.executors import Executor, ignore_event, make_executor
 from fovflow.workflow.report import RunReport, RunTally
 from fovflow.workflow.steps import (
     STEPS,
     FovTask,
     process_fov,
     step_hashes,
-    step_outputs,
     steps_to_run,
 )
 
@@ -85,9 +78,7 @@ def run_workflow(
     start = time.perf_counter()
     own_executor = executor is None
     if executor is None:  # its workers boot while the file's metadata is read
-        executor = make_executor(config.executor, n_workers=config.n_workers,
-                                 max_in_flight=config.batch_size, scheduler=config.scheduler,
-                                 preload=(process_fov.__module__,))
+        executor = config.execution.build(preload=(process_fov.__module__,))
         executor.start()
     try:
         return _run(config, executor, on_event, cancel, start, metadata)
@@ -130,15 +121,10 @@ def _run_in_locked_folder(config: WorkflowConfig, metadata: DatasetMetadata, exe
     if removed := remove_partials(output):
         log.info("removed %d partial outputs of an interrupted run", removed)
     fingerprint = input_fingerprint(metadata.path)
-    manifest = Manifest.open(output, input_path=metadata.path, header={
-        "fovflow_version": __version__,
-        "input": {"path": str(metadata.path), "fingerprint": fingerprint,
-                  "format": metadata.format, "n_fovs": metadata.n_fovs,
-                  "n_frames": metadata.n_frames, "channel_names": list(metadata.channel_names)},
-        "time_unit": metadata.time_unit,
-        "channels": {"segment": config.segment_channel, "fl": list(config.fl_channels)},
-        "config": config.to_dict(),
-    })
+    manifest = Manifest.open(output, input_path=metadata.path, header=manifest_header(
+        metadata, version=__version__, fingerprint=fingerprint,
+        segment_channel=config.segment_channel, fl_channels=config.fl_channels,
+        config=config.to_dict()))
     try:
         manifest.write()
         config.save(output / CONFIG_NAME)

@@ -20,19 +20,42 @@ from typing import Any
 
 import numpy as np
 
-from fovflow.io.lineage import LINEAGE_NAME, SHIFTS_NAME, run_lineage, write_lineage, write_shifts
+from fovflow.errors import FovflowError
+from fovflow.execution import TaskContext
+from fovflow.execution.allocator import release_freed_buffers, reuse_freed_buffers
+from fovflow.io.frames import Frames, create_frames
+from fovflow.io.layout import (
+    CORRECTED_NAME,
+    IMAGE_NAME,
+    LABELS,
+    LABELS_NAME,
+    LINEAGE_NAME,
+    MASKS,
+    MASKS_NAME,
+    PHASE,
+    SHIFTS_NAME,
+    WRITES_PARQUET,
+    corrected_stack,
+    fov_dir,
+    fov_name,
+    open_stack,
+    parquet_name,
+    raw_stack,
+    step_outputs,
+    traces_name,
+)
+from fovflow.io.lineage import run_lineage, write_lineage, write_shifts
 from fovflow.io.microscopy import Dataset, DatasetMetadata
-from fovflow.io.store import create_frames, fov_dir, open_frames, staged, write_columns_csv
+from fovflow.io.ngff import Scale, create_image, create_labels
+from fovflow.io.store import staged, write_columns_csv, write_columns_parquet
 from fovflow.plugins import load_processing_plugins
 from fovflow.processing.background import correct_background
 from fovflow.processing.extraction import extract_features
 from fovflow.processing.lineage import add_lineage_columns
 from fovflow.processing.segmentation import resolve_diameter, segment_cells
 from fovflow.processing.tracking import track_cells
-from fovflow.workflow.allocator import release_freed_buffers, reuse_freed_buffers
 from fovflow.workflow.config import WorkflowConfig, diameter_px
 from fovflow.workflow.events import FovStarted, Progress, ProgressReporter, StepFinished
-from fovflow.workflow.executors import TaskContext
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +67,6 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "tracking": ("segmentation",),
     "extraction": ("background", "tracking"),
 }
-
-
-def step_outputs(step: str, fl_channels: tuple[int, ...]) -> list[str]:
-    """File names (inside the FOV folder) that `step` writes."""
-    per_channel = {
-        "copy": "fl_ch_{}.zarr",
-        "background": "fl_corrected_ch_{}.zarr",
-        "extraction": "traces_ch_{}.csv",
-    }
-    names = [per_channel[step].format(c) for c in fl_channels] if step in per_channel else []
-    fixed = {"copy": ["pc.zarr"], "segmentation": ["seg.zarr"],
-             "tracking": ["labels.zarr", LINEAGE_NAME, SHIFTS_NAME]}
-    return fixed.get(step, []) + names
 
 
 def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata,
@@ -109,7 +119,7 @@ class FovTask:
     @property
     def name(self) -> str:
         """``fov_003``: names the task in Dask's keys, dashboard and messages."""
-        return f"fov_{self.fov:03d}"
+        return fov_name(self.fov)
 
 
 @dataclass(frozen=True)
@@ -122,8 +132,8 @@ def process_fov(task: FovTask, context: TaskContext) -> FovResult:
     """Run `task.todo` for one FOV; the executors call this inside a worker."""
     context.send(FovStarted(task.fov, context.worker))
     folder = fov_dir(task.config.output, task.fov)
-    reuse_freed_buffers()
-    load_processing_plugins(task.config.plugins)  # user features and methods, in this worker too
+    context.set_up(reuse_freed_buffers)
+    context.set_up(load_processing_plugins, task.config.plugins)  # user features and methods
     reporter = ProgressReporter(task.fov, context.send, context.cancel)
     parameters = task.config.step_parameters()
     seconds: dict[str, float] = {}
@@ -155,56 +165,61 @@ def _dataset(metadata: DatasetMetadata, identity: tuple[int, int, int]) -> Datas
 
 def _copy(task: FovTask, folder: Path, _: dict[str, Any], progress: Progress) -> None:
     meta, config = task.metadata, task.config
-    channels = {"pc.zarr": config.segment_channel,
-                **{f"fl_ch_{c}.zarr": c for c in config.fl_channels}}
+    channels = {PHASE: config.segment_channel, **{raw_stack(c): c for c in config.fl_channels}}
     dataset = _open(meta)
-    with staged(folder, list(channels)) as paths:
-        arrays = {name: create_frames(paths[name], meta.n_frames, meta.frame_shape(task.fov),
-                                      meta.dtype) for name in channels}
+    with staged(folder, [IMAGE_NAME]) as paths:
+        stacks = create_image(paths[IMAGE_NAME], stacks=list(channels),
+                              channel_names=[meta.channel_names[c] for c in channels.values()],
+                              n_frames=meta.n_frames, frame_shape=meta.frame_shape(task.fov),
+                              dtype=meta.dtype, scale=Scale.of_fov(meta, task.fov))
         for t in range(meta.n_frames):
             for name, channel in channels.items():
-                arrays[name][t] = dataset.frame(task.fov, channel, t)
+                stacks[name][t] = dataset.frame(task.fov, channel, t)
             progress(t + 1, meta.n_frames)
 
 
 def _segment(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
-    frames = open_frames(folder / "pc.zarr")
+    frames = _stack(task, PHASE)
     method, diameter = parameters["method"], diameter_px(parameters["diameter"], task.metadata)
     diameter = resolve_diameter(frames, method=method, diameter=diameter)
     if parameters["diameter"] == "auto" and diameter is not None:
         log.info("FOV %d: estimated cell diameter %.1f px", task.fov, diameter)
     own = {name: value for name, value in parameters.items() if name not in ("method", "diameter")}
-    with staged(folder, ["seg.zarr"]) as paths:
-        out = create_frames(paths["seg.zarr"], frames.shape[0], frames.shape[1:], np.uint32)
+    with staged(folder, [MASKS_NAME]) as paths:
+        out = create_frames(paths[MASKS_NAME], frames.shape[0], frames.shape[1:], np.uint32)
         segment_cells(frames, method=method, diameter=diameter if diameter is not None else "auto",
                       out=out, progress=progress, **own)
 
 
 def _correct(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
-    masks = open_frames(folder / "seg.zarr")
+    masks = _stack(task, MASKS)
     channels = task.config.fl_channels
-    names = [f"fl_corrected_ch_{c}.zarr" for c in channels]
-    with staged(folder, names) as paths:
-        for index, (channel, name) in enumerate(zip(channels, names, strict=True)):
-            raw = open_frames(folder / f"fl_ch_{channel}.zarr")
-            out = create_frames(paths[name], raw.shape[0], raw.shape[1:], np.float32)
-            correct_background(raw, masks, out=out, progress=_part(progress, index, len(names)),
-                               **parameters)
+    with staged(folder, [CORRECTED_NAME]) as paths:
+        outputs = create_image(
+            paths[CORRECTED_NAME], stacks=[corrected_stack(c) for c in channels],
+            channel_names=[f"{task.metadata.channel_names[c]} corrected" for c in channels],
+            n_frames=masks.shape[0], frame_shape=masks.shape[1:], dtype=np.float32,
+            scale=Scale.of_fov(task.metadata, task.fov))
+        for index, channel in enumerate(channels):
+            correct_background(_stack(task, raw_stack(channel)), masks,
+                               out=outputs[corrected_stack(channel)],
+                               progress=_part(progress, index, len(channels)), **parameters)
 
 
 def _track(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
-    masks = open_frames(folder / "seg.zarr")
-    with staged(folder, ["labels.zarr", LINEAGE_NAME, SHIFTS_NAME]) as paths:
-        out = create_frames(paths["labels.zarr"], masks.shape[0], masks.shape[1:], np.uint32)
+    masks = _stack(task, MASKS)
+    with staged(folder, [LABELS_NAME, LINEAGE_NAME, SHIFTS_NAME]) as paths:
+        out = create_labels(paths[LABELS_NAME], n_frames=masks.shape[0],
+                            frame_shape=masks.shape[1:], dtype=np.uint32,
+                            scale=Scale.of_fov(task.metadata, task.fov))
         tracking = track_cells(masks, out=out, progress=progress, **parameters)
         write_lineage(paths[LINEAGE_NAME], tracking.lineage)
         write_shifts(paths[SHIFTS_NAME], tracking.shifts)
 
 
 def _extract(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
-    labels = open_frames(folder / "labels.zarr")
+    labels = _stack(task, LABELS)
     channels = task.config.fl_channels
-    names = [f"traces_ch_{c}.csv" for c in channels]
     times = task.metadata.times[task.fov]
     if parameters["min_length"] > len(labels):  # a short movie would have no good cell at all
         log.warning("FOV %d: %d frames, fewer than the minimum trace length %d; cells present "
@@ -212,14 +227,26 @@ def _extract(task: FovTask, folder: Path, parameters: dict[str, Any], progress: 
                     parameters["min_length"])
         parameters = {**parameters, "min_length": len(labels)}
     lineage = run_lineage(task.config.output, task.fov)
-    with staged(folder, names) as paths:
-        for index, (channel, name) in enumerate(zip(channels, names, strict=True)):
+    with staged(folder, step_outputs("extraction", channels)) as paths:
+        for index, channel in enumerate(channels):
             table = extract_features(
-                labels, open_frames(folder / f"fl_corrected_ch_{channel}.zarr"),
+                labels, _stack(task, corrected_stack(channel)),
                 features=task.config.features, times=times, fov=task.fov,
-                progress=_part(progress, index, len(names)), **parameters,
+                progress=_part(progress, index, len(channels)), **parameters,
             )
-            write_columns_csv(paths[name], add_lineage_columns(table, lineage, len(labels)))
+            columns = add_lineage_columns(table, lineage, len(labels))
+            write_columns_csv(paths[traces_name(channel)], columns)
+            if WRITES_PARQUET:
+                write_columns_parquet(paths[parquet_name(traces_name(channel))], columns)
+
+
+def _stack(task: FovTask, name: str) -> Frames:
+    """The FOV's stack `name`, written by a step before this one."""
+    stack = open_stack(task.config.output, task.fov, name)
+    if stack is None:
+        raise FovflowError(f"FOV {task.fov}: {name} is missing from the run folder; run again "
+                           "to redo the step that writes it")
+    return stack
 
 
 def _part(progress: Progress, index: int, count: int) -> Progress:

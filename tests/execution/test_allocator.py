@@ -6,7 +6,7 @@ import pytest
 _ALLOCATE_AND_FREE = """
 import resource, sys
 import numpy as np
-from fovflow.workflow.allocator import reuse_freed_buffers
+from fovflow.execution.allocator import reuse_freed_buffers
 tuned = reuse_freed_buffers() if sys.argv[1] == "tuned" else False
 frames = [np.ones(4 * 1024**2, np.float32) for _ in range(3)]  # first touch, in both cases
 del frames
@@ -37,7 +37,7 @@ def test_freed_frame_buffers_are_reused_without_new_page_faults() -> None:
 
 _KEEP_THEN_RELEASE = """
 import numpy as np
-from fovflow.workflow.allocator import release_freed_buffers, reuse_freed_buffers
+from fovflow.execution.allocator import release_freed_buffers, reuse_freed_buffers
 
 def rss_mib():
     fields = dict(line.split(":", 1) for line in open("/proc/self/status"))

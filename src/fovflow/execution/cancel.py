@@ -1,16 +1,18 @@
-"""Cooperative cancellation shared by the caller, threads, worker processes and Dask workers.
+"""Cooperative cancellation shared by the caller and the work, wherever the work runs.
 
 A cancel is a flag the work checks on every frame (through the progress callback); it stops by
-raising `fovflow.errors.Cancelled`. An abort (a second Ctrl-C, SIGTERM) cancels too, and lets
-the executors stop waiting after `ABORT_WAIT_S`: worker processes still running then are
-killed, Dask tasks are cancelled and reported as possibly still running.
+raising `fovflow.errors.Cancelled`. The flag is whatever the executor hands its workers: a
+`threading.Event` in the caller's process, a `multiprocessing` Event given to each worker
+process as it starts, a flag in each Dask worker set by the caller. An abort (a second Ctrl-C,
+SIGTERM) cancels too, and lets the executors stop waiting after `ABORT_WAIT_S`: worker
+processes still running then are killed, Dask tasks are cancelled and reported as possibly
+still running.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from multiprocessing.context import BaseContext
 from typing import Protocol
 
 from fovflow.errors import Cancelled
@@ -18,32 +20,19 @@ from fovflow.errors import Cancelled
 ABORT_WAIT_S = 1.0  # how long an abort waits for running work to stop at its next frame
 
 
-class _Flag(Protocol):
-    """What threading.Event, multiprocessing.Event and distributed.Event have in common."""
+class Flag(Protocol):
+    """What threading.Event, multiprocessing.Event and a Dask worker's run flag share."""
 
     def set(self) -> None: ...
     def is_set(self) -> bool: ...
 
 
 class CancelToken:
-    """A flag the caller sets and the work checks.
+    """A flag the caller sets and the work checks (a `threading.Event` unless given one)."""
 
-    The default flag is a `threading.Event` (serial and thread executors); use
-    `CancelToken.for_processes(context)` for worker processes, where the flag must be handed to
-    the workers when they start (a pool initializer), not pickled with each task.
-    """
-
-    def __init__(self, flag: _Flag | None = None) -> None:
-        self._flag: _Flag = flag if flag is not None else threading.Event()
+    def __init__(self, flag: Flag | None = None) -> None:
+        self._flag: Flag = flag if flag is not None else threading.Event()
         self._aborted_at: float | None = None  # the caller's side only: never sent to workers
-
-    @classmethod
-    def for_processes(cls, context: BaseContext) -> CancelToken:
-        return cls(context.Event())
-
-    @property
-    def flag(self) -> _Flag:
-        return self._flag
 
     def cancel(self) -> None:
         """Ask the work to stop; returns at once."""

@@ -4,16 +4,16 @@ Workers need the input and output folders on a shared filesystem, and the caller
 version (checked when connecting, and by every task for workers that join later).
 
 Scheduler round trips are few, so that one scheduler serves many workers: a task sends its
-events and log records as plain data (msgpack, no pickle) in batches, progress at most every
-`FLUSH_S`; it reads the run's `distributed.Event` once as it starts, and afterwards checks a
-flag in its own process that the caller sets on every worker (`Client.run`) when the run is
-cancelled. Items are submitted up to the cluster's current capacity, read as workers come and
-go. A task's key names its item (``fovflow-fov_003-<run>``, from the item's ``name``), so
-Dask's own messages (KilledWorker) say which FOV. If a Dask worker dies, Dask reruns its task
-elsewhere (outputs are written atomically, so a rerun is safe); after the cluster's
-``allowed-failures`` the item fails with KilledWorker. The run's queue and event are removed
-from the scheduler when it ends, but for an event an abort leaves set for tasks that did not
-confirm they stopped.
+events and log records as plain data (msgpack, no pickle) in batches, progress
+(`FrequentEvent`) at most every `FLUSH_S`; it reads the run's `distributed.Event` once as it
+starts, and afterwards checks a flag in its own process that the caller sets on every worker
+(`Client.run`) when the run is cancelled. Items are submitted up to the cluster's current
+capacity, read as workers come and go. A task's key names its item
+(``fovflow-fov_003-<run>``, from the item's ``name``), so Dask's own messages (KilledWorker)
+say which FOV. If a Dask worker dies, Dask reruns its task elsewhere (outputs are written
+atomically, so a rerun is safe); after the cluster's ``allowed-failures`` the item fails with
+KilledWorker. The run's queue and event are removed from the scheduler when it ends, but for an
+event an abort leaves set for tasks that did not confirm they stopped.
 """
 
 from __future__ import annotations
@@ -25,26 +25,28 @@ import socket
 import sys
 import time
 import traceback
-import uuid
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from fovflow import __version__
 from fovflow.errors import ConfigError, FovflowError
-from fovflow.workflow.cancel import CancelToken
-from fovflow.workflow.events import StepProgress
-from fovflow.workflow.executors import (
-    POLL_S,
+from fovflow.execution.base import (
     Executor,
     ForwardingLogHandler,
+    FrequentEvent,
+    OnEvent,
     Outcome,
+    Session,
+    Task,
     TaskContext,
     cancelled_outcome,
+    new_run_name,
     run_task,
 )
-from fovflow.workflow.native_threads import ONE_THREAD_ENVIRONMENT, use_one_thread_per_worker
+from fovflow.execution.cancel import CancelToken
+from fovflow.execution.knobs import IN_FLIGHT, checked_count, checked_scheduler
+from fovflow.execution.native_threads import ONE_THREAD_ENVIRONMENT, use_one_thread_per_worker
 
 log = logging.getLogger(__name__)
 FLUSH_S = 0.5  # a task's progress reaches the caller at most this late: one call per batch
@@ -56,101 +58,126 @@ _cancelled_runs: set[str] = set()  # in a worker process: runs the caller has ca
 class DaskExecutor(Executor):
     """Items as Dask tasks on a cluster (`scheduler` address) or an in-process LocalCluster.
 
-    With a `scheduler`, as many items are in flight as the cluster has worker threads at the
-    moment (at least one, so that a cluster still starting its workers gets work), or at most
-    `max_in_flight` if given.
+    Without a `scheduler`, a LocalCluster of `n_workers` single-threaded worker processes is
+    started. With one, the cluster's own workers run the items and `n_workers` does not
+    apply (giving it is an error): as many items are in flight as the cluster has worker
+    threads at the moment (at least one, so that a cluster still starting its workers gets
+    work), or at most `max_in_flight` if given; `n_workers` then reads the cluster's worker
+    threads at connection.
     """
 
+    kind = "dask"
+
     def __init__(
-        self, n_workers: int = 2, max_in_flight: int | None = None, *, scheduler: str | None = None
+        self, n_workers: int | None = None, max_in_flight: int | None = None, *,
+        scheduler: str | None = None,
     ) -> None:
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:
             raise ConfigError("the dask executor needs the dask extra: "
                               "pip install 'fovflow[dask]'") from exc
-        super().__init__(n_workers, max_in_flight)
         self._cluster = None
-        self._limit: int | None = self.max_in_flight
-        if scheduler:
-            _check_it_speaks_dask(scheduler)
-            try:
-                self._client = Client(scheduler, timeout="10s")
-            except OSError as exc:
-                raise FovflowError(f"cannot reach the Dask scheduler at {scheduler}: {exc}"
-                                   ) from exc
-            self._limit = max_in_flight
-            _check_worker_versions(self._client)
-        else:
-            self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1,
+        if not scheduler:
+            super().__init__(n_workers, max_in_flight)
+            self._limit: int | None = self.max_in_flight
+            self._cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
                                          processes=True, dashboard_address=":0",
                                          env=ONE_THREAD_ENVIRONMENT)
             self._client = Client(self._cluster)
-
-    def map_unordered(self, task, items, *, on_event=None, cancel=None):
-        from distributed import Event, Queue
-
-        token = cancel or CancelToken()
-        run = f"fovflow-{uuid.uuid4().hex[:12]}"
-        events, flag = Queue(run, client=self._client), Event(run, client=self._client)
-        pending = deque(enumerate(items))
-        running: dict[Any, Any] = {}
-        capacity = _Capacity(self._client, self._limit)
-        broadcast = left_running = False
-
-        def hand_out() -> None:
-            while pending and len(running) < capacity() and not token.cancelled:
-                index, item = pending.popleft()
-                key = f"fovflow-{getattr(item, 'name', f'item_{index}')}-{run}"
-                running[self._client.submit(_run_on_worker, task, item, run, __version__,
-                                            key=key, pure=False)] = item
-
+            return
+        if n_workers is not None:
+            raise ConfigError("n_workers (--workers) sizes a local Dask cluster; with a "
+                              "scheduler the cluster's own workers run the items (limit them "
+                              "with --max-in-flight)")
+        _check_it_speaks_dask(checked_scheduler(scheduler) or scheduler)
         try:
-            hand_out()
-            while pending or running:
-                time.sleep(POLL_S)
-                done = [(future, running.pop(future)) for future in list(running)
-                        if future.done()]
-                _deliver(events, on_event)  # a task's events come before its outcome
-                if token.cancelled and not broadcast:
-                    self._cancel_on_workers(run, flag)
-                    broadcast = True
-                    yield from (cancelled_outcome(item) for _, item in pending)
-                    pending.clear()
-                if token.done_waiting and running:  # an abort: stop waiting for the rest
-                    yield from self._abandon(running)
-                    left_running = True
-                hand_out()  # before the caller handles the outcomes: free workers go on
-                yield from (_outcome_of(future, item) for future, item in done)
-        finally:
-            if running:  # the caller stopped iterating early
-                if not broadcast:
-                    self._cancel_on_workers(run, flag)
-                list(self._abandon(running))
-                broadcast = left_running = True
-            events.close()
-            if not left_running:  # else it stays set, so that those tasks stop when they can
-                flag.clear()  # removes the event from the scheduler
-                if broadcast:
-                    self._client.run(_forget_run, run, wait=False)
+            self._client = Client(scheduler, timeout="10s")
+        except OSError as exc:
+            raise FovflowError(f"cannot reach the Dask scheduler at {scheduler}: {exc}"
+                               ) from exc
+        _check_worker_versions(self._client)
+        self._limit = checked_count(max_in_flight, IN_FLIGHT)
+        self.n_workers = max(1, sum(self._client.nthreads().values()))
+        self.max_in_flight = self._limit or self.n_workers
 
-    def _cancel_on_workers(self, run: str, flag: Any) -> None:
-        flag.set()  # for tasks that start from now on (a rerun of a dead worker's task)
-        self._client.run(_cancel_run, run, wait=False)
-
-    def _abandon(self, running: dict[Any, Any]) -> Iterator[Outcome[Any, Any]]:
-        """Cancel the tasks still running and report them as possibly still running."""
-        self._client.cancel(list(running), force=True)
-        for future, item in list(running.items()):
-            log.warning("Dask task %s did not stop within the abort's wait: cancelled, but it "
-                        "may still run until its next frame", future.key)
-            yield cancelled_outcome(item, abandoned=True)
-        running.clear()
+    def _session(self, task: Task[Any, Any], deliver: OnEvent,
+                 token: CancelToken) -> Session[Any, Any]:
+        return _DaskSession(self._client, self._limit, task, deliver)
 
     def shutdown(self) -> None:
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+class _DaskSession(Session[Any, Any]):
+    """The run's futures, its event queue and cancel event on the scheduler."""
+
+    def __init__(self, client: Any, limit: int | None, task: Task[Any, Any],
+                 deliver: OnEvent) -> None:
+        from distributed import Event, Queue
+
+        super().__init__(0)
+        self._client, self._task, self._deliver = client, task, deliver
+        self._run = new_run_name()
+        self._events = Queue(self._run, client=client)
+        self._flag = Event(self._run, client=client)
+        self._capacity_now = _Capacity(client, limit)
+        self._running: dict[Any, Any] = {}
+        self._submitted = 0
+        self._signalled = self._left_running = False
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
+
+    def capacity(self) -> int:
+        return self._capacity_now()
+
+    def submit(self, item: Any) -> None:
+        key = f"fovflow-{getattr(item, 'name', f'item_{self._submitted}')}-{self._run}"
+        self._submitted += 1
+        self._running[self._client.submit(_run_on_worker, self._task, item, self._run,
+                                          __version__, key=key, pure=False)] = item
+
+    def wait_any(self, timeout: float) -> None:
+        time.sleep(timeout)  # polling: a Dask wait per future would cost scheduler calls
+
+    def collect(self) -> list[Outcome[Any, Any]]:
+        done = [(future, self._running.pop(future)) for future in list(self._running)
+                if future.done()]
+        _deliver(self._events, self._deliver)  # a task's events came before its outcome
+        return [_outcome_of(future, item) for future, item in done]
+
+    def signal_cancel(self) -> None:
+        self._flag.set()  # for tasks that start from now on (a rerun of a dead worker's task)
+        self._client.run(_cancel_run, self._run, wait=False)
+        self._signalled = True
+
+    def stop_running(self) -> list[Outcome[Any, Any]]:
+        """Cancel the tasks still running and report them as possibly still running."""
+        if not self._running:
+            return []
+        self._client.cancel(list(self._running), force=True)
+        for future in self._running:
+            log.warning("Dask task %s did not stop within the abort's wait: cancelled, but it "
+                        "may still run until its next frame", future.key)
+        ended = [cancelled_outcome(item, abandoned=True) for item in self._running.values()]
+        self._running.clear()
+        self._left_running = True
+        return ended
+
+    def close(self) -> None:
+        if self._running:  # the caller stopped iterating early
+            if not self._signalled:
+                self.signal_cancel()
+            self.stop_running()
+        self._events.close()
+        if not self._left_running:  # else it stays set, so that those tasks stop when they can
+            self._flag.clear()  # removes the event from the scheduler
+            if self._signalled:
+                self._client.run(_forget_run, self._run, wait=False)
 
 
 class _Capacity:
@@ -190,7 +217,7 @@ def _run_on_worker(task: Callable[..., Any], item: Any, run: str,
     if logging.getLogger("fovflow").level == logging.NOTSET:
         logging.getLogger("fovflow").setLevel(logging.INFO)  # Dask workers default to WARNING
     try:
-        context = TaskContext(sender.send_event, CancelToken(_RunFlag(run)), where)
+        context = TaskContext(sender.send_event, CancelToken(_RunFlag(run)), where, run)
         return run_task(task, item, context)
     finally:
         root.removeHandler(handler)
@@ -215,7 +242,7 @@ class _BatchSender:
         cls = type(event)
         self._batch.append(("event", f"{cls.__module__}:{cls.__qualname__}",
                             _plain(dataclasses.asdict(event))))
-        if not isinstance(event, StepProgress) or time.monotonic() - self._sent_at >= FLUSH_S:
+        if not isinstance(event, FrequentEvent) or time.monotonic() - self._sent_at >= FLUSH_S:
             self.flush()
 
     def flush(self) -> None:

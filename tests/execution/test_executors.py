@@ -17,15 +17,15 @@ import psutil
 import pytest
 
 from fovflow.errors import ConfigError
-from fovflow.workflow.cancel import CancelToken
-from fovflow.workflow.events import ProgressReporter, StepProgress
-from fovflow.workflow.executors import (
+from fovflow.execution import (
+    CancelToken,
+    ProcessExecutor,
     SerialExecutor,
     TaskContext,
     ThreadExecutor,
     make_executor,
 )
-from fovflow.workflow.process_executor import ProcessExecutor
+from fovflow.workflow.events import ProgressReporter, StepProgress
 
 KINDS = ["serial", "thread", "process", "dask"]
 
@@ -228,7 +228,7 @@ def native_threads(_: int, context: TaskContext) -> tuple[int, int]:
 SCRIPT_IMPORTING_NUMPY_FIRST = """
 import json, sys
 import numpy
-from fovflow.workflow.executors import make_executor
+from fovflow.execution import make_executor
 sys.path.insert(0, sys.argv[2])
 from test_executors import native_threads
 
@@ -275,3 +275,36 @@ def test_dask_run_completes_when_a_worker_is_killed(tmp_path) -> None:
         outcomes = {o.item.index: o for o in executor.map_unordered(run_job, jobs)}
     assert os.path.exists(marker)
     assert all(outcomes[i].ok for i in range(4))
+
+
+def count_set_up(folder: str) -> None:
+    """A worker's one-off preparation: leaves a file per call, named by its process."""
+    Path(folder, f"{os.getpid()}-{time.perf_counter_ns()}").touch()
+
+
+def set_up_then_run(folder: str, context: TaskContext) -> int:
+    context.set_up(count_set_up, folder)
+    return os.getpid()
+
+
+def test_a_worker_sets_up_once_per_run_not_once_per_item(executor, tmp_path) -> None:
+    for run in (1, 2):
+        pids = [o.result for o in executor.map_unordered(set_up_then_run, [str(tmp_path)] * 6)]
+        calls = [path.name.split("-")[0] for path in tmp_path.iterdir()]
+        assert sorted(set(calls)) == sorted({str(pid) for pid in pids})
+        assert all(calls.count(pid) == run for pid in set(calls))  # once per worker and run
+
+
+UNGUARDED_SCRIPT = """
+from fovflow.execution import make_executor
+make_executor("process", n_workers=2)
+"""
+
+
+def test_worker_processes_from_a_script_without_main_guard_are_refused(tmp_path) -> None:
+    script = tmp_path / "run_script.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode != 0 and "ConfigError" in done.stderr
+    assert f"{script} again and would run line 3" in done.stderr

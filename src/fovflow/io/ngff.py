@@ -1,0 +1,134 @@
+"""OME-Zarr (NGFF 0.5) images and label images, written frame by frame.
+
+An image is a group with one array ``0`` of (T, C, Y, X), chunked one frame of one channel per
+chunk (fovflow's `Frames` layout, so each step streams its frames as before); tracked labels
+are the label image ``labels/cells`` under it, (T, Y, X). Beside the NGFF keys,
+``attributes.fovflow.stacks`` names each channel the way `fovflow.io.layout` does (``pc``,
+``fl_ch_1``...).
+
+Zarr writes the groups and arrays; the NGFF attributes (axes with their units, the scale of
+time and pixels, channel names, the image-label record: 0.5's ``ome`` key) are the few JSON
+keys below. They are not written through ome-zarr-py: importing it loads xarray, pandas and
+pydantic models: 130 MB and 0.6 s more in every worker, twice what the steps import
+(benchmarks/RESULTS.md, OME-Zarr outputs). The tests read every image back with ome-zarr-py
+and validate it against the specification with ome-zarr-models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from fovflow.io.frames import Frames, frame_array_options
+from fovflow.io.metadata import DatasetMetadata
+
+ARRAY = "0"  # the full-resolution (and only) level
+FOVFLOW_KEY = "fovflow"  # fovflow's own attributes beside the NGFF ones
+NGFF_VERSION = "0.5"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The physical size of one frame step and one pixel (None: not recorded, 1 is used)."""
+
+    frame_interval_s: float | None
+    pixel_size_um: float | None
+
+    @classmethod
+    def of_fov(cls, metadata: DatasetMetadata, fov: int) -> Scale:
+        """The median time between frames of `fov` and the pixel size the input records."""
+        times = np.asarray(metadata.times[fov], dtype=float)
+        interval = (float(np.median(np.diff(times)))
+                    if metadata.has_times and len(times) > 1 else None)
+        return cls(interval if interval else None, metadata.pixel_size_um)
+
+    def axes(self, *, channels: bool) -> list[dict[str, str]]:
+        time = {"name": "t", "type": "time", **({"unit": "second"}
+                                                 if self.frame_interval_s else {})}
+        space = {"type": "space", **({"unit": "micrometer"} if self.pixel_size_um else {})}
+        return [time, *([{"name": "c", "type": "channel"}] if channels else []),
+                {"name": "y", **space}, {"name": "x", **space}]
+
+    def factors(self, *, channels: bool) -> list[float]:
+        pixel = self.pixel_size_um or 1.0
+        return [self.frame_interval_s or 1.0, *([1.0] if channels else []), pixel, pixel]
+
+
+def create_image(path: Path, *, stacks: Sequence[str], channel_names: Sequence[str],
+                 n_frames: int, frame_shape: tuple[int, int], dtype: Any,
+                 scale: Scale) -> dict[str, Frames]:
+    """A new OME-Zarr image at `path` with one channel per name in `stacks` (shown as
+    `channel_names`); returns each channel as a stack of frames to write, by stack name."""
+    axes = scale.axes(channels=True)
+    group = zarr.open_group(path, mode="w", zarr_format=3)
+    group.attrs.update({
+        "ome": {"version": NGFF_VERSION,
+                "multiscales": [_multiscale(path.name.split(".")[0], axes,
+                                            scale.factors(channels=True))],
+                "omero": {"channels": [{"label": name, "active": True}
+                                       for name in channel_names]}},
+        FOVFLOW_KEY: {"stacks": list(stacks)}})
+    array = group.create_array(ARRAY, **frame_array_options(
+        (n_frames, len(stacks), *frame_shape), dtype), dimension_names=_names(axes))
+    return {name: Frames(array, channel) for channel, name in enumerate(stacks)}
+
+
+def create_labels(path: Path, *, n_frames: int, frame_shape: tuple[int, int], dtype: Any,
+                  scale: Scale) -> Frames:
+    """A new label image at `path` (``<image>/labels/<name>``, or a temporary name beside it)
+    listed in the image's ``labels`` group; returns its (T, Y, X) stack of frames to write."""
+    name = path.name.split(".")[0]  # the final name, also while written under `.partial`
+    labels_group = zarr.open_group(path.parent, mode="a", zarr_format=3)
+    listed = labels_group.attrs.get("ome", {}).get("labels", [])
+    labels_group.attrs["ome"] = {"version": NGFF_VERSION, "labels": sorted({*listed, name})}
+    axes = scale.axes(channels=False)
+    group = zarr.open_group(path, mode="w", zarr_format=3)
+    group.attrs["ome"] = {
+        "version": NGFF_VERSION,
+        "multiscales": [_multiscale(name, axes, scale.factors(channels=False))],
+        "image-label": {"version": NGFF_VERSION, "source": {"image": "../../"}}}
+    array = group.create_array(ARRAY, **frame_array_options((n_frames, *frame_shape), dtype),
+                               dimension_names=_names(axes))
+    return Frames(array)
+
+
+def image_stacks(path: Path) -> list[str]:
+    """The stack names of the channels of the fovflow OME-Zarr image at `path` ([] if none)."""
+    if not (path / "zarr.json").is_file():
+        return []
+    return list(zarr.open_group(path, mode="r").attrs.get(FOVFLOW_KEY, {}).get("stacks", []))
+
+
+def open_channel(path: Path, stack: str) -> Frames | None:
+    """The channel of the image at `path` that holds `stack`, or None if it holds no such."""
+    stacks = image_stacks(path)
+    if stack not in stacks:
+        return None
+    return Frames(zarr.open_array(path / ARRAY, mode="r"), stacks.index(stack))
+
+
+def open_labels(path: Path) -> Frames | None:
+    """The (T, Y, X) stack of the label image at `path`, or None if it is not written."""
+    return Frames(zarr.open_array(path / ARRAY, mode="r")) if (path / ARRAY).is_dir() else None
+
+
+def read_scale(path: Path) -> list[float]:
+    """The scale of the image or label image at `path`, one factor per axis."""
+    ome = zarr.open_group(path, mode="r").attrs["ome"]
+    transforms = ome["multiscales"][0]["datasets"][0]["coordinateTransformations"]
+    return [float(v) for v in next(t["scale"] for t in transforms if t["type"] == "scale")]
+
+
+def _multiscale(name: str, axes: list[dict[str, str]], factors: list[float]) -> dict[str, Any]:
+    return {"name": name, "axes": axes, "datasets": [
+        {"path": ARRAY, "coordinateTransformations": [{"type": "scale", "scale": factors}]}]}
+
+
+def _names(axes: list[dict[str, str]]) -> tuple[str, ...]:
+    """The arrays' dimension names, which NGFF 0.5 requires to be the axes' names."""
+    return tuple(axis["name"] for axis in axes)
