@@ -19,7 +19,8 @@ from skimage.segmentation import watershed
 
 from fovflow.processing._stacks import log_frame
 
-MAX_FILLED_PIECE = 8.0  # cells' areas
+# Cells' areas: a dark body's holes are filled only where the filled piece stays this small.
+MAX_FILLED_PIECE = 8.0
 # Diameters: a cell the frame border cuts is at most this long along it; longer pieces at the
 # border are the camera's (a bright edge column), not cells.
 MAX_SLIVER_LENGTH = 1.5
@@ -143,10 +144,9 @@ def split_by_bodies(
     apart where a seam runs between them: rods in a microcolony, cells of a confluent layer.
     Bodies get their holes filled (unless that joins more than `MAX_FILLED_PIECE` cells' area:
     the bright gaps a colony's cells enclose) and an opening by a fourteenth of the diameter,
-    touching bodies
-    are split by shape (`split_touching` with `neck`), and each body grows back by a fifth of
-    the diameter into the foreground, to the cell's edge (a pixel between two bodies goes to
-    the nearer).
+    touching bodies are split by shape (`split_touching` with `neck`), and each body grows back
+    by a fifth of the diameter into the foreground, to the cell's edge (a pixel between two
+    bodies goes to the nearer).
 
     Parameters
     ----------
@@ -284,8 +284,8 @@ def _border_run_starts(lost: NDArray[np.uint8]) -> list[tuple[int, int]]:
 
 
 def darker_than_surroundings(image: NDArray[Any], foreground: NDArray[np.uint8],
-                              diameter: float, smoothing: float
-                              ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+                             diameter: float, smoothing: float
+                             ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
     """The log image smoothed by `smoothing` px (at least 1), and the `foreground` pixels
     (0/1) darker in it than its mean over a diameter-sized square: phase-dark cell bodies."""
     smooth = cv2.GaussianBlur(log_frame(image), (0, 0), max(1.0, smoothing))
