@@ -141,3 +141,9 @@ def test_the_fit_parameters_show_units_and_what_each_one_is(qtbot, window):
                      "offset": "a.u."}
     table.setCurrentCell(table.model.names.index("beta"), 1)
     assert table.help_label.text().startswith("beta: protein degradation rate (1/h) — ")
+
+
+def test_fits_use_every_usable_core_by_default_as_the_command_line_does(window):
+    from fovflow.execution.knobs import usable_cores
+
+    assert window.analysis.workers_spin.value() == usable_cores()

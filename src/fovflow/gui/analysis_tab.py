@@ -33,6 +33,7 @@ from fovflow.analysis.diagnostics import fit_notes
 from fovflow.analysis.models import Model, available_models
 from fovflow.analysis.tables_fit import TableFitted, fitted_path, sample_tables
 from fovflow.errors import FovflowError
+from fovflow.execution.knobs import usable_cores
 from fovflow.gui.fit_parameters import FitParameterTable
 from fovflow.gui.fit_plots import draw_fit, draw_histograms
 from fovflow.gui.frame_view import make_canvas
@@ -67,7 +68,8 @@ class AnalysisTab(QWidget):
         self.parameters = FitParameterTable()
         self.interval_spin = QDoubleSpinBox(minimum=0.0, maximum=1e6, value=10.0, suffix=" min")
         self.interval_spin.setToolTip("minutes per frame, for tables timed in frames")
-        self.workers_spin = QSpinBox(minimum=1, maximum=256, value=1)
+        # As `fovflow fit`: every core this process may use.
+        self.workers_spin = QSpinBox(minimum=1, maximum=256, value=usable_cores())
         self.all_tables = QCheckBox("fit every table of the folder")
         self.start_button = QPushButton("Start fitting")
         self.cancel_button = QPushButton("Cancel")

@@ -10,7 +10,8 @@ STEP_HELP: dict[str, tuple[str, str]] = {
     "fovs": ("", "FOVs to process, e.g. 0-9,12 (all: every FOV of the file)"),
     "z": ("", "Z stacks: a plane index, max or mean projection per frame (none: a 2-D file)"),
     "n_workers": ("", "worker processes or threads that process FOVs at the same time"),
-    "batch_size": ("FOVs", "most FOVs in flight at once, which bounds memory (auto: n_workers)"),
+    "max_in_flight": ("FOVs", "most FOVs in flight at once, which bounds memory (auto: "
+                              "n_workers)"),
     "executor": ("", f"how FOVs run in parallel: {', '.join(EXECUTORS)} (serial: one at a time, "
                      "for debugging)"),
     "background.weight": ("0-1", "fraction of the estimated background surface subtracted "

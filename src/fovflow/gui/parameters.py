@@ -17,12 +17,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QWidget
 
 from fovflow.errors import ConfigError
+from fovflow.execution.knobs import usable_cores
 from fovflow.gui.parameter_help import STEP_HELP
 from fovflow.gui.segmentation_fields import segmentation_rows
 from fovflow.workflow.config import WorkflowConfig
 
 STEPS = ("segmentation", "background", "tracking", "extraction")
-_GENERAL = {"fovs": "all", "z": "none", "n_workers": "2", "batch_size": "auto",
+_GENERAL = {"fovs": "all", "z": "none", "n_workers": str(usable_cores()), "max_in_flight": "auto",
             "executor": "process"}
 
 
@@ -87,12 +88,13 @@ class ParameterTable(QTableWidget):
         ConfigError
             When a value cannot be read as a number, text or list.
         """
-        batch = self.value("batch_size")
+        in_flight = self.value("max_in_flight")
         config: dict[str, Any] = {
             "fovs": self.value("fovs") or "all",
             "z": None if self.value("z").lower() in ("", "none") else self.value("z"),
             "n_workers": _integer("n_workers", self.value("n_workers")),
-            "batch_size": None if batch.lower() in ("", "auto") else _integer("batch_size", batch),
+            "max_in_flight": (None if in_flight.lower() in ("", "auto")
+                              else _integer("max_in_flight", in_flight)),
             "executor": self.value("executor"),
         }
         for name, default in self._defaults.items():
