@@ -29,6 +29,16 @@ def _not_through_zarr(*args: object) -> None:
     raise AssertionError("went through Zarr")
 
 
+def _write_and_read_without_zarr(ours, data: np.ndarray, monkeypatch) -> None:
+    """Write `data` frame by frame into `ours` and read it back, with Zarr's chunk I/O
+    forbidden: fovflow's own layout never goes through it."""
+    with monkeypatch.context() as patch:
+        patch.setattr(zarr.Array, "__setitem__", _not_through_zarr)
+        patch.setattr(zarr.Array, "__getitem__", _not_through_zarr)
+        for t, frame in enumerate(data):
+            ours[t] = frame
+        np.testing.assert_array_equal(np.stack([ours[t] for t in range(SHAPE[0])]), data)
+
 @pytest.mark.parametrize("dtype", ["uint16", "bool", "float32", "uint32"])
 def test_chunk_files_are_byte_identical_to_zarrs_and_read_back_by_both(
         tmp_path, dtype, monkeypatch) -> None:
@@ -37,12 +47,7 @@ def test_chunk_files_are_byte_identical_to_zarrs_and_read_back_by_both(
     zarrs = create_frames(tmp_path / "zarrs.zarr", SHAPE[0], SHAPE[1:], dtype)
     for t, frame in enumerate(data):
         zarrs.array[t] = frame  # Zarr's own encoding and file writing
-    with monkeypatch.context() as patch:  # our own layout never goes through Zarr's chunk I/O
-        patch.setattr(zarr.Array, "__setitem__", _not_through_zarr)
-        patch.setattr(zarr.Array, "__getitem__", _not_through_zarr)
-        for t, frame in enumerate(data):
-            ours[t] = frame
-        np.testing.assert_array_equal(np.stack([ours[t] for t in range(SHAPE[0])]), data)
+    _write_and_read_without_zarr(ours, data, monkeypatch)
     for t in range(SHAPE[0]):
         chunk = f"c/{t}/0/0"
         assert (tmp_path / "ours.zarr" / chunk).read_bytes() == \
@@ -66,12 +71,7 @@ def test_a_channel_of_an_ome_zarr_image_writes_zarrs_chunks_without_zarr(tmp_pat
     assert ours.shape == SHAPE and ours.channel == 1
     for t, frame in enumerate(data):
         zarrs.array[t, 1] = frame
-    with monkeypatch.context() as patch:
-        patch.setattr(zarr.Array, "__setitem__", _not_through_zarr)
-        patch.setattr(zarr.Array, "__getitem__", _not_through_zarr)
-        for t, frame in enumerate(data):
-            ours[t] = frame
-        np.testing.assert_array_equal(np.stack([ours[t] for t in range(SHAPE[0])]), data)
+    _write_and_read_without_zarr(ours, data, monkeypatch)
     for t in range(SHAPE[0]):
         chunk = f"{ARRAY}/c/{t}/1/0/0"
         assert (tmp_path / "ours.ome.zarr" / chunk).read_bytes() == \

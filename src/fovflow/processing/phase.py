@@ -22,6 +22,7 @@ from fovflow.processing.splitting import (
     split_by_bodies,
     split_by_intensity,
     split_touching,
+    touching_border,
     with_border_pieces,
 )
 
@@ -149,9 +150,8 @@ def without_untextured(labels: NDArray[np.int32], frame: NDArray[Any], fraction:
     mean = np.bincount(cells, values, count)[1:] / np.maximum(area, 1)
     square = np.bincount(cells, values * values, count)[1:] / np.maximum(area, 1)
     texture = np.sqrt(np.maximum(square - mean * mean, 0.0))
-    at_border = np.zeros(count, bool)
-    at_border[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
-    pool = ~at_border[1:] if not at_border[1:].all() else np.ones(count - 1, bool)
+    at_border = touching_border(labels, count)[1:]
+    pool = ~at_border if not at_border.all() else np.ones(count - 1, bool)
     pooled, pooled_area = texture[pool], area[pool]
     order = np.argsort(pooled)
     # The percentile over pixels, not regions.

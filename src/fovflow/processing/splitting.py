@@ -26,7 +26,7 @@ MAX_FILLED_PIECE = 8.0
 MAX_SLIVER_LENGTH = 1.5
 
 __all__ = ["darker_than_surroundings", "fill_holes", "label_instances", "split_by_bodies",
-           "split_by_intensity", "split_touching", "with_border_pieces"]
+           "split_by_intensity", "split_touching", "touching_border", "with_border_pieces"]
 
 
 def split_touching(
@@ -211,10 +211,15 @@ def _big_enough(labels: NDArray[np.int32], areas: NDArray[np.int64], min_area: i
     """Per label: at least `min_area` px, or `min_border_area` px and touching the border."""
     keep = areas >= max(min_area, 1)
     if min_border_area is not None and min_border_area < min_area:
-        edge = np.zeros(len(areas), bool)
-        edge[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
-        keep |= edge & (areas >= max(min_border_area, 1))
+        keep |= touching_border(labels, len(areas)) & (areas >= max(min_border_area, 1))
     return keep
+
+
+def touching_border(labels: NDArray[np.integer[Any]], count: int) -> NDArray[np.bool_]:
+    """Per label value 0..`count` - 1: whether it has a pixel on the frame's border."""
+    edge = np.zeros(count, bool)
+    edge[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+    return edge
 
 
 def _relabel(labels: NDArray[np.integer[Any]], keep: NDArray[np.bool_]) -> NDArray[np.int32]:
