@@ -136,7 +136,7 @@ def test_fluorescence_method_and_a_diameter_of_25_px_go_into_the_config(qtbot, w
     assert segmentation["method"] == "fluorescence" and segmentation["diameter"] == 25.0
     rows = [name for name in _row_names(tab) if name.startswith("segmentation.")]
     assert rows == [f"segmentation.{name}" for name in
-                    ("threshold", "local", "smoothing", "neck", "min_area")]
+                    ("threshold", "local", "smoothing", "neck", "min_area", "split")]
     assert tab.parameters.value("segmentation.threshold") == "triangle"
     assert tab.parameters.value("segmentation.smoothing") == "auto"  # derived from diameter
     assert tab.parameters.value("extraction.min_length") == "5"  # other rows keep their text

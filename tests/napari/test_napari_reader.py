@@ -98,3 +98,28 @@ def test_tracks_link_each_daughter_to_its_mother(run_dir: Path, tmp_path: Path) 
     data, graph = found
     assert graph == {daughter: [mother]}
     assert data.shape == (len(traces), 4)
+
+
+def test_napari_shows_the_input_channels_of_a_run_that_did_not_copy_them(
+        small_image: Path, tmp_path: Path, small_config) -> None:
+    from napari.components import ViewerModel
+    from npe2 import PluginManager
+
+    from fovflow.io.microscopy import open_dataset
+
+    output = tmp_path / "out"
+    assert run_workflow(WorkflowConfig(input=small_image, output=output, executor="serial",
+                                       fovs="1", fl_channels=(1,), copy="read",
+                                       extraction={"min_length": 3})).ok
+    PluginManager.instance().discover()
+    layers = {layer.name: layer for layer in ViewerModel().open(str(output), plugin="fovflow")}
+    assert list(layers) == [f"fov_001 {kind}" for kind in
+                            ("pc", "fl_ch_1", "fl_corrected_ch_1", "cells", "tracks")]
+    shape = (small_config.n_frames, small_config.height, small_config.width)
+    with open_dataset(small_image) as dataset:
+        for kind, channel in (("pc", 0), ("fl_ch_1", 1)):
+            assert layers[f"fov_001 {kind}"].data.shape == shape
+            np.testing.assert_array_equal(np.asarray(layers[f"fov_001 {kind}"].data[4]),
+                                          dataset.frame(1, channel, 4))
+    np.testing.assert_allclose(layers["fov_001 pc"].scale, stack_scale(output, 1))
+    assert stack_scale(output, 1)[0] == pytest.approx(small_config.frame_interval_s)

@@ -29,6 +29,7 @@ from fovflow.workflow.events import (
     StepFinished,
     StepProgress,
 )
+from fovflow.workflow.prepare import check_steps
 from fovflow.workflow.run import run_workflow
 from fovflow.workflow.steps import STEPS
 
@@ -307,19 +308,19 @@ def test_plugin_features_are_extracted_in_worker_processes(movie, tmp_path) -> N
 
 def test_unknown_feature_is_a_clear_error(movie, tmp_path) -> None:
     with pytest.raises(ConfigError, match="unknown features"):
-        config_for(movie, tmp_path, features=("intensity_max_missing",))
+        check_steps(config_for(movie, tmp_path, features=("intensity_max_missing",)))
 
 
 def test_metadata_the_caller_already_read_is_used_as_is(movie, tmp_path, monkeypatch) -> None:
     from fovflow.io.microscopy import open_dataset
-    from fovflow.workflow import run as run_module
+    from fovflow.workflow import prepare
 
     metadata = open_dataset(movie).metadata
 
     def fail(path):
         raise AssertionError("the file was opened again")
 
-    monkeypatch.setattr(run_module, "open_dataset", fail)
+    monkeypatch.setattr(prepare, "open_dataset", fail)
     report = run_workflow(config_for(movie, tmp_path, executor="serial", fovs="0"),
                           metadata=metadata)
     assert report.processed == (0,)

@@ -2,7 +2,8 @@
 
 Each table ``<name>.csv`` gets ``<name>_fitted_<model>.csv`` beside it (and, on request,
 ``<name>_fitted_<model>_curves.csv``, the fitted curves as a wide table, and the plots and
-summary of `fovflow.analysis.report` in ``report/``). A fitted table is complete and current
+summary of `fovflow.analysis.report` in ``report/``); with pyarrow, each CSV has a Parquet
+twin (`fovflow.io.tables`). A fitted table is complete and current
 when it exists and records the same settings and table; it is then skipped unless ``force``.
 A fit with other settings (or of a table merged anew) does not replace the previous result:
 the previous fitted table, curves and report are kept under names ending ``_previous_<time>``
@@ -34,6 +35,7 @@ from fovflow.analysis.fitting import (
 from fovflow.analysis.report import report_paths, write_report
 from fovflow.errors import TableError
 from fovflow.execution import CancelToken, Executor
+from fovflow.io.layout import parquet_name
 from fovflow.io.tables import (
     SampleTable,
     read_any_table,
@@ -198,6 +200,8 @@ class _Job:
         name, model = self.table_path.stem, self.settings.model
         moves = [(output, output.with_name(f"{output.stem}{suffix}.csv")),
                  (_curves_path(output), output.with_name(f"{output.stem}{suffix}_curves.csv"))]
+        moves += [(old.with_name(parquet_name(old.name)), new.with_name(parquet_name(new.name)))
+                  for old, new in moves]  # the Parquet twins (`fovflow.io.tables`)
         moves += zip(report_paths(self.report_dir, name, model),
                      report_paths(self.report_dir, name + suffix, model), strict=True)
         for old, new in moves:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -11,13 +12,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fovflow.cli.main import _progress_bar, console, log
+from fovflow.cli.console import console, progress_bar
 from fovflow.errors import ConfigError
 
 if TYPE_CHECKING:
     from fovflow.analysis.tables_fit import TableFitted
 
 T = TypeVar("T")
+log = logging.getLogger("fovflow.cli")
 
 _PLUGINS = typer.Option("--plugins", help="Folder of model plugin files (repeatable).")
 
@@ -51,7 +53,7 @@ def merge(
 
     groups = read_samples(samples)
     before = {path: path.stat().st_mtime_ns for path in (run_dir / SAMPLES_DIR).glob("*.csv")}
-    with _progress_bar() as bar:
+    with progress_bar() as bar:
         task = bar.add_task("merging", total=len(groups))
         written = merge_run(run_dir, groups, min_length=min_length, time_unit_name=time_unit,
                             lineage=lineage,
@@ -109,7 +111,7 @@ def fit(
     paths = sample_tables(table, feature=None if feature == "all"
                           else feature or DEFAULT_FEATURE)
     cells = 0
-    with _progress_bar() as bar:
+    with progress_bar() as bar:
         def progress_for(path: Path) -> Callable[[int, int], None]:
             task = bar.add_task(path.name, total=None)
             return lambda done, total: bar.update(task, completed=done, total=total)

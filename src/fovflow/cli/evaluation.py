@@ -12,7 +12,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from fovflow.cli.main import _progress_bar, console
+from fovflow.cli.console import console, progress_bar
 from fovflow.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def score(
     true_traces = read_truth_traces(truth)
     results: dict[int, tuple[Scores, DivisionScores]] = {}
     measures: dict[int, dict[str, float]] = {}
-    with _progress_bar() as bar:
+    with progress_bar() as bar:
         task = bar.add_task("scoring", total=len(selected))
         for fov in selected:
             found, divisions, measures[fov] = _score_fov(run_dir, truth, fov, true_traces,

@@ -17,18 +17,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
 from fovflow import __version__
+from fovflow.cli.console import console, err_console, progress_bar
 from fovflow.errors import ConfigError, FovflowError
-
-console = Console()
-err_console = Console(stderr=True)
-log = logging.getLogger("fovflow")
 
 
 class _ErrorReportingGroup(TyperGroup):
@@ -183,7 +178,7 @@ def simulate(
         cell_radius_px=cell_radius, cells_per_megapixel=density, cell_cycle_h=divisions,
         stage_jump_frame=stage_jump,
     )
-    with _progress_bar() as bar:
+    with progress_bar() as bar:
         task = bar.add_task(f"simulating {kind}", total=n_fovs * frames)
         files = write_simulation(
             output, config, overwrite=force,
@@ -264,12 +259,6 @@ def _describe_times(times: tuple[float, ...], unit: str) -> str:
     return (f"{times[0] / 60:g} to {times[-1] / 60:g} min, "
             f"every {median / 60:g} min (median)")
 
-
-def _progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=err_console, transient=True,
-    )
 
 
 # Commands defined in their own modules register themselves on `app`.

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fovflow.cli.main import _progress_bar, console
+from fovflow.cli.console import console, progress_bar
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +33,7 @@ def report(
 
     page = output if output is not None else run_dir / REPORT_NAME
     before = page.stat().st_mtime_ns if page.is_file() else None
-    with _progress_bar() as bar:
+    with progress_bar() as bar:
         task = bar.add_task("reporting", total=None)
         written = write_qc_report(run_dir, output, save_pngs=pngs,
                                   progress=lambda done, total: bar.update(

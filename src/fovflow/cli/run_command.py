@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from fovflow.cli.main import console, err_console
+from fovflow.cli.console import console, err_console
 from fovflow.errors import ConfigError, FovflowError
 from fovflow.execution import ABORT_WAIT_S, CancelToken
 from fovflow.io.layout import LOG_NAME
@@ -28,8 +28,7 @@ from fovflow.ranges import format_ranges, parse_ranges
 from fovflow.workflow.events import FovFinished, RunStarted, StepFinished, StepProgress
 
 if TYPE_CHECKING:
-    from fovflow.io.microscopy import DatasetMetadata
-    from fovflow.workflow.config import WorkflowConfig
+    from fovflow.workflow.prepare import PreparedRun
     from fovflow.workflow.run import RunReport
 
 log = logging.getLogger("fovflow.cli")
@@ -119,6 +118,7 @@ def run(
         overrides["plugins"] = tuple(str(folder) for folder in plugins)
     # Imported here: the algorithms and scipy take a second to load, which `--help` need not.
     from fovflow.workflow.config import WorkflowConfig
+    from fovflow.workflow.prepare import prepare_run
     from fovflow.workflow.run import run_workflow
 
     if config is not None:
@@ -131,13 +131,11 @@ def run(
                           "output:)")
     else:
         workflow = WorkflowConfig.from_dict(overrides)
-    metadata = _metadata(workflow.input)
+    prepared = prepare_run(workflow)  # every check that can refuse the run, before it starts
 
     token = CancelToken()
-    with _RunDisplay(_channel_warning(workflow, metadata)) as display, \
-            _stop_on_signals(token) as signals:
-        report = run_workflow(workflow, on_event=display.on_event, cancel=token,
-                              metadata=metadata)
+    with _RunDisplay(_channel_warning(prepared)) as display, _stop_on_signals(token) as signals:
+        report = run_workflow(prepared, on_event=display.on_event, cancel=token)
     _print_summary(report, display.todo)
     if qc_report and not (signals.terminated or report.cancelled):
         _write_qc_report(workflow.output)
@@ -168,21 +166,14 @@ def _channels(text: str) -> tuple[int, ...]:
         raise ConfigError(f"--fl: {exc}") from None
 
 
-def _metadata(path: Path) -> DatasetMetadata:
-    """The input's metadata, read once: for the channel check here and for the run."""
-    from fovflow.io.microscopy import open_dataset
-
-    with open_dataset(path) as dataset:
-        return dataset.metadata
-
-
-def _channel_warning(workflow: WorkflowConfig, metadata: DatasetMetadata) -> str | None:
+def _channel_warning(prepared: PreparedRun) -> str | None:
     from fovflow.workflow.channel_roles import channel_role_warning
 
-    chosen = workflow.for_file(metadata)
-    return channel_role_warning(metadata.channel_names, segment_channel=chosen.segment_channel,
-                                 method=chosen.step_parameters()["segmentation"]["method"],
-                                 fl_channels=chosen.fl_channels or ())
+    chosen = prepared.config
+    return channel_role_warning(prepared.metadata.channel_names,
+                                segment_channel=chosen.segment_channel,
+                                method=prepared.parameters["segmentation"]["method"],
+                                fl_channels=chosen.fl_channels or ())
 
 
 class _RunDisplay:

@@ -37,12 +37,13 @@ from fovflow.execution.knobs import usable_cores
 from fovflow.gui.fit_parameters import FitParameterTable
 from fovflow.gui.fit_plots import draw_fit, draw_histograms
 from fovflow.gui.frame_view import make_canvas
+from fovflow.gui.jobs import JobControl
 from fovflow.gui.log_panel import show_error
 from fovflow.gui.run_files import save_fit_report
 from fovflow.gui.table_model import DataFrameModel
-from fovflow.gui.tasks import FitWorker, Progress
+from fovflow.gui.tasks import FitWorker, ProgressEvent
 from fovflow.gui.widgets import near, with_button
-from fovflow.gui.workers import WorkerHandle, start_worker
+from fovflow.gui.workers import WorkerHandle
 from fovflow.io.tables import SampleTable, read_any_table, read_fitted_table, to_hours
 
 
@@ -56,7 +57,6 @@ class AnalysisTab(QWidget):
         self.table_path: Path | None = None
         self.table: SampleTable | None = None
         self.fitted = pd.DataFrame()
-        self.handle: WorkerHandle | None = None
         self.models: dict[str, Model] = {}
 
         self.path_edit = QLineEdit(placeholderText="sample table or folder of them")
@@ -76,6 +76,7 @@ class AnalysisTab(QWidget):
         self.cancel_button.setEnabled(False)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
+        self.job = JobControl(self.start_button, self.cancel_button, self)
         self.progress_bar = QProgressBar(format="%v/%m cells")
         self.r2_spin = QDoubleSpinBox(minimum=-1.0, maximum=1.0, value=0.9, singleStep=0.05)
         self.r2_spin.valueChanged.connect(self._refresh_results)
@@ -206,24 +207,23 @@ class AnalysisTab(QWidget):
         interval = self.interval_spin.value()
         worker = FitWorker(tables, settings, n_workers=self.workers_spin.value(),
                            frame_interval_h=interval / 60 if interval > 0 else None)
-        worker.progress.connect(self._on_progress)
         worker.file_processed.connect(self._on_table_fitted)
-        worker.error_occurred.connect(self._on_error)
         worker.aborted.connect(self._on_aborted)
-        self.handle = start_worker(worker, finished_callback=self._on_finished)
-        self.handle.ended.connect(self._on_ended)
-        self.start_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
+        self.job.start(worker, on_progress=self._on_progress, on_result=self._on_finished,
+                       on_error=self._on_error)
         self.status.emit(f"fitting {settings.model} to {len(tables)} table(s)")
 
     @Slot()
     def cancel(self) -> None:
-        if self.handle is not None:
-            self.handle.stop()
-            self.cancel_button.setEnabled(False)
+        self.job.cancel()
+
+    @property
+    def handle(self) -> WorkerHandle | None:
+        """The handle of the last fit started (None before the first)."""
+        return self.job.handle
 
     @Slot(object)
-    def _on_progress(self, progress: Progress) -> None:
+    def _on_progress(self, progress: ProgressEvent) -> None:
         self.progress_bar.setMaximum(progress.total)
         self.progress_bar.setValue(progress.done)
         self.status.emit(f"fitting {progress.label}: {progress.done}/{progress.total} cells")
@@ -241,11 +241,6 @@ class AnalysisTab(QWidget):
     @Slot()
     def _on_aborted(self) -> None:
         self.status.emit("fitting cancelled")
-
-    @Slot()
-    def _on_ended(self) -> None:
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
 
     # ---- results --------------------------------------------------------------------------
     def _show_fitted(self, path: Path) -> None:

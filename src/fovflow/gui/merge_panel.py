@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
 
 from fovflow.analysis.merge import Sample, read_samples
 from fovflow.errors import ConfigError
+from fovflow.gui.jobs import JobControl
 from fovflow.gui.log_panel import show_error
-from fovflow.gui.tasks import MergeWorker, Progress
+from fovflow.gui.tasks import MergeWorker, ProgressEvent
 from fovflow.gui.widgets import near, with_button
-from fovflow.gui.workers import WorkerHandle, start_worker
 from fovflow.ranges import format_ranges, parse_ranges
 
 SAMPLES_FILE = "samples.yaml"
@@ -41,7 +41,6 @@ class MergePanel(QGroupBox):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Merge traces into samples", parent)
-        self.handle: WorkerHandle | None = None
         self._merging: Path | None = None  # the run folder of the merge under way
         self.run_dir_edit = QLineEdit(placeholderText="run folder with fov_XXX/traces_ch_C.csv")
         self.run_dir_edit.textChanged.connect(self._run_dir_changed)
@@ -53,6 +52,7 @@ class MergePanel(QGroupBox):
         self.min_length.setToolTip("good frames a cell needs to enter a sample table")
         self.merge_button = QPushButton("Run Merge")
         self.merge_button.clicked.connect(self.merge)
+        self.job = JobControl(self.merge_button, parent=self)
         self.progress_bar = QProgressBar(format="%v/%m samples")
         self.result_label = QLabel("")
         self.result_label.setWordWrap(True)
@@ -108,17 +108,14 @@ class MergePanel(QGroupBox):
         except ConfigError as exc:
             self._on_error(str(exc), "")
             return
-        self.merge_button.setEnabled(False)
         self._merging = run_dir
         self.result_label.setText(f"merging the traces of {run_dir}…")
-        worker = MergeWorker(run_dir, samples, self.min_length.value())
-        worker.progress.connect(self._on_progress)
-        worker.error_occurred.connect(self._on_error)
-        self.handle = start_worker(worker, finished_callback=self._on_merged)
-        self.handle.ended.connect(self._on_ended)
+        self.job.start(MergeWorker(run_dir, samples, self.min_length.value()),
+                       on_progress=self._on_progress, on_result=self._on_merged,
+                       on_error=self._on_error)
 
     @Slot(object)
-    def _on_progress(self, progress: Progress) -> None:
+    def _on_progress(self, progress: ProgressEvent) -> None:
         self.progress_bar.setMaximum(progress.total)
         self.progress_bar.setValue(progress.done)
 
@@ -135,10 +132,6 @@ class MergePanel(QGroupBox):
         self.result_label.setText(f"error: {message}")
         self.status.emit(f"error: {message}")
         show_error(self, "fovflow merge", message, details)
-
-    @Slot()
-    def _on_ended(self) -> None:
-        self.merge_button.setEnabled(True)
 
     @Slot(str)
     def _run_dir_changed(self, text: str) -> None:

@@ -20,7 +20,7 @@ from fovflow.errors import ConfigError
 from fovflow.execution.knobs import usable_cores
 from fovflow.gui.parameter_help import STEP_HELP
 from fovflow.gui.segmentation_fields import segmentation_rows
-from fovflow.workflow.config import WorkflowConfig
+from fovflow.workflow.config import effective_parameters
 
 STEPS = ("segmentation", "background", "tracking", "extraction")
 _GENERAL = {"fovs": "all", "z": "none", "n_workers": str(usable_cores()), "max_in_flight": "auto",
@@ -45,8 +45,7 @@ class ParameterTable(QTableWidget):
         self.currentCellChanged.connect(self._show_help)
         self._defaults: dict[str, str] = {}
         self._others: dict[str, tuple[str, str, str]] = {}  # rows of the steps after segmentation
-        probe = WorkflowConfig(input=".", output=".")
-        for step, parameters in probe.step_parameters().items():
+        for step, parameters in effective_parameters({}).items():
             if step != "segmentation":
                 self._others.update({f"{step}.{name}": _row(f"{step}.{name}", _text(value))
                                      for name, value in parameters.items()})

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from fovflow.errors import ConfigError, FovflowError
+from fovflow.gui.jobs import JobControl
 from fovflow.gui.log_panel import show_error
 from fovflow.gui.merge_panel import MergePanel
 from fovflow.gui.parameters import ParameterTable
@@ -33,6 +34,7 @@ from fovflow.io.microscopy import DatasetMetadata, describe_sizes
 from fovflow.processing.extraction import DEFAULT_FEATURES, FEATURES
 from fovflow.workflow.config import WorkflowConfig, diameter_px
 from fovflow.workflow.events import RunFinished, StepProgress
+from fovflow.workflow.prepare import check_steps
 
 
 class ProcessingTab(QWidget):
@@ -44,7 +46,6 @@ class ProcessingTab(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.metadata: DatasetMetadata | None = None
-        self.handle: WorkerHandle | None = None
         self._start_when_ended = False  # Start clicked while the last run's workers stop
 
         self.input_edit = QLineEdit(placeholderText="microscopy file (OME-TIFF, ND2, CZI)")
@@ -71,6 +72,8 @@ class ProcessingTab(QWidget):
         self.cancel_button.setEnabled(False)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
+        self.job = JobControl(self.start_button, self.cancel_button, self)
+        self.job.ended.connect(self._on_ended)
         self.monitor = RunMonitor()
         self.merge_panel = MergePanel()
         self.merge_panel.status.connect(self.status)
@@ -173,7 +176,8 @@ class ProcessingTab(QWidget):
     # ---- run ------------------------------------------------------------------------------
     def config(self) -> WorkflowConfig:
         """The configuration the widgets describe; `ConfigError` if something is missing or
-        invalid (the diameter is checked against the file too)."""
+        invalid: its steps are checked (`check_steps`, milliseconds) and its diameter against
+        the file; the run checks the rest (`prepare_run`) before it writes anything."""
         if self.metadata is None:
             raise ConfigError("load a microscopy file first")
         if not self.output_edit.text().strip():
@@ -188,7 +192,8 @@ class ProcessingTab(QWidget):
             "input": self.metadata.path, "output": Path(self.output_edit.text().strip()),
             "segment_channel": self.segment_combo.currentIndex(), "fl_channels": fl,
             "features": features, **overrides})
-        diameter_px(config.step_parameters()["segmentation"]["diameter"], self.metadata)
+        parameters = check_steps(config)
+        diameter_px(parameters["segmentation"]["diameter"], self.metadata)
         return config
 
     @Slot()
@@ -205,25 +210,24 @@ class ProcessingTab(QWidget):
             self.monitor.say("starting as soon as the last run's workers have stopped…")
             return
         self.monitor.begin(config)
-        self.cancel_button.setEnabled(True)
-        worker = RunWorker(config, self.metadata)
-        worker.progress.connect(self._on_event)
-        worker.error_occurred.connect(self._on_error)
-        self.handle = start_worker(worker)
-        self.handle.ended.connect(self._on_ended)
+        self.job.start(RunWorker(config, self.metadata), on_progress=self._on_event,
+                       on_error=self._on_error)
         self.merge_panel.run_dir_edit.setText(str(config.output))
         self.status.emit(f"run of {config.input.name} started")
 
     @Slot()
     def cancel(self) -> None:
-        if self.handle is not None:
-            self.handle.stop()
-            self.cancel_button.setEnabled(False)
+        if self.job.cancel():
             self.status.emit("cancelling: running FOVs stop at their next frame")
 
     @property
+    def handle(self) -> WorkerHandle | None:
+        """The handle of the last run started (None before the first)."""
+        return self.job.handle
+
+    @property
     def running(self) -> bool:
-        return self.handle is not None and self.handle.running
+        return self.job.running
 
     @Slot(object)
     def _on_event(self, event: object) -> None:
@@ -247,8 +251,6 @@ class ProcessingTab(QWidget):
 
     @Slot()
     def _on_ended(self) -> None:
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
         if self._start_when_ended:
             self._start_when_ended = False
             self.start()

@@ -7,12 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from fovflow.analysis.fitting import FitSettings
 from fovflow.analysis.report import write_report
 from fovflow.analysis.tables_fit import fitted_curves
-from fovflow.io.layout import MANIFEST_NAME, PHASE, corrected_stack, raw_stack, trace_files
+from fovflow.io.layout import trace_files
 from fovflow.io.manifest import recorded_time_unit
 from fovflow.io.store import rewrite_traces
 from fovflow.io.tables import SampleTable, write_fitted_table
@@ -21,23 +20,6 @@ from fovflow.io.tables import SampleTable, write_fitted_table
 def run_time_unit(run_dir: Path) -> str:
     """The time unit the run's manifest records (``frame`` when it records none)."""
     return str(recorded_time_unit(run_dir) or "frame")
-
-
-def stack_titles(run_dir: Path, stacks: list[str]) -> dict[str, str]:
-    """What to call each of a FOV's image `stacks` in the window: the channel's name in the
-    input file (``Phase``, ``GFP``, ``GFP, corrected`` for a background-corrected one) when the
-    manifest records it, else the stack's name."""
-    path = Path(run_dir) / MANIFEST_NAME
-    try:
-        manifest = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        names = list(manifest["input"]["channel_names"])
-        segmented = int(manifest["channels"]["segment"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
-        return {name: name for name in stacks}  # an older run: the stack names it has
-    titles = {PHASE: names[segmented]} if 0 <= segmented < len(names) else {}
-    for channel, name in enumerate(names):
-        titles |= {raw_stack(channel): name, corrected_stack(channel): f"{name}, corrected"}
-    return {stack: titles.get(stack, stack) for stack in stacks}
 
 
 def write_quality(run_dir: Path, fov: int, good: Mapping[int, bool]) -> None:

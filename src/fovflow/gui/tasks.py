@@ -16,7 +16,7 @@ from fovflow.workflow.run import RunReport, run_workflow
 
 
 @dataclass(frozen=True)
-class Progress:
+class ProgressEvent:
     """`progress` event of the merge and fit workers: `done` of `total` units of `label`."""
 
     label: str
@@ -64,7 +64,7 @@ class MergeWorker(Worker):
 
     def _progress(self, done: int, total: int) -> None:
         self.cancel_token.raise_if_cancelled()
-        self.progress.emit(Progress("samples", done, total))
+        self.progress.emit(ProgressEvent("samples", done, total))
 
 
 class FitWorker(Worker):
@@ -87,7 +87,7 @@ class FitWorker(Worker):
 
     def _progress_for(self, table: Path) -> Callable[[int, int], None]:
         def progress(done: int, total: int) -> None:
-            self.progress.emit(Progress(table.name, done, total))
+            self.progress.emit(ProgressEvent(table.name, done, total))
 
         return progress
 

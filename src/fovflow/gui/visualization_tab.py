@@ -31,13 +31,14 @@ from PySide6.QtWidgets import (
 from fovflow.errors import FovflowError, MissingFileError
 from fovflow.gui.frame_panel import FramePanel
 from fovflow.gui.log_panel import show_error
-from fovflow.gui.run_files import run_time_unit, stack_titles, write_quality
+from fovflow.gui.run_files import run_time_unit, write_quality
 from fovflow.gui.trace_plot import TracePlot
 from fovflow.gui.widgets import near, with_button
 from fovflow.io.ctc import run_fovs
 from fovflow.io.frames import Frames
 from fovflow.io.layout import LABELS, image_stacks, open_stack, trace_files
 from fovflow.io.lineage import run_lineage
+from fovflow.io.manifest import stack_titles
 from fovflow.io.tables import HOURS_PER_UNIT, TRACE_COLUMNS, read_traces
 
 

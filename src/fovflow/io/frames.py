@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import zarr
-from numcodecs import Blosc
+from numcodecs import BitRound, Blosc
 from zarr.codecs import BloscCodec, BytesCodec
 from zarr.storage import LocalStore
 
@@ -33,9 +33,14 @@ class Frames:
     thread pool, which cost 9-21 % of the steps' time (benchmarks/RESULTS.md, Engine). The
     chunk files are byte-identical to Zarr's own (tests/io/test_store.py); any other array,
     index or missing chunk goes through Zarr.
+
+    With `mantissa_bits`, float frames are rounded to that many bits of mantissa before they
+    are stored (numcodecs' `BitRound`): still float32 for every reader, but the dropped bits
+    are zeros, which the bit shuffle compresses away.
     """
 
-    def __init__(self, array: zarr.Array, channel: int | None = None) -> None:
+    def __init__(self, array: zarr.Array, channel: int | None = None, *,
+                 mantissa_bits: int | None = None) -> None:
         if (array.ndim == 4) != (channel is not None):
             raise ValueError(f"a channel is given for a (T, C, Y, X) array, and only for one; "
                              f"got channel {channel} of a {array.ndim}-D array")
@@ -44,6 +49,7 @@ class Frames:
         self._index: tuple[int, ...] = () if channel is None else (channel,)
         self._folder = _own_layout_folder(array)
         self._frame_shape = tuple(array.shape[-2:])
+        self._rounding = BitRound(mantissa_bits) if mantissa_bits is not None else None
 
     def __len__(self) -> int:
         return int(self.array.shape[0])
@@ -62,6 +68,9 @@ class Frames:
         return np.asarray(self.array[(t, *self._index)])
 
     def __setitem__(self, t: int, frame: np.ndarray) -> None:
+        if self._rounding is not None:
+            stored = np.ascontiguousarray(frame, self.array.dtype)
+            frame = self._rounding.encode(stored).view(stored.dtype)
         chunk = self._chunk_file(t)
         if chunk is not None and np.shape(frame) == self._frame_shape and not self.array.read_only:
             chunk.parent.mkdir(parents=True, exist_ok=True)

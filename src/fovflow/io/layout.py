@@ -11,9 +11,11 @@
       samples/                  merged sample tables (``fovflow merge``)
       fov_000/
         image.ome.zarr          OME-Zarr image (T, C, Y, X): the segmented channel, then the
-                                fluorescence channels, as copied from the input
+                                fluorescence channels, as copied from the input (with
+                                ``copy: read``: a group naming them in the input instead)
           labels/cells          OME-Zarr label image (T, Y, X): the tracked cells
-        fl_corrected.ome.zarr   OME-Zarr image (T, C, Y, X) float32: background-corrected
+        fl_corrected.ome.zarr   OME-Zarr image (T, C, Y, X) float32: background-corrected,
+                                rounded to `CORRECTED_MANTISSA_BITS` bits of mantissa
         seg.zarr                segmentation before tracking (T, Y, X), plain Zarr
         lineage.csv  shifts.csv  traces_ch_1.csv (and traces_ch_1.parquet with pyarrow)
 
@@ -26,6 +28,7 @@ folders of fovflow before OME-Zarr (one ``<stack>.zarr`` per stack) are read as 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from importlib.util import find_spec
@@ -35,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # Zarr is imported by the functions that open stacks: the CLI starts faster
     from fovflow.io.frames import Frames
     from fovflow.io.metadata import DatasetMetadata
+    from fovflow.io.microscopy import FrameStack
 
 MANIFEST_NAME = "processing_results.yaml"
 MANIFEST_FORMAT = 1
@@ -51,6 +55,11 @@ LABELS_NAME = f"{IMAGE_NAME}/{LABELS_GROUP}/cells"
 PARTIAL_PATTERNS = (f"*{PARTIAL}", f"*/{LABELS_GROUP}/*{PARTIAL}")  # inside a FOV folder
 # Parquet beside each CSV table when pyarrow is installed (an optional extra).
 WRITES_PARQUET = find_spec("pyarrow") is not None
+
+# The corrected fluorescence keeps float16's precision in float32 (relative error <= 2**-11
+# per pixel): 0.58x the bytes of full float32; traces' median relative error 3e-6
+# (benchmarks/RESULTS.md, "End to end").
+CORRECTED_MANTISSA_BITS = 10
 
 LINEAGE_NAME = "lineage.csv"
 SHIFTS_NAME = "shifts.csv"
@@ -143,9 +152,10 @@ def manifest_header(metadata: DatasetMetadata, *, version: str, fingerprint: str
     }
 
 
-def open_stack(run_dir: Path, fov: int, name: str) -> Frames | None:
+def open_stack(run_dir: Path, fov: int, name: str) -> Frames | FrameStack | None:
     """The FOV's (T, Y, X) stack `name` (`PHASE`, `LABELS`, ``raw_stack(1)``...), or None if
-    it is not written (yet)."""
+    it is not written (yet); a raw channel of a run that read its input without copying it is
+    read from the input (None if the input is gone or changed, see `fovflow.io.ngff`)."""
     from fovflow.io import ngff
     from fovflow.io.frames import open_frames
 
@@ -153,12 +163,24 @@ def open_stack(run_dir: Path, fov: int, name: str) -> Frames | None:
     if name == LABELS:
         found = ngff.open_labels(folder / LABELS_NAME)
     else:
-        found = (ngff.open_channel(folder / IMAGE_NAME, name)
+        found = (ngff.open_channel(folder / IMAGE_NAME, name,
+                                   inputs=functools.partial(_recorded_input, run_dir))
                  or ngff.open_channel(folder / CORRECTED_NAME, name))
     plain = folder / f"{name}.zarr"  # MASKS_NAME, and every stack of fovflow before OME-Zarr
     if found is None and plain.is_dir():
         return open_frames(plain)
     return found
+
+
+def _recorded_input(run_dir: Path) -> list[Path]:
+    """The input the manifest records (the last run's path: an input that has moved since
+    the raw channels' record was written), if any."""
+    import yaml
+
+    try:
+        return [Path(yaml.safe_load((Path(run_dir) / MANIFEST_NAME).read_text())["input"]["path"])]
+    except (OSError, yaml.YAMLError, TypeError, KeyError):
+        return []
 
 
 def image_stacks(run_dir: Path, fov: int) -> list[str]:
@@ -168,7 +190,9 @@ def image_stacks(run_dir: Path, fov: int) -> list[str]:
     folder = fov_dir(run_dir, fov)
     if not folder.is_dir():
         return []
-    names = {*ngff.image_stacks(folder / IMAGE_NAME), *ngff.image_stacks(folder / CORRECTED_NAME),
+    elsewhere = functools.partial(_recorded_input, run_dir)
+    names = {*ngff.image_stacks(folder / IMAGE_NAME, inputs=elsewhere),
+             *ngff.image_stacks(folder / CORRECTED_NAME),
              *(path.name.removesuffix(".zarr") for path in folder.iterdir()
                if _LEGACY_STACK_FILE.match(path.name))}
     return sorted(names, key=lambda name: (name != PHASE, name))
@@ -176,11 +200,14 @@ def image_stacks(run_dir: Path, fov: int) -> list[str]:
 
 def stack_scale(run_dir: Path, fov: int) -> tuple[float, float, float]:
     """The (T, Y, X) scale of the FOV's stacks: seconds per frame and µm per pixel as its
-    OME-Zarr image records them; (1, 1, 1) for a run folder from before OME-Zarr."""
+    OME-Zarr images record them (the labels' or the corrected image's when the channels were
+    not copied); (1, 1, 1) for a run folder from before OME-Zarr."""
     from fovflow.io import ngff
 
-    image = fov_dir(run_dir, fov) / IMAGE_NAME
-    if not image.is_dir():
-        return (1.0, 1.0, 1.0)
-    t, _, y, x = ngff.read_scale(image)
-    return (t, y, x)
+    folder = fov_dir(run_dir, fov)
+    for image in (IMAGE_NAME, LABELS_NAME, CORRECTED_NAME):
+        scale = ngff.read_scale(folder / image) if (folder / image).is_dir() else None
+        if scale is not None:
+            t, *_, y, x = scale  # (T, C, Y, X) or (T, Y, X)
+            return (t, y, x)
+    return (1.0, 1.0, 1.0)

@@ -11,14 +11,24 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from fovflow.errors import ConfigError, yaml_problem
-from fovflow.io.layout import LABELS_GROUP, MANIFEST_FORMAT, MANIFEST_NAME, fov_dir
-from fovflow.io.store import input_fingerprint, write_text_atomically
+from fovflow.io.fingerprint import input_fingerprint
+from fovflow.io.layout import (
+    LABELS_GROUP,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    PHASE,
+    corrected_stack,
+    fov_dir,
+    raw_stack,
+)
+from fovflow.io.store import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +48,24 @@ def recorded_time_unit(output: Path) -> str | None:
         return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("time_unit")
     except (yaml.YAMLError, AttributeError) as exc:
         raise ConfigError(f"{path}: not a valid manifest: {exc}") from None
+
+
+def stack_titles(output: Path, stacks: Sequence[str]) -> dict[str, str]:
+    """What to call each of a FOV's image `stacks` (`fovflow.io.layout` names): the channel's
+    name in the input file (``Phase``, ``GFP``, ``GFP, corrected`` for a background-corrected
+    one) when the manifest records it, else the stack's name (a run folder of an older
+    fovflow)."""
+    path = Path(output) / MANIFEST_NAME
+    try:
+        manifest = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        names = list(manifest["input"]["channel_names"])
+        segmented = int(manifest["channels"]["segment"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return {name: name for name in stacks}
+    titles = {PHASE: names[segmented]} if 0 <= segmented < len(names) else {}
+    for channel, name in enumerate(names):
+        titles |= {raw_stack(channel): name, corrected_stack(channel): f"{name}, corrected"}
+    return {stack: titles.get(stack, stack) for stack in stacks}
 
 
 def output_stamp(path: Path) -> dict[str, Any]:
@@ -86,11 +114,22 @@ class Manifest:
         self.data = data
 
     @classmethod
-    def open(cls, output: Path, *, input_path: Path, header: Mapping[str, Any]) -> Manifest:
-        """The folder's manifest, or a new one; refuses a folder that holds another input's run."""
-        data = read_manifest(output, input_path)
+    def open(cls, output: Path, *, input_path: Path, header: Mapping[str, Any],
+             recorded: RecordedManifest | None = None) -> Manifest:
+        """The folder's manifest, or a new one; refuses a folder that holds another input's run.
+
+        `recorded` is the manifest as a check before the run read it: it is read again only if
+        the file has changed since (another run wrote it between that check and this run's
+        lock).
+        """
+        if recorded is None or recorded.version != manifest_version(output):
+            recorded = RecordedManifest.read(output, input_path)
+        data = recorded.data
         if data is None:
             return cls(output, {"format": MANIFEST_FORMAT, **header, "fovs": {}})
+        if data["input"].get("path") != str(input_path):
+            log.info("%s was moved to %s (same content): the run goes on with it",
+                     data["input"].get("path"), input_path)
         data.update(header)
         return cls(output, data)
 
@@ -135,6 +174,36 @@ class Manifest:
                               yaml.safe_dump(self.data, sort_keys=False, allow_unicode=True))
 
 
+@dataclass(frozen=True)
+class RecordedManifest:
+    """A run folder's manifest as read once before a run, for the run to go on from."""
+
+    data: dict[str, Any] | None  # None: the folder holds no manifest
+    version: tuple[int, int, int] | None  # the file's inode, mtime and size when it was read
+
+    @classmethod
+    def read(cls, output: Path, input_path: Path) -> RecordedManifest:
+        """`read_manifest`, with the version of the file it read.
+
+        Raises
+        ------
+        ConfigError
+            As `read_manifest`.
+        """
+        version = manifest_version(output)  # before reading: a newer file is read again
+        return cls(read_manifest(output, input_path), version)
+
+
+def manifest_version(output: Path) -> tuple[int, int, int] | None:
+    """Which file the manifest in `output` is (None: there is none): it is replaced, never
+    rewritten in place, so a new inode, time or size tells that it changed."""
+    try:
+        info = (output / MANIFEST_NAME).stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+
 def read_manifest(output: Path, input_path: Path) -> dict[str, Any] | None:
     """The manifest in `output` (None if there is none), checked to be a run of `input_path`.
 
@@ -155,12 +224,10 @@ def read_manifest(output: Path, input_path: Path) -> dict[str, Any] | None:
     recorded = data.get("input") if isinstance(data, dict) else None
     if not isinstance(recorded, dict) or "fovs" not in data:
         raise ConfigError(f"{path} is not a fovflow manifest; choose another output folder (-o)")
-    if recorded.get("path") != str(input_path):
-        if recorded.get("fingerprint") != input_fingerprint(input_path):
-            raise ConfigError(f"{output} holds a run of {recorded.get('path')}, not {input_path}"
-                              " (their contents differ); choose another output folder (-o)")
-        log.info("%s was moved to %s (same content): the run goes on with it",
-                 recorded.get("path"), input_path)
+    if recorded.get("path") != str(input_path) and (
+            recorded.get("fingerprint") != input_fingerprint(input_path)):
+        raise ConfigError(f"{output} holds a run of {recorded.get('path')}, not {input_path}"
+                          " (their contents differ); choose another output folder (-o)")
     return data
 
 

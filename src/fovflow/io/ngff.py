@@ -12,20 +12,34 @@ keys below. They are not written through ome-zarr-py: importing it loads xarray,
 pydantic models: 130 MB and 0.6 s more in every worker, twice what the steps import
 (benchmarks/RESULTS.md, OME-Zarr outputs). The tests read every image back with ome-zarr-py
 and validate it against the specification with ome-zarr-models.
+
+A run that reads its input instead of copying it (``copy: read``) writes, in place of the
+copied image, a group that records where the channels are (`create_source`): the input's
+path and fingerprint, the FOV and channels; it holds the labels image all the same, and
+`open_channel` reads those channels from the input, as long as it is there unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 
+from fovflow.errors import FovflowError
 from fovflow.io.frames import Frames, frame_array_options
 from fovflow.io.metadata import DatasetMetadata
+
+if TYPE_CHECKING:
+    from fovflow.io.microscopy import Dataset, FrameStack
+
+log = logging.getLogger(__name__)
+# Where else a source group's input may be, asked only if it is not where it was recorded.
+Elsewhere = Callable[[], Sequence[Path]]
 
 ARRAY = "0"  # the full-resolution (and only) level
 FOVFLOW_KEY = "fovflow"  # fovflow's own attributes beside the NGFF ones
@@ -61,9 +75,12 @@ class Scale:
 
 def create_image(path: Path, *, stacks: Sequence[str], channel_names: Sequence[str],
                  n_frames: int, frame_shape: tuple[int, int], dtype: Any,
-                 scale: Scale) -> dict[str, Frames]:
+                 scale: Scale, mantissa_bits: int | None = None) -> dict[str, Frames]:
     """A new OME-Zarr image at `path` with one channel per name in `stacks` (shown as
-    `channel_names`); returns each channel as a stack of frames to write, by stack name."""
+    `channel_names`); returns each channel as a stack of frames to write, by stack name.
+
+    With `mantissa_bits`, float frames are stored rounded to that precision (see `Frames`);
+    the image records it as ``attributes.fovflow.mantissa_bits``."""
     axes = scale.axes(channels=True)
     group = zarr.open_group(path, mode="w", zarr_format=3)
     group.attrs.update({
@@ -72,10 +89,20 @@ def create_image(path: Path, *, stacks: Sequence[str], channel_names: Sequence[s
                                             scale.factors(channels=True))],
                 "omero": {"channels": [{"label": name, "active": True}
                                        for name in channel_names]}},
-        FOVFLOW_KEY: {"stacks": list(stacks)}})
+        FOVFLOW_KEY: {"stacks": list(stacks),
+                      **({"mantissa_bits": mantissa_bits} if mantissa_bits is not None else {})}})
     array = group.create_array(ARRAY, **frame_array_options(
         (n_frames, len(stacks), *frame_shape), dtype), dimension_names=_names(axes))
-    return {name: Frames(array, channel) for channel, name in enumerate(stacks)}
+    return {name: Frames(array, channel, mantissa_bits=mantissa_bits)
+            for channel, name in enumerate(stacks)}
+
+
+def create_source(path: Path, *, stacks: Sequence[str], source: Mapping[str, Any]) -> None:
+    """A group at `path` naming channels of the input instead of holding them: `source` is
+    ``{"input": path, "fingerprint": ..., "fov": ..., "channels": [...], "z": ...}``, one
+    channel per name in `stacks`. Label images go under it as under an image."""
+    group = zarr.open_group(path, mode="w", zarr_format=3)
+    group.attrs[FOVFLOW_KEY] = {"stacks": list(stacks), "source": dict(source)}
 
 
 def create_labels(path: Path, *, n_frames: int, frame_shape: tuple[int, int], dtype: Any,
@@ -97,19 +124,66 @@ def create_labels(path: Path, *, n_frames: int, frame_shape: tuple[int, int], dt
     return Frames(array)
 
 
-def image_stacks(path: Path) -> list[str]:
-    """The stack names of the channels of the fovflow OME-Zarr image at `path` ([] if none)."""
-    if not (path / "zarr.json").is_file():
+def image_stacks(path: Path, *, inputs: Elsewhere = tuple) -> list[str]:
+    """The stack names of the channels of the fovflow OME-Zarr image at `path` ([] if none;
+    for a source group, [] while its input is missing or changed: see `open_channel`)."""
+    own = _own_attributes(path)
+    if "source" in own and _source_dataset(own["source"], inputs) is None:
         return []
-    return list(zarr.open_group(path, mode="r").attrs.get(FOVFLOW_KEY, {}).get("stacks", []))
+    return list(own.get("stacks", []))
 
 
-def open_channel(path: Path, stack: str) -> Frames | None:
-    """The channel of the image at `path` that holds `stack`, or None if it holds no such."""
-    stacks = image_stacks(path)
+def open_channel(path: Path, stack: str, *,
+                 inputs: Elsewhere = tuple) -> Frames | FrameStack | None:
+    """The channel of the image at `path` that holds `stack`, or None if it holds no such.
+
+    A source group's channel (`create_source`) is read from the input it records, or else
+    from the first file `inputs()` names (e.g. where the run's input has moved to since) with
+    the recorded fingerprint; None if there is no such file."""
+    own = _own_attributes(path)
+    stacks = list(own.get("stacks", []))
     if stack not in stacks:
         return None
-    return Frames(zarr.open_array(path / ARRAY, mode="r"), stacks.index(stack))
+    index = stacks.index(stack)
+    if "source" in own:
+        source = own["source"]
+        dataset = _source_dataset(source, inputs)
+        return None if dataset is None else dataset.stack(source["fov"],
+                                                          source["channels"][index])
+    return Frames(zarr.open_array(path / ARRAY, mode="r"), index)
+
+
+def _own_attributes(path: Path) -> dict[str, Any]:
+    if not (path / "zarr.json").is_file():
+        return {}
+    return dict(zarr.open_group(path, mode="r").attrs.get(FOVFLOW_KEY, {}))
+
+
+def _source_dataset(source: Mapping[str, Any], inputs: Elsewhere) -> Dataset | None:
+    """The input a source group names (or the first of `inputs()` with its fingerprint),
+    opened; None if none is there with the same content."""
+    from fovflow.io.fingerprint import input_fingerprint
+    from fovflow.io.microscopy import Dataset, open_dataset
+
+    recorded = Path(source["input"])
+
+    def candidates() -> Iterator[Path]:  # `inputs` is asked only if the recorded one fails
+        yield recorded
+        yield from (path for path in inputs() if path != recorded)
+
+    problems = []
+    for path in candidates():
+        try:
+            if input_fingerprint(path) != source["fingerprint"]:
+                raise FovflowError("another content")
+            with open_dataset(path) as dataset:
+                return Dataset(dataset.metadata.with_z(source.get("z")))
+        except (OSError, FovflowError) as exc:
+            problems.append(f"{path}: {exc}")
+    log.warning("the raw channels of this run are read from its input (copy: read), which is "
+                "not there as it was (%s); put it back, or run again with copy: copy",
+                "; ".join(problems))
+    return None
 
 
 def open_labels(path: Path) -> Frames | None:
@@ -117,9 +191,12 @@ def open_labels(path: Path) -> Frames | None:
     return Frames(zarr.open_array(path / ARRAY, mode="r")) if (path / ARRAY).is_dir() else None
 
 
-def read_scale(path: Path) -> list[float]:
-    """The scale of the image or label image at `path`, one factor per axis."""
-    ome = zarr.open_group(path, mode="r").attrs["ome"]
+def read_scale(path: Path) -> list[float] | None:
+    """The scale of the image or label image at `path`, one factor per axis (None for a
+    group without one: `create_source`'s)."""
+    ome = zarr.open_group(path, mode="r").attrs.get("ome", {})
+    if "multiscales" not in ome:
+        return None
     transforms = ome["multiscales"][0]["datasets"][0]["coordinateTransformations"]
     return [float(v) for v in next(t["scale"] for t in transforms if t["type"] == "scale")]
 

@@ -1,5 +1,6 @@
 """Writing the run folder safely: outputs staged and renamed whole, text written atomically,
-leftovers of an interrupted run removed, the run lock, the input's fingerprint.
+leftovers of an interrupted run removed, the run lock (the input's fingerprint is
+`fovflow.io.fingerprint`'s).
 
 Every output is written under ``<name>.partial`` and renamed when complete, so a file without
 that suffix is always whole. Names are `fovflow.io.layout`'s; the manifest that records what
@@ -12,7 +13,6 @@ import contextlib
 import csv
 import datetime
 import fcntl
-import hashlib
 import os
 import shutil
 import socket
@@ -29,7 +29,6 @@ from fovflow.io.layout import LOCK_NAME, PARTIAL, PARTIAL_PATTERNS, fov_dir, par
 if TYPE_CHECKING:  # pandas is not imported by the workers (see `write_columns_csv`)
     import pandas as pd
 
-FINGERPRINT_SPAN = 1 << 20  # bytes hashed at each end of an input file
 
 
 @contextlib.contextmanager
@@ -113,13 +112,42 @@ def rewrite_traces(path: Path, table: pd.DataFrame) -> None:
     write_text_atomically(path, table.to_csv(index=False))
     twin = path.with_name(parquet_name(path.name))
     if twin.is_file():
-        temporary = twin.with_name(twin.name + PARTIAL)
-        try:
-            table.to_parquet(temporary, index=False)
-            os.replace(temporary, twin)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        write_parquet_atomically(twin, table)
+
+
+def write_parquet_twin(path: Path, table: pd.DataFrame, notes: Mapping[str, str], *,
+                       csv_written: bool) -> None:
+    """The Parquet twin of the CSV table `path` (same columns; `notes`, e.g. the CSV's header
+    line, in the file's key-value metadata), written atomically when pyarrow is installed and
+    the CSV was just written (or has no twin yet: a rerun that changes nothing rewrites
+    nothing); without pyarrow an older twin is removed, so a twin never disagrees with its
+    CSV."""
+    from fovflow.io import layout  # read at call time: tests switch Parquet off
+
+    twin = path.with_name(parquet_name(path.name))
+    if not layout.WRITES_PARQUET:
+        twin.unlink(missing_ok=True)
+    elif csv_written or not twin.is_file():
+        write_parquet_atomically(twin, table, notes)
+
+
+def write_parquet_atomically(path: Path, table: pd.DataFrame,
+                             notes: Mapping[str, str] | None = None) -> None:
+    """`table` without its index as Parquet at `path`, whole or not at all."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if notes:
+        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
+                                               **dict(notes)})
+    temporary = path.with_name(path.name + PARTIAL)
+    try:
+        pq.write_table(arrow, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def remove_partials(output: Path, fov: int | None = None) -> int:
@@ -138,25 +166,6 @@ def remove_partials(output: Path, fov: int | None = None) -> int:
     for path in leftovers:
         _remove(path)
     return len(leftovers)
-
-
-def input_fingerprint(path: Path) -> str:
-    """What identifies an input file's content wherever it lies: sha256 of its size and of its
-    first and last `FINGERPRINT_SPAN` bytes (the whole file if it is smaller).
-
-    Those ends hold the headers and metadata blocks of OME-TIFF, ND2 and CZI files (with the
-    acquisition's UUIDs and time stamps), so a copy or a move keeps the fingerprint and
-    another recording does not. O(1): two reads of 1 MiB.
-    """
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        digest.update(str(size).encode())
-        digest.update(file.read(FINGERPRINT_SPAN))
-        if size > FINGERPRINT_SPAN:
-            file.seek(max(FINGERPRINT_SPAN, size - FINGERPRINT_SPAN))
-            digest.update(file.read(FINGERPRINT_SPAN))
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager

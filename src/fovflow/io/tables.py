@@ -9,6 +9,10 @@
   header line, then ``time, fov, cell, value``.
 - fitted tables: ``fov, cell, model, success, r_squared, rmse, <params>, ...`` after a
   ``# Fit: {json}`` line recording the settings that produced them.
+
+With pyarrow installed (the ``parquet`` extra) every sample and fitted table also gets a
+Parquet twin, ``<name>.parquet``, with the same columns; its header line (time unit, fit
+settings) is in the Parquet file's key-value metadata under ``fovflow``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from fovflow.errors import ConfigError, TableError
-from fovflow.io.store import write_text_atomically
+from fovflow.io.store import write_parquet_twin, write_text_atomically
 
 TRACE_COLUMNS = ("fov", "cell", "frame", "time", "good", "position_x", "position_y")
 # Written since tracking has lineage, after position_y; older tables lack them (parent: 0).
@@ -145,8 +149,11 @@ def read_sample_table(path: str | Path) -> SampleTable:
 
 def write_sample_table(table: SampleTable, path: str | Path) -> None:
     """Write a wide table atomically (a temporary file renamed when complete)."""
-    text = f"{_HEADER} {table.time_unit}\n" + table.values.to_csv(index_label="time")
-    write_text_atomically(Path(path), text)
+    header = f"{_HEADER} {table.time_unit}"
+    written = write_text_atomically(Path(path),
+                                    f"{header}\n" + table.values.to_csv(index_label="time"))
+    write_parquet_twin(Path(path), table.values.rename_axis("time").reset_index(),
+                       {"fovflow": header}, csv_written=written)
 
 
 def to_long(table: SampleTable) -> pd.DataFrame:
@@ -168,8 +175,9 @@ def from_long(long: pd.DataFrame, unit: str) -> SampleTable:
 
 
 def write_long_table(table: SampleTable, path: str | Path) -> None:
-    text = f"{_HEADER} {table.time_unit}\n" + to_long(table).to_csv(index=False)
-    write_text_atomically(Path(path), text)
+    header, long = f"{_HEADER} {table.time_unit}", to_long(table)
+    written = write_text_atomically(Path(path), f"{header}\n" + long.to_csv(index=False))
+    write_parquet_twin(Path(path), long, {"fovflow": header}, csv_written=written)
 
 
 def read_long_table(path: str | Path) -> SampleTable:
@@ -189,8 +197,9 @@ def read_long_table(path: str | Path) -> SampleTable:
 
 def write_fitted_table(fitted: pd.DataFrame, path: str | Path, settings: dict[str, Any]) -> None:
     """Write fitted parameters after a ``# Fit:`` line holding `settings` as JSON."""
-    write_text_atomically(Path(path), f"# Fit: {json.dumps(settings, sort_keys=True)}\n"
-                + fitted.to_csv(index=False))
+    header = f"# Fit: {json.dumps(settings, sort_keys=True)}"
+    written = write_text_atomically(Path(path), f"{header}\n" + fitted.to_csv(index=False))
+    write_parquet_twin(Path(path), fitted, {"fovflow": header}, csv_written=written)
 
 
 def read_fitted_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:

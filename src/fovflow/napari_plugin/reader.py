@@ -4,7 +4,8 @@ Per FOV: one image layer per stack (the segmented channel, raw and corrected flu
 the tracked labels, and a Tracks layer of the cells' positions in the traces table with the
 lineage graph (daughter -> mother) of ``lineage.csv``; all at the (t, y, x) scale the FOV's
 OME-Zarr image records (seconds per frame, µm per pixel). Arrays stay on disk: napari reads
-the frames it shows. A run folder gives every FOV's layers, the first FOV's shown.
+the frames it shows (from the input file for a run that did not copy it, ``copy: read``).
+A run folder gives every FOV's layers, the first FOV's shown.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 
@@ -30,6 +32,7 @@ from fovflow.io.layout import (
     trace_files,
 )
 from fovflow.io.lineage import run_lineage
+from fovflow.io.microscopy import FrameStack
 from fovflow.io.tables import read_traces
 
 LayerData = tuple[Any, dict[str, Any], str]
@@ -97,8 +100,12 @@ def fov_tracks(run_dir: Path, fov: int) -> tuple[np.ndarray, dict[int, list[int]
     return data, graph
 
 
-def _lazy(frames: Frames) -> da.Array:
+def _lazy(frames: Frames | FrameStack) -> da.Array:
     """The (T, Y, X) stack as a Dask array read frame by frame when napari shows it."""
+    if isinstance(frames, FrameStack):  # a channel of the input, not copied into the run
+        return da.stack([da.from_delayed(dask.delayed(frames.__getitem__)(t),
+                                         shape=frames.shape[1:], dtype=frames.dtype)
+                         for t in range(len(frames))])
     array = da.from_zarr(frames.array)
     return array if frames.channel is None else array[:, frames.channel]
 

@@ -7,12 +7,14 @@ A *stack* is anything with ``len()`` whose ``stack[t]`` returns a 2-D array: a n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
+
+from fovflow.progress import Progress
 
 
 class Stack(Protocol):
@@ -62,6 +64,32 @@ def iter_frames(
                 raise ValueError(f"{name}[{t}] has shape {frame.shape}, expected {shape}")
             frames.append(frame)
         yield t, tuple(frames)
+
+
+def map_frames(
+    function: Callable[..., NDArray[Any]],
+    *stacks: tuple[str, Stack, str],
+    out: OutputStack | None,
+    dtype: DTypeLike,
+    progress: Progress | None,
+) -> OutputStack:
+    """``result[t] = function(*frames_t)`` for every frame of `stacks` (as `iter_frames` reads
+    and checks them), into `out` or a new array of `dtype`; ``progress(t + 1, T)`` after each.
+
+    The loop of a step that turns frames into frames one at a time. `out` is checked against
+    the frames' shape when the first one is read; `progress` may raise
+    `fovflow.errors.Cancelled`, which propagates.
+    """
+    n_frames = len(stacks[0][1])
+    result: OutputStack | None = None
+    for t, frames in iter_frames(*stacks):
+        if result is None:
+            result = output_stack(out, n_frames, frames[0].shape, dtype)
+        result[t] = function(*frames)
+        if progress is not None:
+            progress(t + 1, n_frames)
+    assert result is not None  # iter_frames raises on an empty stack
+    return result
 
 
 def output_stack(

@@ -17,13 +17,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from scipy.interpolate import make_interp_spline
 
-from fovflow.processing._stacks import (
-    OutputStack,
-    Stack,
-    check_finite,
-    iter_frames,
-    output_stack,
-)
+from fovflow.processing._stacks import OutputStack, Stack, check_finite, map_frames
 from fovflow.progress import Progress
 
 __all__ = ["correct_background", "estimate_background"]
@@ -77,18 +71,14 @@ def correct_background(
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must be between 0 and 1, got {weight}")
-    result: OutputStack | None = None
-    for t, (image, cells) in iter_frames(
-        ("fluorescence", fluorescence, "uif"), ("foreground", foreground, "biu")
-    ):
-        if result is None:
-            result = output_stack(out, len(fluorescence), image.shape, np.float32)
+
+    def corrected(image: NDArray[Any], cells: NDArray[Any]) -> NDArray[np.float32]:
         surface = estimate_background(image, cells, tile_size=tile_size, dilation=dilation)
-        result[t] = cv2.scaleAdd(surface, -weight, np.ascontiguousarray(image, np.float32))
-        if progress is not None:
-            progress(t + 1, len(fluorescence))
-    assert result is not None  # iter_frames raises on an empty stack
-    return result
+        return cv2.scaleAdd(surface, -weight, np.ascontiguousarray(image, np.float32))
+
+    return map_frames(corrected, ("fluorescence", fluorescence, "uif"),
+                      ("foreground", foreground, "biu"), out=out, dtype=np.float32,
+                      progress=progress)
 
 
 def estimate_background(

@@ -7,19 +7,28 @@ from typing import Any
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from skimage import filters
+from skimage import filters, morphology
+from skimage.segmentation import watershed
 
 from fovflow.processing._stacks import check_finite, regular_sample
-from fovflow.processing.splitting import fill_holes, split_touching
+from fovflow.processing.splitting import fill_holes, label_instances, split_touching
 
-__all__ = ["THRESHOLDS", "fluorescence_foreground", "segment_fluorescence"]
+__all__ = ["SPLITS", "THRESHOLDS", "fluorescence_foreground", "segment_fluorescence",
+           "split_by_brightness"]
 
 THRESHOLDS = {
     "triangle": filters.threshold_triangle,  # a dim population beside a large background peak
     "otsu": filters.threshold_otsu,
     "li": filters.threshold_li,
 }
+SPLITS = ("shape", "brightness")
 _DOWNSAMPLE = 8  # the background is smooth: estimated on a frame 8x smaller
+# split_by_brightness: the foreground is this many noise sigmas above the background...
+_NOISE_SIGMAS = 6.0
+# ...its markers are hills of the log brightness at least this high (10 % brighter)...
+_HILL_DEPTH = 0.1
+# ...and each nucleus keeps the pixels at least this share of its median brightness.
+_SHARE_OF_LEVEL = 0.5
 
 
 def segment_fluorescence(
@@ -31,11 +40,15 @@ def segment_fluorescence(
     smoothing: float | None = None,
     neck: float = 0.7,
     min_area: int | None = None,
+    split: str = "shape",
 ) -> NDArray[np.int32]:
     """Segment one fluorescence frame (a nuclear or whole-cell marker) into cell instances.
 
-    The foreground is `fluorescence_foreground`; it is then split into cells
-    (`split_touching`).
+    With ``split="shape"`` the foreground is `fluorescence_foreground`; it is then split into
+    cells by its outline (`split_touching`). With ``split="brightness"`` (nuclei), the cells
+    are the basins of the brightness around its hills (`split_by_brightness`):
+    touching nuclei come apart along the dim seam between them, and dim nuclei beside bright
+    ones are found; `threshold` and `neck` are not used then.
 
     Parameters
     ----------
@@ -48,6 +61,8 @@ def segment_fluorescence(
         See `split_touching` (0 keeps touching cells together).
     min_area : int, optional
         Smallest cell in pixels; default the area of a disk of a quarter of the diameter.
+    split : {"shape", "brightness"}
+        How touching cells are told apart.
 
     Returns
     -------
@@ -57,11 +72,105 @@ def segment_fluorescence(
     -----
     O(pixels).
     """
-    mask = fluorescence_foreground(frame, diameter=diameter, threshold=threshold, local=local,
-                                   smoothing=smoothing)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose {', '.join(SPLITS)}")
     if min_area is None:
         min_area = round(np.pi * (diameter / 8) ** 2)
+    if split == "brightness":
+        return split_by_brightness(frame, diameter=diameter, local=local, smoothing=smoothing,
+                                   min_area=min_area)
+    mask = fluorescence_foreground(frame, diameter=diameter, threshold=threshold, local=local,
+                                   smoothing=smoothing)
     return split_touching(mask, diameter=diameter, neck=neck, min_area=min_area)
+
+
+def split_by_brightness(
+    frame: NDArray[Any],
+    *,
+    diameter: float,
+    local: bool = True,
+    smoothing: float | None = None,
+    min_area: int = 0,
+) -> NDArray[np.int32]:
+    """Label fluorescent nuclei as the basins of the brightness around its hills.
+
+    A nucleus is a hill of brightness; two that touch are two hills with a dim seam between
+    them, even where their outline has no neck. The frame is smoothed and its background
+    removed as in `fluorescence_foreground`; the foreground is every pixel more than
+    `_NOISE_SIGMAS` noise sigmas (from the lower half of the pixels) above the background,
+    so dim nuclei count as well as bright ones. The markers are the hills of the log
+    brightness, smoothed by a sixth of the diameter (hills of a nucleus, not of its
+    chromatin), that rise at least `_HILL_DEPTH` above every path to a higher one (h-maxima:
+    a dim nucleus beside a bright one keeps its hill, a dip inside one nucleus makes none);
+    the foreground is flooded from them (watershed of the log brightness), and each basin
+    keeps the pixels at least `_SHARE_OF_LEVEL` of its median: a bright nucleus loses its
+    blurred halo, a dim one keeps its edge, bright spots inside one do not shrink it.
+
+    Parameters
+    ----------
+    frame : (Y, X) array of integers or finite floats
+    diameter : float
+        Typical nucleus diameter in pixels.
+    local, smoothing
+        See `fluorescence_foreground`.
+    min_area : int
+        Nuclei smaller than this (in pixels) are dropped.
+
+    Returns
+    -------
+    (Y, X) int32 labels 1..n, 0 = background.
+
+    Notes
+    -----
+    O(pixels log pixels): three blurs, a morphological reconstruction (on a frame reduced by
+    up to a twelfth of the diameter: the hills are smooth at that scale), a watershed and a
+    sort of the foreground's pixels for the basins' medians.
+    """
+    image = _smoothed(frame, diameter, local, smoothing)
+    low = regular_sample(image)
+    low = low[low <= np.median(low)]
+    level = np.median(low)
+    noise = max(1.4826 * float(np.median(np.abs(low - level))), 1e-6)  # MAD sigma
+    foreground = fill_holes((image > level + _NOISE_SIGMAS * noise).view(np.uint8))
+    hills = cv2.GaussianBlur(cv2.log(cv2.max(image, 0.0) + 3 * noise), (0, 0), diameter / 6)
+    _, markers = cv2.connectedComponents(_hill_tops(hills, diameter) & foreground,
+                                         connectivity=8, ltype=cv2.CV_32S)
+    basins = watershed(-hills, markers, mask=foreground > 0)
+    levels = _medians(image, basins)
+    levels[0] = np.inf
+    basins[image < _SHARE_OF_LEVEL * levels[basins]] = 0
+    return label_instances(basins, min_area=min_area)
+
+
+def _medians(image: NDArray[np.float32], labels: NDArray[np.int32]) -> NDArray[np.float32]:
+    """The median of `image` over each label 0..max (the upper one of an even count).
+
+    One sort of the labelled pixels by (label, value): ~30x faster than
+    `scipy.ndimage.median`, which selects label by label.
+    """
+    inside = labels > 0
+    values, owners = image[inside], labels[inside]
+    order = np.lexsort((values, owners))
+    counts = np.bincount(owners, minlength=int(labels.max()) + 1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    medians = np.zeros(len(counts), np.float32)
+    present = counts > 0
+    medians[present] = values[order][starts[present] + counts[present] // 2]
+    return medians
+
+
+def _hill_tops(hills: NDArray[np.float32], diameter: float) -> NDArray[np.uint8]:
+    """1 on the regional maxima of `hills` that rise at least `_HILL_DEPTH` above their
+    surroundings (h-maxima), found on a copy reduced by a twelfth of the diameter."""
+    height, width = hills.shape
+    factor = max(1, min(round(diameter / 12), height // 8, width // 8))
+    small = cv2.resize(hills, (width // factor, height // factor),
+                       interpolation=cv2.INTER_AREA) if factor > 1 else hills
+    base = morphology.reconstruction(small - _HILL_DEPTH, small, method="dilation")
+    tops = (small - base > _HILL_DEPTH / 2).view(np.uint8)
+    if factor > 1:
+        tops = cv2.resize(tops, (width, height), interpolation=cv2.INTER_NEAREST)
+    return tops
 
 
 def fluorescence_foreground(
@@ -100,12 +209,26 @@ def fluorescence_foreground(
     -----
     O(pixels); the background costs about 1/64 of a full-size opening.
     """
-    if frame.ndim != 2:
-        raise ValueError(f"frame must be 2-D, got shape {frame.shape}")
-    check_finite(frame, "frame")
     if isinstance(threshold, str) and threshold not in THRESHOLDS:
         raise ValueError(f"unknown threshold {threshold!r}; choose {', '.join(THRESHOLDS)} "
                          "or a number")
+    image = _smoothed(frame, diameter, local, smoothing)
+    if isinstance(threshold, str):
+        sample = regular_sample(image)  # a histogram statistic of a smooth image
+        level = THRESHOLDS[threshold](sample) if np.ptp(sample) > 0 else np.inf
+    else:
+        level = float(threshold)
+    mask = (image > level).view(np.uint8)
+    return fill_holes(mask).view(np.bool_)
+
+
+def _smoothed(frame: NDArray[Any], diameter: float, local: bool, smoothing: float | None
+              ) -> NDArray[np.float32]:
+    """The frame as float32, smoothed (`smoothing` sigma, default ``diameter / 30``, at
+    least 1), with its local background subtracted if `local`."""
+    if frame.ndim != 2:
+        raise ValueError(f"frame must be 2-D, got shape {frame.shape}")
+    check_finite(frame, "frame")
     sigma = max(1.0, diameter / 30) if smoothing is None else smoothing
     if sigma < 0:
         raise ValueError(f"smoothing must not be negative, got {smoothing}")
@@ -114,13 +237,7 @@ def fluorescence_foreground(
         image = cv2.GaussianBlur(image, (0, 0), sigma)
     if local:
         image = cv2.subtract(image, _background(image, diameter))
-    if isinstance(threshold, str):
-        sample = regular_sample(image)  # a histogram statistic of a smooth image
-        level = THRESHOLDS[threshold](sample) if np.ptp(sample) > 0 else np.inf
-    else:
-        level = float(threshold)
-    mask = (image > level).view(np.uint8)
-    return fill_holes(mask).view(np.bool_)
+    return image
 
 
 def _background(image: NDArray[np.float32], diameter: float) -> NDArray[np.float32]:

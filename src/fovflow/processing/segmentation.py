@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from fovflow.processing._stacks import OutputStack, Stack, iter_frames, output_stack
+from fovflow.processing._stacks import OutputStack, Stack, map_frames
 from fovflow.processing.fluorescence import fluorescence_foreground, segment_fluorescence
 from fovflow.processing.phase import phase_foreground, segment_phase
 from fovflow.processing.splitting import darker_than_surroundings
@@ -122,19 +122,16 @@ def segment_cells(
     """
     function = _method(method)
     size = resolve_diameter(stack, method=method, diameter=diameter)
-    result: OutputStack | None = None
-    for t, (frame,) in iter_frames(("stack", stack, "uif")):
-        if result is None:
-            result = output_stack(out, len(stack), frame.shape, np.uint32)
-            if size is not None and size > max(frame.shape):
-                raise ValueError(f"diameter {size:g} px is larger than the frames "
-                                 f"({frame.shape[1]}x{frame.shape[0]})")
-        labels = function(frame, diameter=size, **parameters)
-        result[t] = _checked_labels(labels, frame.shape, method)
-        if progress is not None:
-            progress(t + 1, len(stack))
-    assert result is not None  # iter_frames raises on an empty stack
-    return result
+
+    def labels(frame: NDArray[Any]) -> NDArray[Any]:
+        # Every frame has the first one's shape (iter_frames): only the first can fail this.
+        if size is not None and size > max(frame.shape):
+            raise ValueError(f"diameter {size:g} px is larger than the frames "
+                             f"({frame.shape[1]}x{frame.shape[0]})")
+        return _checked_labels(function(frame, diameter=size, **parameters), frame.shape, method)
+
+    return map_frames(labels, ("stack", stack, "uif"), out=out, dtype=np.uint32,
+                      progress=progress)
 
 
 def resolve_diameter(stack: Stack, *, method: str, diameter: float | str) -> float | None:

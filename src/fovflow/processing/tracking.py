@@ -148,6 +148,50 @@ def track_cells(
     frames kept, once no division in it can be undone (the last ones at the end). Memory: that
     many int32 frames + 2.
     """
+    _check_parameters(min_iou=min_iou, connectivity=connectivity, min_size=min_size,
+                      max_size=max_size, max_gap=max_gap,
+                      min_daughter_overlap=min_daughter_overlap,
+                      max_division_area_change=max_division_area_change,
+                      min_daughter_balance=min_daughter_balance,
+                      drift_downsample=drift_downsample, min_daughter_frames=min_daughter_frames)
+    division_rule = ({"min_overlap": min_daughter_overlap,
+                      "max_area_change": max_division_area_change,
+                      "min_balance": min_daughter_balance} if divisions else None)
+    result: OutputStack | None = None
+    recent: deque[_Frame] = deque(maxlen=max(max_gap + 1, min_daughter_frames))  # newest last
+    book = _Book()
+    shifts = np.zeros((len(cells), 2))
+    reduced: NDArray[np.float32] | None = None
+    for t, (frame,) in iter_frames(("cells", cells, "biu")):
+        if result is None:
+            result = output_stack(out, len(cells), frame.shape, np.uint32)
+            max_id = np.iinfo(result.dtype).max
+            factor = reduction(frame.shape, drift_downsample)
+        regions, n_regions = _regions(frame, connectivity, min_size, max_size)
+        if drift:
+            previous_reduced, reduced = reduced, reduce_foreground(regions, factor)
+            if recent:
+                shifts[t] = shift_between(previous_reduced, reduced, factor)
+        link = _link(regions, n_regions, recent, book, shifts[t], min_iou=min_iou,
+                     split_merged=split_merged, division_rule=division_rule, max_gap=max_gap)
+        _start_tracks(t, link, book, max_id)
+        if len(recent) == recent.maxlen:  # written once no division can be undone in it
+            _write(result, recent[0])
+        recent.append(_Frame(t, link.regions, link.areas, link.tracks, link.stage))
+        book.review(t, min_daughter_frames, recent)
+        if progress is not None:
+            progress(t + 1, len(cells))
+    assert result is not None  # iter_frames raises on an empty stack
+    for kept in recent:
+        _write(result, kept)
+    return Tracking(result, book.lineage(), shifts)
+
+
+def _check_parameters(*, min_iou: float, connectivity: int, min_size: int,
+                      max_size: int | None, max_gap: int, min_daughter_overlap: float,
+                      max_division_area_change: float, min_daughter_balance: float,
+                      drift_downsample: int, min_daughter_frames: int) -> None:
+    """Raise ValueError for a `track_cells` parameter out of its range."""
     if not 0.0 < min_iou <= 1.0:
         raise ValueError(f"min_iou must be in (0, 1], got {min_iou}")
     if connectivity not in (4, 8):
@@ -164,73 +208,72 @@ def track_cells(
     if drift_downsample < 1 or min_daughter_frames < 1:
         raise ValueError(f"drift_downsample and min_daughter_frames must be at least 1, got "
                          f"{drift_downsample} and {min_daughter_frames}")
-    result: OutputStack | None = None
-    recent: deque[_Frame] = deque(maxlen=max(max_gap + 1, min_daughter_frames))  # newest last
-    book = _Book()
-    shifts = np.zeros((len(cells), 2))
-    reduced: NDArray[np.float32] | None = None
-    for t, (frame,) in iter_frames(("cells", cells, "biu")):
-        if result is None:
-            result = output_stack(out, len(cells), frame.shape, np.uint32)
-            max_id = np.iinfo(result.dtype).max
-            factor = reduction(frame.shape, drift_downsample)
-        regions, n_regions = _regions(frame, connectivity, min_size, max_size)
+
+
+@dataclass(frozen=True)
+class _Link:
+    """A new frame's regions tied to the tracks: the track of each region (0: none yet, -1: a
+    daughter, to start a track), the mothers' tracks and their daughters' regions."""
+
+    regions: NDArray[np.int32]
+    areas: NDArray[np.intp]
+    tracks: NDArray[np.int64]
+    parent_of: NDArray[np.int64]  # the mother's track of each daughter region
+    mother_tracks: NDArray[np.int64]
+    daughters: NDArray[np.intp]  # (divisions, 2) regions
+    stage: NDArray[np.float64]
+
+
+def _link(regions: NDArray[np.int32], n_regions: int, recent: deque[_Frame], book: _Book,
+          shift: NDArray[np.float64], *, min_iou: float, split_merged: bool,
+          division_rule: dict[str, float] | None, max_gap: int) -> _Link:
+    """Match a frame's regions to the last frame (with `shift` undone), find divisions (with
+    `division_rule`, if any) and bridge gaps to the frames before (see `track_cells`)."""
+    tracks = np.zeros(n_regions + 1, np.int64)
+    parent_of = np.zeros(n_regions + 1, np.int64)
+    mother_tracks, daughters = np.zeros(0, np.int64), np.zeros((0, 2), np.intp)
+    if not recent:
+        areas = np.bincount(regions.ravel(), minlength=n_regions + 1)
+        return _Link(regions, areas, tracks, parent_of, mother_tracks, daughters, np.zeros(2))
+    last = recent[-1]
+    stage = last.stage + shift
+    previous, offset = last.regions, _offset(stage, last.stage)
+    if split_merged:  # its seeds are read in place, so the frame is moved first
+        previous, offset = _moved(previous, offset), (0, 0)
+    overlaps = _overlaps(previous, regions, offset)
+    if split_merged:
+        regions, n_regions, overlaps = _split_merged(previous, regions, n_regions, overlaps)
         tracks = np.zeros(n_regions + 1, np.int64)
-        parent_of = np.zeros(n_regions + 1, np.int64)  # the mother's track of each daughter
-        mother_tracks, daughters = np.zeros(0, np.int64), np.zeros((0, 2), np.intp)
-        stage = np.zeros(2)
-        if drift:
-            previous_reduced, reduced = reduced, reduce_foreground(regions, factor)
-            if recent:
-                shifts[t] = shift_between(previous_reduced, reduced, factor)
-        if recent:
-            last = recent[-1]
-            stage = last.stage + shifts[t]
-            previous, offset = last.regions, _offset(stage, last.stage)
-            if split_merged:  # its seeds are read in place, so the frame is moved first
-                previous, offset = _moved(previous, offset), (0, 0)
-            overlaps = _overlaps(previous, regions, offset)
-            if split_merged:
-                regions, n_regions, overlaps = _split_merged(previous, regions, n_regions,
-                                                             overlaps)
-                tracks = np.zeros(n_regions + 1, np.int64)
-                parent_of = np.zeros(n_regions + 1, np.int64)
-            matched_previous, matched_current, areas = _match(overlaps, min_iou)
-            tracks[matched_current] = last.tracks[matched_previous]
-            if divisions:
-                mothers, daughters = find_divisions(
-                    *overlaps, matched_previous, matched_current,
-                    min_overlap=min_daughter_overlap, max_area_change=max_division_area_change,
-                    min_balance=min_daughter_balance)
-                mother_tracks = last.tracks[mothers]
-                tracks[daughters] = -1  # new tracks, below; never bridged to another
-                parent_of[daughters] = mother_tracks[:, None]
-                book.divided[mother_tracks] = True
-            for earlier in list(recent)[-max_gap - 1:-1][::-1]:  # the shortest gap first
-                _bridge_gap(earlier, book, regions, areas, tracks, min_iou,
-                            _offset(stage, earlier.stage))
-        else:
-            areas = np.bincount(regions.ravel(), minlength=n_regions + 1)
-        present = areas > 0  # instance labels may skip values
-        present[0] = False
-        new = np.flatnonzero((tracks <= 0) & present)
-        tracks[new] = book.start(t, parent_of[new])
-        book.last_seen[tracks[present]] = t
-        if len(book.parent) - 1 > max_id:
-            raise ValueError(f"{len(book.parent) - 1} tracks do not fit in the dtype of out; "
-                             "use uint32")
-        book.pending.extend(zip([t] * len(mother_tracks), mother_tracks.tolist(),
-                                *tracks[daughters].T.tolist(), strict=True))
-        if len(recent) == recent.maxlen:  # written once no division can be undone in it
-            _write(result, recent[0])
-        recent.append(_Frame(t, regions, areas, tracks, stage))
-        book.review(t, min_daughter_frames, recent)
-        if progress is not None:
-            progress(t + 1, len(cells))
-    assert result is not None  # iter_frames raises on an empty stack
-    for kept in recent:
-        _write(result, kept)
-    return Tracking(result, book.lineage(), shifts)
+        parent_of = np.zeros(n_regions + 1, np.int64)
+    matched_previous, matched_current, areas = _match(overlaps, min_iou)
+    tracks[matched_current] = last.tracks[matched_previous]
+    if division_rule is not None:
+        mothers, daughters = find_divisions(*overlaps, matched_previous, matched_current,
+                                            **division_rule)
+        mother_tracks = last.tracks[mothers]
+        tracks[daughters] = -1  # new tracks, below; never bridged to another
+        parent_of[daughters] = mother_tracks[:, None]
+        book.divided[mother_tracks] = True
+    for earlier in list(recent)[-max_gap - 1:-1][::-1]:  # the shortest gap first
+        _bridge_gap(earlier, book, regions, areas, tracks, min_iou,
+                    _offset(stage, earlier.stage))
+    return _Link(regions, areas, tracks, parent_of, mother_tracks, daughters, stage)
+
+
+def _start_tracks(t: int, link: _Link, book: _Book, max_id: int) -> None:
+    """Start tracks for the regions of frame `t` without one (daughters with their parent),
+    mark every present track seen, and put the new divisions on probation."""
+    tracks = link.tracks
+    present = link.areas > 0  # instance labels may skip values
+    present[0] = False
+    new = np.flatnonzero((tracks <= 0) & present)
+    tracks[new] = book.start(t, link.parent_of[new])
+    book.last_seen[tracks[present]] = t
+    if len(book.parent) - 1 > max_id:
+        raise ValueError(f"{len(book.parent) - 1} tracks do not fit in the dtype of out; "
+                         "use uint32")
+    book.pending.extend(zip([t] * len(link.mother_tracks), link.mother_tracks.tolist(),
+                            *tracks[link.daughters].T.tolist(), strict=True))
 
 
 def _write(labels: OutputStack, frame: _Frame) -> None:

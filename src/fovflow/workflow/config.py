@@ -1,4 +1,9 @@
-"""What a processing run does: `WorkflowConfig`, validated up front, saved with the run.
+"""What a processing run does: `WorkflowConfig`, a plain value saved with the run.
+
+A configuration checks, as it is made, what it can judge alone: types, ranges and the syntax
+of its values (no I/O, no plugins, no algorithm runs), so making one is cheap. What depends on
+the world outside it (plugins, the steps' own checks, the input file, the run folder) is
+checked once, before a run, by `fovflow.workflow.prepare.prepare_run`.
 
 Step parameters are overrides of the processing functions' own keyword defaults, so a default
 lives in exactly one place (the algorithm's signature). `step_parameters()` gives the effective
@@ -15,23 +20,20 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from fovflow.errors import ConfigError, yaml_problem
 from fovflow.execution import ExecutorSpec, usable_cores
-from fovflow.io.manifest import read_manifest
 from fovflow.io.microscopy import DatasetMetadata, z_selection
 from fovflow.io.store import write_text_atomically
-from fovflow.plugins import load_processing_plugins
 from fovflow.processing.background import correct_background
-from fovflow.processing.extraction import DEFAULT_FEATURES, FEATURES, extract_features
+from fovflow.processing.extraction import DEFAULT_FEATURES, extract_features
 from fovflow.processing.segmentation import METHODS, method_defaults, segment_cells
 from fovflow.processing.tracking import track_cells
 from fovflow.ranges import format_ranges, parse_ranges
 
 # Keyword parameters of each step's algorithm that a user may set (progress/out are ours).
-_STEP_FUNCTIONS: dict[str, Callable[..., Any]] = {
+STEP_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "segmentation": segment_cells,
     "background": correct_background,
     "tracking": track_cells,
@@ -40,7 +42,6 @@ _STEP_FUNCTIONS: dict[str, Callable[..., Any]] = {
 # Keys of earlier versions: segment_channel was pc_channel before fluorescence could be
 # segmented, max_in_flight was batch_size.
 _OLD_NAMES = {"pc_channel": "segment_channel", "batch_size": "max_in_flight"}
-_DRY_RUN_DIAMETER = 8.0  # px, fits the dry run's 32x48 frame
 # Set by the engine itself, not by a user.
 _NOT_PARAMETERS = {"progress", "out", "features", "times", "fov"}
 
@@ -48,7 +49,11 @@ _NOT_PARAMETERS = {"progress", "out", "features", "times", "fov"}
 @dataclass(frozen=True)
 class WorkflowConfig:
     """Everything a run needs. Relative paths are taken from the working directory and kept
-    absolute, so workers started elsewhere (a Dask cluster) write and read the same files."""
+    absolute, so workers started elsewhere (a Dask cluster) write and read the same files.
+
+    Raises `ConfigError` on a value of the wrong type or out of range; names that plugins may
+    define (features, segmentation methods and their parameters) are checked by
+    `fovflow.workflow.prepare`."""
 
     input: Path
     output: Path
@@ -62,6 +67,8 @@ class WorkflowConfig:
     background: Mapping[str, Any] = field(default_factory=dict)
     tracking: Mapping[str, Any] = field(default_factory=dict)
     extraction: Mapping[str, Any] = field(default_factory=dict)
+    # "copy": the raw channels into the run folder; "read": from the input, not copied.
+    copy: str = "copy"
     # How FOVs run in parallel: the knobs of `fovflow.execution.knobs`.
     n_workers: int = field(default_factory=usable_cores)
     max_in_flight: int | None = None  # `batch_size` in configurations written before
@@ -81,6 +88,8 @@ class WorkflowConfig:
                                     for folder in _names(self.plugins, "plugins")))
         set_(self, "fovs", _selection(self.fovs))
         set_(self, "z", z_selection(self.z))
+        if self.copy not in ("copy", "read"):
+            raise ConfigError(f"copy must be 'copy' or 'read', got {self.copy!r}")
         execution = self.execution  # checks the executor and its knobs
         set_(self, "n_workers", execution.workers)
         set_(self, "max_in_flight", execution.max_in_flight)
@@ -88,12 +97,9 @@ class WorkflowConfig:
             raise ConfigError("choose at least one fluorescence channel (--fl)")
         if self.fl_channels and len(set(self.fl_channels)) != len(self.fl_channels):
             raise ConfigError(f"fluorescence channels {list(self.fl_channels)} repeat a channel")
-        load_processing_plugins(self.plugins)
-        unknown = [name for name in self.features if name not in FEATURES]
-        if unknown or not self.features:
-            raise ConfigError(f"unknown features {unknown or '(none)'}; choose from "
-                              f"{', '.join(sorted(FEATURES))}")
-        _dry_run(self.step_parameters())  # bad step parameters fail here, not in every worker
+        for step in STEP_FUNCTIONS:  # their names and values are the steps' to judge
+            if not isinstance(getattr(self, step), Mapping):
+                raise ConfigError(f"{step} parameters must be a mapping of name: value")
         if self.fovs.strip().lower() != "all":
             try:
                 parse_ranges(self.fovs)
@@ -106,13 +112,9 @@ class WorkflowConfig:
         return ExecutorSpec(self.executor, self.n_workers, self.max_in_flight, self.scheduler)
 
     def step_parameters(self) -> dict[str, dict[str, Any]]:
-        """Effective parameters of every step: the algorithms' defaults with the overrides.
-
-        Segmentation's are its ``method`` and ``diameter`` followed by that method's own.
-        """
-        parameters = {name: _merge(name, _defaults_of(function), getattr(self, name))
-                      for name, function in _STEP_FUNCTIONS.items() if name != "segmentation"}
-        return {"segmentation": _segmentation_parameters(self.segmentation), **parameters}
+        """Effective parameters of every step: the algorithms' defaults with the overrides
+        (`effective_parameters`)."""
+        return effective_parameters({step: getattr(self, step) for step in STEP_FUNCTIONS})
 
     def selected_fovs(self, metadata: DatasetMetadata) -> list[int]:
         """The FOV indices to process, checked against the file."""
@@ -129,26 +131,6 @@ class WorkflowConfig:
             return self
         others = tuple(c for c in range(metadata.n_channels) if c != self.segment_channel)
         return replace(self, fl_channels=others or (self.segment_channel,))
-
-    def validate(self, metadata: DatasetMetadata) -> None:
-        """Check channels and FOVs against the file, and that the output folder is writable and
-        holds no other input's run (before anything in it is touched)."""
-        measured = self.for_file(metadata).fl_channels or ()
-        for role, channel in [("segmented", self.segment_channel),
-                              *(("fluorescence", c) for c in measured)]:
-            if not 0 <= channel < metadata.n_channels:
-                names = ", ".join(f"{i}: {n}" for i, n in enumerate(metadata.channel_names))
-                raise ConfigError(f"{role} channel {channel} is out of range; {metadata.path.name}"
-                                  f" has {metadata.n_channels} channels ({names})")
-        self.selected_fovs(metadata)
-        if metadata.n_z > 1 and self.z is None:
-            raise ConfigError(f"{metadata.path.name} has {metadata.n_z} Z planes: pick one Z plane"
-                              f" with --z 0 to {metadata.n_z - 1}, or project them with --z max "
-                              "or --z mean (config key z)")
-        metadata.with_z(self.z)  # a plane the file does not have fails here
-        diameter_px(self.step_parameters()["segmentation"]["diameter"], metadata)
-        _check_writable(self.output)
-        read_manifest(self.output, metadata.path)  # before the run touches the folder
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -194,7 +176,7 @@ class WorkflowConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of configuration keys")
         merged = {**data, **overrides}
-        for step in _STEP_FUNCTIONS:  # an option sets one parameter, not all of the step's
+        for step in STEP_FUNCTIONS:  # an option sets one parameter, not all of the step's
             if isinstance(data.get(step), Mapping) and isinstance(overrides.get(step), Mapping):
                 merged[step] = {**data[step], **overrides[step]}
         return cls.from_dict(merged)
@@ -203,30 +185,21 @@ class WorkflowConfig:
         return replace(self, **changes)
 
 
-def _dry_run(parameters: Mapping[str, Mapping[str, Any]]) -> None:
-    """Run each step on one blank 32x48 frame so the algorithms check their own parameters
-    (not square, so a segmentation method that swaps the axes is caught too)."""
-    blank = np.zeros((1, 32, 48), np.uint16)
-    for step, function in _STEP_FUNCTIONS.items():
-        inputs = {"background": (blank, blank), "extraction": (blank, blank)}.get(step, (blank,))
-        values = dict(parameters[step])
-        if step == "segmentation":  # its size is checked against the file in `validate`
-            values["diameter"] = _DRY_RUN_DIAMETER
-        try:
-            function(*inputs, **values)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"invalid {step} parameters: {exc}") from exc
-        except Exception as exc:  # a plugin method's own error: report it as the plugin's
-            if step != "segmentation":
-                raise
-            raise ConfigError(f"segmentation method {values.get('method')!r} fails on a blank "
-                              f"frame: {type(exc).__name__}: {exc}") from exc
+def effective_parameters(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every step's parameters: its algorithm's defaults with `overrides` (by step), each
+    checked to be one of the algorithm's parameters and like its default.
+
+    Segmentation's are its ``method`` and ``diameter`` followed by that method's own. Names
+    come from the registries, so a plugin's method or feature needs its plugins loaded first.
+    """
+    parameters = {step: _merge(step, _defaults_of(function), overrides.get(step, {}))
+                  for step, function in STEP_FUNCTIONS.items() if step != "segmentation"}
+    return {"segmentation": _segmentation_parameters(overrides.get("segmentation", {})),
+            **parameters}
 
 
 def _segmentation_parameters(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """``method`` and ``diameter`` (checked), then the method's parameters with overrides."""
-    if not isinstance(overrides, Mapping):
-        raise ConfigError("segmentation parameters must be a mapping of name: value")
     method = overrides.get("method", "phase")
     if method not in METHODS:
         raise ConfigError(f"unknown segmentation method {method!r}; choose "
@@ -291,8 +264,6 @@ def _merge(step: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any],
            numbers_too: Collection[str] = ()) -> dict[str, Any]:
     """The defaults with the overrides, each like its default (or a number, for the names in
     `numbers_too`)."""
-    if not isinstance(overrides, Mapping):
-        raise ConfigError(f"{step} parameters must be a mapping of name: value")
     unknown = sorted((name for name in overrides if name not in defaults), key=str)
     if unknown:
         raise ConfigError(f"unknown {step} parameters {unknown}; known: {sorted(defaults)}")
@@ -356,15 +327,3 @@ def _selection(value: Any) -> str:
     if isinstance(value, str):
         return value
     return format_ranges(parse_ranges(value))
-
-
-def _check_writable(folder: Path) -> None:
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if existing == folder and not folder.is_dir():
-        raise ConfigError(f"output {folder} is a file, not a folder; choose a folder with -o")
-    if not existing.is_dir():
-        raise ConfigError(f"output {folder} is inside a file ({existing}); choose a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"output folder {existing} is not writable; choose another with -o")

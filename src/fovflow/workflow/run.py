@@ -11,16 +11,18 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fovflow import __version__
 from fovflow.errors import FovflowError
 from fovflow.execution import CancelToken, Executor, ignore_event
+from fovflow.io.fingerprint import input_fingerprint
 from fovflow.io.layout import CONFIG_NAME, LOG_NAME, manifest_header, step_outputs
 from fovflow.io.manifest import Manifest
-from fovflow.io.microscopy import DatasetMetadata, open_dataset
-from fovflow.io.store import input_fingerprint, locked_run_folder, remove_partials
+from fovflow.io.microscopy import DatasetMetadata
+from fovflow.io.store import locked_run_folder, remove_partials
 from fovflow.workflow.config import WorkflowConfig
 from fovflow.workflow.events import (
     FovFinished,
@@ -29,6 +31,7 @@ from fovflow.workflow.events import (
     RunStarted,
     StepFinished,
 )
+from fovflow.workflow.prepare import PreparedRun, prepare_run
 from fovflow.workflow.report import RunReport, RunTally
 from fovflow.workflow.steps import (
     STEPS,
@@ -45,7 +48,7 @@ OnEvent = Callable[[Any], None]
 
 
 def run_workflow(
-    config: WorkflowConfig,
+    config: WorkflowConfig | PreparedRun,
     *,
     executor: Executor | None = None,
     on_event: OnEvent | None = None,
@@ -56,8 +59,9 @@ def run_workflow(
 
     Parameters
     ----------
-    config : WorkflowConfig
-        Validated against the file before anything is written.
+    config : WorkflowConfig or PreparedRun
+        Checked against its plugins, steps, file and run folder (`prepare_run`) before
+        anything is written, unless the caller has prepared it.
     executor : Executor, optional
         Where FOVs run; by default the one `config` names, created and shut down here.
     on_event : callable, optional
@@ -68,7 +72,7 @@ def run_workflow(
         next frame and leave no partial output, queued FOVs never start.
     metadata : DatasetMetadata, optional
         The input's metadata if the caller has just read it (a GUI has): saves reading the
-        file again. Ignored unless it describes `config.input`.
+        file again. Ignored unless it describes `config.input`, or `config` is prepared.
 
     Raises
     ------
@@ -87,17 +91,10 @@ def run_workflow(
             executor.shutdown()
 
 
-def _run(config: WorkflowConfig, executor: Executor, on_event: OnEvent | None,
+def _run(config: WorkflowConfig | PreparedRun, executor: Executor, on_event: OnEvent | None,
          cancel: CancelToken | None, start: float, known: DatasetMetadata | None) -> RunReport:
-    if known is not None and known.path == config.input.resolve():
-        metadata = known
-    else:
-        with open_dataset(config.input) as dataset:
-            metadata = dataset.metadata
-    config = config.for_file(metadata)
-    config.validate(metadata)
-    metadata = metadata.with_z(config.z)  # how the workers read Z stacks
-    output = config.output
+    prepared = config if isinstance(config, PreparedRun) else prepare_run(config, known)
+    output = prepared.config.output
     with contextlib.ExitStack() as stack:
         try:
             output.mkdir(parents=True, exist_ok=True)
@@ -109,44 +106,79 @@ def _run(config: WorkflowConfig, executor: Executor, on_event: OnEvent | None,
         if stale_lock:
             log.warning("took over the lock of a run that ended without releasing it (%s)",
                         stale_lock)
-        return _run_in_locked_folder(config, metadata, executor, on_event or ignore_event,
+        return _run_in_locked_folder(prepared, executor, on_event or ignore_event,
                                      cancel or CancelToken(), start)
 
 
-def _run_in_locked_folder(config: WorkflowConfig, metadata: DatasetMetadata, executor: Executor,
-                          deliver: OnEvent, cancel: CancelToken, start: float) -> RunReport:
-    output, fovs = config.output, config.selected_fovs(metadata)
-    log.info("fovflow %s: run of %s into %s, FOVs %s", __version__, metadata.path, output,
+def _run_in_locked_folder(prepared: PreparedRun, executor: Executor, deliver: OnEvent,
+                          cancel: CancelToken, start: float) -> RunReport:
+    config, metadata = prepared.config, prepared.metadata
+    log.info("fovflow %s: run of %s into %s, FOVs %s", __version__, metadata.path, config.output,
              config.fovs)
-    if removed := remove_partials(output):
+    if removed := remove_partials(config.output):
         log.info("removed %d partial outputs of an interrupted run", removed)
     fingerprint = input_fingerprint(metadata.path)
-    manifest = Manifest.open(output, input_path=metadata.path, header=manifest_header(
-        metadata, version=__version__, fingerprint=fingerprint,
-        segment_channel=config.segment_channel, fl_channels=config.fl_channels,
-        config=config.to_dict()))
-    try:
-        manifest.write()
-        config.save(output / CONFIG_NAME)
-    except OSError as exc:  # a full or read-only disk: nothing has run yet
-        raise _unwritable(output, exc) from exc
-    hashes = step_hashes(config, metadata, fingerprint)
-    outputs = {step: step_outputs(step, config.fl_channels) for step in STEPS}
-    todo = {fov: steps_to_run(manifest.done_steps(fov, hashes, outputs)) for fov in fovs}
-    deliver(RunStarted(tuple(fovs), todo, metadata.n_frames))
-    tasks = [FovTask(metadata, config, fov, steps) for fov, steps in todo.items() if steps]
-    tally = RunTally(output, tuple(fovs), tuple(fov for fov, steps in todo.items() if not steps))
+    manifest = _open_manifest(prepared, fingerprint)
+    plan = _Plan.of(prepared, manifest, fingerprint)
+    deliver(RunStarted(tuple(prepared.fovs), plan.todo, metadata.n_frames))
+    tally = RunTally(config.output, tuple(prepared.fovs),
+                     tuple(fov for fov, steps in plan.todo.items() if not steps))
     for fov in tally.skipped:
         deliver(FovFinished(fov, ok=True, skipped=True))
     if tally.skipped:
         log.info("FOVs already complete and current, skipped: %s", list(tally.skipped))
+    report = _run_fovs(prepared, plan, executor, manifest, tally, deliver, cancel, start)
+    deliver(RunFinished(report))
+    return report
+
+
+def _open_manifest(prepared: PreparedRun, fingerprint: str) -> Manifest:
+    """The folder's manifest with this run's header, written, and the run's configuration
+    saved beside it: both before any FOV starts."""
+    config, metadata = prepared.config, prepared.metadata
+    manifest = Manifest.open(config.output, input_path=metadata.path, header=manifest_header(
+        metadata, version=__version__, fingerprint=fingerprint,
+        segment_channel=config.segment_channel, fl_channels=config.fl_channels,
+        config=config.to_dict()), recorded=prepared.recorded)
+    try:
+        manifest.write()
+        config.save(config.output / CONFIG_NAME)
+    except OSError as exc:  # a full or read-only disk: nothing has run yet
+        raise _unwritable(config.output, exc) from exc
+    return manifest
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What each FOV has to do: its steps not complete and current, by the manifest."""
+
+    hashes: dict[str, str]  # per step, of everything its outputs depend on
+    outputs: dict[str, list[str]]  # per step, the files it writes in a FOV folder
+    todo: dict[int, tuple[str, ...]]  # per FOV
+
+    @classmethod
+    def of(cls, prepared: PreparedRun, manifest: Manifest, fingerprint: str) -> _Plan:
+        config = prepared.config
+        hashes = step_hashes(config, prepared.metadata, fingerprint)
+        outputs = {step: step_outputs(step, config.fl_channels) for step in STEPS}
+        return cls(hashes, outputs, {fov: steps_to_run(manifest.done_steps(fov, hashes, outputs))
+                                     for fov in prepared.fovs})
+
+
+def _run_fovs(prepared: PreparedRun, plan: _Plan, executor: Executor, manifest: Manifest,
+              tally: RunTally, deliver: OnEvent, cancel: CancelToken,
+              start: float) -> RunReport:
+    """Every FOV with steps to do through the executor, each step and FOV recorded in the
+    manifest as it ends; the run's report."""
+    tasks = [FovTask(prepared.metadata, prepared.config, fov, steps)
+             for fov, steps in plan.todo.items() if steps]
 
     def on_worker_event(event: Any) -> None:
         if isinstance(event, FovStarted):
             event = tally.started(event)
         elif isinstance(event, StepFinished):
-            _update(manifest.record_step, event.fov, event.step, digest=hashes[event.step],
-                    seconds=event.seconds, outputs=outputs[event.step])
+            _update(manifest.record_step, event.fov, event.step, digest=plan.hashes[event.step],
+                    seconds=event.seconds, outputs=plan.outputs[event.step])
         deliver(event)
 
     try:
@@ -161,7 +193,6 @@ def _run_in_locked_folder(config: WorkflowConfig, metadata: DatasetMetadata, exe
             _update(manifest.record_fov, fov, status="cancelled")
         report = tally.report(aborted=cancel.aborted, seconds=time.perf_counter() - start)
         tally.log_summary(report)
-    deliver(RunFinished(report))
     return report
 
 

@@ -23,8 +23,10 @@ import numpy as np
 from fovflow.errors import FovflowError
 from fovflow.execution import TaskContext
 from fovflow.execution.allocator import release_freed_buffers, reuse_freed_buffers
+from fovflow.io.fingerprint import input_fingerprint
 from fovflow.io.frames import Frames, create_frames
 from fovflow.io.layout import (
+    CORRECTED_MANTISSA_BITS,
     CORRECTED_NAME,
     IMAGE_NAME,
     LABELS,
@@ -45,8 +47,8 @@ from fovflow.io.layout import (
     traces_name,
 )
 from fovflow.io.lineage import run_lineage, write_lineage, write_shifts
-from fovflow.io.microscopy import Dataset, DatasetMetadata
-from fovflow.io.ngff import Scale, create_image, create_labels
+from fovflow.io.microscopy import Dataset, DatasetMetadata, FrameStack
+from fovflow.io.ngff import Scale, create_image, create_labels, create_source
 from fovflow.io.store import staged, write_columns_csv, write_columns_parquet
 from fovflow.plugins import load_processing_plugins
 from fovflow.processing.background import correct_background
@@ -81,10 +83,12 @@ def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata,
         "copy": {"input": fingerprint, "frames": metadata.n_frames,
                  "size": [metadata.height, metadata.width], "pc": config.segment_channel,
                  "fl": list(config.fl_channels),
-                 # Only for Z stacks, so runs of 2-D files made before z existed stay current.
-                 **({"z": metadata.z} if metadata.z is not None else {})},
+                 # Only for Z stacks, so runs of 2-D files made before z existed stay current;
+                 # and only when not copying, so runs made before the choice stay current.
+                 **({"z": metadata.z} if metadata.z is not None else {}),
+                 **({"copy": config.copy} if config.copy != "copy" else {})},
         "segmentation": parameters["segmentation"],
-        "background": parameters["background"],
+        "background": {**parameters["background"], "mantissa_bits": CORRECTED_MANTISSA_BITS},
         "tracking": parameters["tracking"],
         "extraction": {**parameters["extraction"], "features": list(config.features),
                        "times": metadata.time_unit},
@@ -164,9 +168,16 @@ def _dataset(metadata: DatasetMetadata, identity: tuple[int, int, int]) -> Datas
 
 
 def _copy(task: FovTask, folder: Path, _: dict[str, Any], progress: Progress) -> None:
-    meta, config = task.metadata, task.config
-    channels = {PHASE: config.segment_channel, **{raw_stack(c): c for c in config.fl_channels}}
+    meta = task.metadata
+    channels = _raw_channels(task.config)
     dataset = _open(meta)
+    if task.config.copy == "read":  # the record of where the channels are, for the readers
+        with staged(folder, [IMAGE_NAME]) as paths:
+            create_source(paths[IMAGE_NAME], stacks=list(channels), source={
+                "input": str(meta.path), "fingerprint": input_fingerprint(meta.path),
+                "fov": task.fov, "channels": list(channels.values()), "z": meta.z})
+        progress(meta.n_frames, meta.n_frames)
+        return
     with staged(folder, [IMAGE_NAME]) as paths:
         stacks = create_image(paths[IMAGE_NAME], stacks=list(channels),
                               channel_names=[meta.channel_names[c] for c in channels.values()],
@@ -199,7 +210,7 @@ def _correct(task: FovTask, folder: Path, parameters: dict[str, Any], progress: 
             paths[CORRECTED_NAME], stacks=[corrected_stack(c) for c in channels],
             channel_names=[f"{task.metadata.channel_names[c]} corrected" for c in channels],
             n_frames=masks.shape[0], frame_shape=masks.shape[1:], dtype=np.float32,
-            scale=Scale.of_fov(task.metadata, task.fov))
+            scale=Scale.of_fov(task.metadata, task.fov), mantissa_bits=CORRECTED_MANTISSA_BITS)
         for index, channel in enumerate(channels):
             correct_background(_stack(task, raw_stack(channel)), masks,
                                out=outputs[corrected_stack(channel)],
@@ -240,8 +251,17 @@ def _extract(task: FovTask, folder: Path, parameters: dict[str, Any], progress: 
                 write_columns_parquet(paths[parquet_name(traces_name(channel))], columns)
 
 
-def _stack(task: FovTask, name: str) -> Frames:
-    """The FOV's stack `name`, written by a step before this one."""
+def _raw_channels(config: WorkflowConfig) -> dict[str, int]:
+    """The input's channels a run uses, by the name of their stack."""
+    return {PHASE: config.segment_channel, **{raw_stack(c): c for c in config.fl_channels}}
+
+
+def _stack(task: FovTask, name: str) -> Frames | FrameStack:
+    """The FOV's stack `name`, written by a step before this one (or, not copied, the input's
+    channel, through the worker's open handle of the file)."""
+    channels = _raw_channels(task.config)
+    if task.config.copy == "read" and name in channels:
+        return _open(task.metadata).stack(task.fov, channels[name])
     stack = open_stack(task.config.output, task.fov, name)
     if stack is None:
         raise FovflowError(f"FOV {task.fov}: {name} is missing from the run folder; run again "
