@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from fovflow.processing._stacks import OutputStack, Stack, map_frames
 from fovflow.processing.fluorescence import fluorescence_foreground, segment_fluorescence
 from fovflow.processing.phase import phase_foreground, segment_phase
-from fovflow.processing.splitting import darker_than_surroundings
+from fovflow.processing.splitting import darker_than_surroundings, regions_with_stats
 from fovflow.progress import Progress
 
 __all__ = ["METHODS", "estimate_diameter", "method_defaults", "register_method",
@@ -252,8 +252,7 @@ def _scale_free_foreground(frame: NDArray[Any], method: str) -> NDArray[np.bool_
 def _without_specks(mask: NDArray[np.bool_]) -> NDArray[np.uint8]:
     """The mask as uint8 without its 8-connected pieces under 16 px."""
     binary = mask.view(np.uint8)
-    _, pieces, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8,
-                                                           ltype=cv2.CV_32S)
+    pieces, stats = regions_with_stats(binary)
     speck = stats[:, cv2.CC_STAT_AREA] < _SMALLEST_CELL_PX
     speck[0] = False
     return np.where(speck[pieces], 0, binary).astype(np.uint8) if speck.any() else binary

@@ -8,7 +8,6 @@ distance map has two summits (an elongated or irregular cell) is not cut in two.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -72,8 +71,7 @@ def split_touching(
     if neck > 0 and len(stats) > 1:
         distance = cv2.distanceTransform(foreground, cv2.DIST_L2, cv2.DIST_MASK_5)
         markers = _summits(distance, diameter)
-        labels, areas = _flood(labels, stats, markers, -distance,
-                               lambda regions, box: _merge_shallow(regions, distance[box], neck))
+        labels, areas = _flood(labels, stats, markers, -distance, shallow=(distance, neck))
     return _relabel(labels, _big_enough(labels, areas, min_area, min_border_area))
 
 
@@ -119,11 +117,10 @@ def split_by_intensity(
     foreground, labels, stats, areas = _components(mask)
     if len(stats) > 1:
         smooth, darker = darker_than_surroundings(image, foreground, diameter, diameter / 10)
-        _, bodies, body_stats, _ = cv2.connectedComponentsWithStats(darker, connectivity=8,
-                                                                    ltype=cv2.CV_32S)
+        bodies, body_stats = regions_with_stats(darker)
         big = body_stats[:, cv2.CC_STAT_AREA] >= np.pi * (diameter / 8) ** 2
         markers = _relabel(bodies, big)
-        labels, areas = _flood(labels, stats, markers, smooth, lambda regions, _: regions)
+        labels, areas = _flood(labels, stats, markers, smooth)
     return _relabel(labels, _big_enough(labels, areas, min_area, min_border_area))
 
 
@@ -197,12 +194,22 @@ def label_instances(labels: NDArray[np.integer[Any]], *, min_area: int = 0
     return _relabel(labels, np.bincount(labels.ravel()) >= max(min_area, 1))
 
 
+def regions_with_stats(binary: NDArray[np.uint8]) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
+    """The 8-connected regions of a 0/1 image and their OpenCV statistics (box, area).
+
+    Grana's block-based labelling, named rather than OpenCV's default: with statistics it
+    takes a third of the default's time on a 1024x1024 frame.
+    """
+    _, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        binary, 8, cv2.CV_32S, cv2.CCL_GRANA)
+    return labels, stats
+
+
 def _components(mask: NDArray[Any]) -> tuple[NDArray[np.uint8], NDArray[np.int32],
                                              NDArray[np.int32], NDArray[np.int64]]:
     """The mask as uint8, its 8-connected regions, their OpenCV statistics and areas."""
     foreground = np.ascontiguousarray(mask != 0, np.uint8)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8,
-                                                           ltype=cv2.CV_32S)
+    labels, stats = regions_with_stats(foreground)
     return foreground, labels, stats, stats[:, cv2.CC_STAT_AREA].astype(np.int64)
 
 
@@ -244,8 +251,7 @@ def _filled_bodies(darker: NDArray[np.uint8], cell_area: float) -> NDArray[np.ui
     cells large: the bright inside of a cell (a phase-bright cell is a dark ring), not the
     bright gaps a colony's touching cells enclose, whose filling would join them."""
     filled = fill_holes(darker)
-    _, pieces, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8,
-                                                           ltype=cv2.CV_32S)
+    pieces, stats = regions_with_stats(filled)
     large = stats[:, cv2.CC_STAT_AREA] > MAX_FILLED_PIECE * cell_area
     large[0] = False
     return np.where(large[pieces], darker, filled) if large.any() else filled
@@ -317,9 +323,8 @@ def _grown(labels: NDArray[np.int32], within: NDArray[np.uint8], radius: float
     distance = cv2.distanceTransform((labels == 0).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
     near = cv2.compare(distance, max(1, round(radius)) + 0.5, cv2.CMP_LE)
     reach = cv2.bitwise_and(near, within * np.uint8(255))
-    _, pieces, stats, _ = cv2.connectedComponentsWithStats(reach, connectivity=8,
-                                                           ltype=cv2.CV_32S)
-    grown, _ = _flood(pieces, stats, labels, distance, lambda regions, _: regions)
+    pieces, stats = regions_with_stats(reach)
+    grown, _ = _flood(pieces, stats, labels, distance)
     reached = np.zeros(len(stats), bool)  # pieces that hold a label (some hold none)
     reached[pieces[labels > 0]] = True
     keep = np.ones(int(grown.max()) + 1, bool)
@@ -342,14 +347,17 @@ def _summits(distance: NDArray[np.float32], diameter: float) -> NDArray[np.int32
 
 
 def _flood(components: NDArray[np.int32], stats: NDArray[np.int32], markers: NDArray[np.int32],
-           elevation: NDArray[np.float32],
-           refine: Callable[[NDArray[np.int32], tuple[slice, slice]], NDArray[np.int32]]
+           elevation: NDArray[np.float32], *,
+           shallow: tuple[NDArray[np.float32], float] | None = None
            ) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
-    """Watershed of `elevation` from the markers in every component holding two or more,
-    each in its bounding box, then `refine(regions, box)` (e.g. a merge guard).
+    """Watershed of `elevation` from the markers in every component holding two or more;
+    with ``shallow=(distance, neck)`` neighbouring pieces are then joined by `_merge_shallow`.
 
-    A split component keeps its label for its first piece; the others get labels after the
-    last one, so labels stay 1..n. Returns the labels and the area of each.
+    The components' boxes are packed side by side, a pixel apart, into one small image
+    (`_mosaic`) and flooded in one watershed: one call per frame instead of one per
+    component (each call costs ~0.3 ms whatever its size), over about the components' own
+    pixels. A split component keeps its label for its first piece; the others get labels
+    after the last one, so labels stay 1..n. Returns the labels and the area of each.
     """
     on = markers > 0
     component_of = np.zeros(int(markers.max()) + 1, np.int64)  # a marker lies in one component
@@ -359,26 +367,54 @@ def _flood(components: NDArray[np.int32], stats: NDArray[np.int32], markers: NDA
     areas = [stats[:, cv2.CC_STAT_AREA].astype(np.int64)]
     if not len(crowded):
         return components, areas[0]
+    boxes = [np.s_[y : y + height, x : x + width] for x, y, width, height in stats[crowded, :4]]
+    tiles = _mosaic(stats[crowded, cv2.CC_STAT_HEIGHT], stats[crowded, cv2.CC_STAT_WIDTH])
+    shape = (max(tile[0].stop for tile in tiles), max(tile[1].stop for tile in tiles))
+    inside = np.zeros(shape, bool)
+    seeds = np.zeros(shape, np.int32)
+    heights = np.zeros(shape, np.float32)
+    distances = np.zeros(shape, np.float32) if shallow is not None else None
+    for component, box, tile in zip(crowded, boxes, tiles, strict=True):
+        mine = components[box] == component
+        inside[tile] = mine
+        seeds[tile] = np.where(mine, markers[box], 0)
+        heights[tile] = elevation[box]
+        if distances is not None and shallow is not None:
+            distances[tile] = shallow[0][box]
+    regions = watershed(heights, seeds, mask=inside, connectivity=2)  # 8-connected, as ours
+    if distances is not None and shallow is not None:
+        regions = _merge_shallow(regions, distances, shallow[1])
     labels = components.copy()
     next_label = len(stats)
-    for component in crowded:
-        x, y, width, height = stats[component, :4]
-        box = np.s_[y : y + height, x : x + width]
-        inside = components[box] == component
-        regions = watershed(elevation[box], np.where(inside, markers[box], 0), mask=inside,
-                            connectivity=2)  # as the components: 8-connected
-        regions = refine(regions, box)
-        pieces = np.bincount(regions[inside])
+    for component, box, tile in zip(crowded, boxes, tiles, strict=True):
+        mine = inside[tile]
+        pieces = np.bincount(regions[tile][mine])
         ids = np.flatnonzero(pieces)
         if len(ids) < 2:
             continue
         lookup = np.zeros(len(pieces), np.int32)
         lookup[ids] = [component, *range(next_label, next_label + len(ids) - 1)]
-        labels[box][inside] = lookup[regions[inside]]
+        labels[box][mine] = lookup[regions[tile][mine]]
         areas[0][component] = pieces[ids[0]]
         areas.append(pieces[ids[1:]])
         next_label += len(ids) - 1
     return labels, np.concatenate(areas)
+
+
+def _mosaic(heights: NDArray[np.int32], widths: NDArray[np.int32]) -> list[tuple[slice, slice]]:
+    """Places for boxes of these sizes in one image, a pixel apart: shelves of boxes (tallest
+    first) up to 1024 px wide, or the widest box's width."""
+    limit = max(1024, int(widths.max()))
+    places: list[tuple[slice, slice]] = [np.s_[0:0, 0:0]] * len(heights)
+    top = left = shelf = 0
+    for index in np.argsort(-heights, kind="stable"):
+        height, width = int(heights[index]), int(widths[index])
+        if left and left + width > limit:
+            top, left, shelf = top + shelf + 1, 0, 0
+        places[index] = np.s_[top : top + height, left : left + width]
+        left += width + 1
+        shelf = max(shelf, height)
+    return places
 
 
 def _merge_shallow(regions: NDArray[np.int32], distance: NDArray[np.float32], neck: float
