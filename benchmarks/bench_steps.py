@@ -1,10 +1,13 @@
 """Time each processing step per frame on one core, with its peak memory.
 
-Usage: ``taskset -c 0 .venv/bin/python benchmarks/bench_steps.py [--frames N]``
+Usage: ``taskset -c 0 .venv/bin/python benchmarks/bench_steps.py [--frames N] [--cpu]``
 
 Frames are simulated (``fovflow.io.synthetic``) with about 100 cells per frame at 1024x1024 and
 2048x2048. Each step runs over the whole stack, in memory, into a preallocated output, so the
-peak memory is that of the step's temporaries. Times are the best of 3 rounds, per frame.
+peak memory is that of the step's temporaries. Times are the best of 3 rounds, per frame:
+wall time, or with ``--cpu`` this process's CPU time, which other programs on a shared
+machine disturb less (every step runs on one thread here, so on a quiet machine the two
+agree).
 Peak memory comes from a separate round under ``tracemalloc``, which sees numpy allocations
 (including OpenCV's output arrays) but not OpenCV's internal buffers.
 """
@@ -39,15 +42,19 @@ SCENES = ((1024, 22.0, 110.0), (2048, 35.0, 27.0))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=10)
+    parser.add_argument("--cpu", action="store_true", help="CPU time instead of wall time")
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    print(f"one core: cv2 threads = {cv2.getNumThreads()}, frames per stack = {args.frames}")
+    clock = time.process_time if args.cpu else time.perf_counter
+    print(f"one core: cv2 threads = {cv2.getNumThreads()}, frames per stack = {args.frames}, "
+          f"{'CPU' if args.cpu else 'wall'} time")
     print(f"{'size':>9} {'cells':>6} {'step':<12} {'ms/frame':>9} {'peak MiB':>9}")
     for size, radius, density in SCENES:
-        _bench_scene(size, radius, density, args.frames)
+        _bench_scene(size, radius, density, args.frames, clock)
 
 
-def _bench_scene(size: int, radius: float, density: float, n_frames: int) -> None:
+def _bench_scene(size: int, radius: float, density: float, n_frames: int,
+                 clock: Callable[[], float]) -> None:
     sim = simulate_fov(SimulationConfig(n_frames=n_frames, height=size, width=size,
                                         cell_radius_px=radius, cells_per_megapixel=density,
                                         seed=0), fov=0)
@@ -64,7 +71,7 @@ def _bench_scene(size: int, radius: float, density: float, n_frames: int) -> Non
     ]
     total = 0.0
     for name, step in steps:
-        seconds = min(_timed(step) for _ in range(3)) / n_frames
+        seconds = min(_timed(step, clock) for _ in range(3)) / n_frames
         total += seconds
         print(f"{size:>4}x{size:<4} {n_cells:>6.0f} {name:<12} {seconds * 1e3:>9.1f} "
               f"{_peak_mib(step):>9.1f}")
@@ -73,10 +80,10 @@ def _bench_scene(size: int, radius: float, density: float, n_frames: int) -> Non
           f"{'':>9}  (one float32 frame = {frame_mib:.0f} MiB)")
 
 
-def _timed(step: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def _timed(step: Callable[[], object], clock: Callable[[], float]) -> float:
+    start = clock()
     step()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def _peak_mib(step: Callable[[], object]) -> float:
