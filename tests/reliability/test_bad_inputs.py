@@ -206,11 +206,12 @@ def test_output_path_that_is_a_file_is_refused(tmp_path: Path, small_image: Path
     [("colour: red\n", ("unknown configuration keys ['colour']", "known:")),
      ("n_workers: two\n", ("n_workers must be a whole number, not 'two'",)),
      ("segmentation: {window: 3.5}\n", ("segmentation parameter window must be like 3",)),
+     ("segmentation: {split: null}\n", ("segmentation parameter split must be like 'bodies'",)),
      ("tracking: 0.2\n", ("tracking parameters must be a mapping",)),
      ("fl_channels: one\n", ("fl_channels", "cannot read 'one'")),
      ("- segment_channel: 0\n", ("must hold a mapping",)),
      (b"segment_channel: \xff\xfe\n", ("not a YAML text file",))],
-    ids=["unknown-key", "workers-not-a-number", "float-window", "step-not-a-mapping",
+    ids=["unknown-key", "workers-not-a-number", "float-window", "null-split", "step-not-a-mapping",
          "channels-not-numbers", "not-a-mapping", "not-utf8"],
 )
 def test_malformed_config_file_is_refused(tmp_path: Path, small_image: Path, run_dir: Path,

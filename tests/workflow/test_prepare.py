@@ -94,3 +94,13 @@ def test_a_manifest_another_run_wrote_after_the_check_is_read_again(small_image,
     assert run_workflow(small_run(small_image, output, fovs="0")).processed == (0,)
     # The run prepared before that one goes on from what it wrote: nothing is redone.
     assert run_workflow(prepared).skipped == (0,)
+
+
+def test_an_optional_step_parameter_takes_none_and_others_refuse_it(tmp_path) -> None:
+    # `working_diameter: null` in a configuration file: phase contrast split at full size.
+    full_size = WorkflowConfig(input="absent.ome.tif", output=tmp_path / "out",
+                               segmentation={"working_diameter": None})
+    assert check_steps(full_size)["segmentation"]["working_diameter"] is None
+    with pytest.raises(ConfigError, match="split must be like 'bodies', not None"):
+        check_steps(WorkflowConfig(input="absent.ome.tif", output=tmp_path / "out",
+                                   segmentation={"split": None}))

@@ -192,7 +192,8 @@ def effective_parameters(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str
     Segmentation's are its ``method`` and ``diameter`` followed by that method's own. Names
     come from the registries, so a plugin's method or feature needs its plugins loaded first.
     """
-    parameters = {step: _merge(step, _defaults_of(function), overrides.get(step, {}))
+    parameters = {step: _merge(step, _defaults_of(function), overrides.get(step, {}),
+                               optional=_optional(function))
                   for step, function in STEP_FUNCTIONS.items() if step != "segmentation"}
     return {"segmentation": _segmentation_parameters(overrides.get("segmentation", {})),
             **parameters}
@@ -208,7 +209,14 @@ def _segmentation_parameters(overrides: Mapping[str, Any]) -> dict[str, Any]:
     own = {name: value for name, value in overrides.items() if name not in ("method", "diameter")}
     return {"method": method, "diameter": diameter,
             **_merge("segmentation", method_defaults(method), own,
-                     _names_or_numbers(METHODS[method]))}
+                     _names_or_numbers(METHODS[method]), _optional(METHODS[method]))}
+
+
+def _optional(function: Callable[..., Any]) -> set[str]:
+    """Parameters annotated ``... | None``: None (YAML ``null``) is one of their values, e.g.
+    phase's ``working_diameter: null`` (split at full resolution)."""
+    return {name for name, p in inspect.signature(function).parameters.items()
+            if "None" in str(p.annotation)}
 
 
 def _names_or_numbers(function: Callable[..., Any]) -> set[str]:
@@ -261,9 +269,9 @@ def _defaults_of(function: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _merge(step: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any],
-           numbers_too: Collection[str] = ()) -> dict[str, Any]:
+           numbers_too: Collection[str] = (), optional: Collection[str] = ()) -> dict[str, Any]:
     """The defaults with the overrides, each like its default (or a number, for the names in
-    `numbers_too`)."""
+    `numbers_too`; or None, for those in `optional`)."""
     unknown = sorted((name for name in overrides if name not in defaults), key=str)
     if unknown:
         raise ConfigError(f"unknown {step} parameters {unknown}; known: {sorted(defaults)}")
@@ -271,7 +279,8 @@ def _merge(step: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any],
     for name, value in overrides.items():
         default = defaults[name]
         number = name in numbers_too and _same_kind(0.0, value)
-        if default is not None and not _same_kind(default, value) and not number:
+        none = value is None and name in optional
+        if default is not None and not _same_kind(default, value) and not (number or none):
             raise ConfigError(f"{step} parameter {name} must be like {default!r}, not {value!r}")
         merged[name] = value
     return merged
