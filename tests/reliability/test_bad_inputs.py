@@ -162,8 +162,9 @@ def test_fov_out_of_range_names_the_valid_range(small_image: Path, run_dir: Path
     [(("--fovs", ""), ("FOVs", "empty item", "write e.g. '0-3,5'")),
      (("--fovs", ","), ("FOVs", "empty item")),
      (("--fovs", "0-3,x"), ("FOVs", "cannot read 'x'", "write e.g. '0-3,5'")),
-     (("--fl", "1,x"), ("--fl", "cannot read 'x'"))],
-    ids=["empty-selection", "only-a-comma", "malformed-fovs", "malformed-fl"],
+     (("--fl", "1,x"), ("--fl", "cannot read 'x'")),
+     (("--copy", "move"), ("copy must be 'copy' or 'read'", "'move'"))],
+    ids=["empty-selection", "only-a-comma", "malformed-fovs", "malformed-fl", "unknown-copy"],
 )
 def test_empty_or_malformed_selection_is_refused(small_image: Path, run_dir: Path,
                                                  options: tuple[str, ...], fragments) -> None:

@@ -80,6 +80,11 @@ def run(
     plugins: Annotated[
         list[Path] | None, typer.Option("--plugins", help="Folder of plugin files (features).")
     ] = None,
+    copy: Annotated[str | None, typer.Option(
+        "--copy", help="copy: the raw channels into the run folder; read: read them from the "
+                       "input (half the disk; the input must stay where it is).",
+        show_default="copy",
+    )] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="YAML configuration with the keys of "
                                   "RUN/run_config.yaml (input and output among them); options "
@@ -101,7 +106,7 @@ def run(
     for key, value in [("input", input), ("output", output),
                        ("segment_channel", segment_channel), ("fovs", fovs), ("z", z),
                        ("n_workers", workers), ("max_in_flight", max_in_flight),
-                       ("executor", executor), ("scheduler", scheduler)]:
+                       ("executor", executor), ("scheduler", scheduler), ("copy", copy)]:
         if value is not None:
             overrides[key] = value
     if fl is not None:
