@@ -49,12 +49,16 @@ _HELP: dict[str, dict[str, tuple[str, str]]] = {  # method -> parameter -> (unit
                             "half the diameter"),
         "min_texture": ("0-1", "drop regions fainter than this fraction of the frame's cells "
                                "(debris, out-of-focus particles; 0 keeps all)"),
+        "working_diameter": ("px", "larger cells are split on the frame scaled down to this "
+                                   "size (outlines stay full size); none: at full size"),
     },
     "fluorescence": {
         "threshold": ("", "triangle, otsu or li (automatic), or a fixed value in the frame's "
                           "units"),
         "local": ("true/false", "subtract the local background first"),
         "smoothing": ("px", "Gaussian sigma"),
+        "split": ("", "shape (distance watershed with the neck guard) or brightness (the "
+                      "hills of the brightness, for crowded nuclei)"),
         "neck": ("0-1", "how narrow a neck between touching cells must be to cut (0 keeps "
                         "them together)"),
         "min_area": ("px²", "smallest cell"),
