@@ -96,9 +96,9 @@ def segment_phase(
     min_texture : float
         See `without_untextured`; 0 keeps every region.
     working_diameter : float, optional
-        Cells larger than this (px) are split on the frame and foreground scaled down (pixel
-        areas averaged) so that they measure about this much, but to no less than 0.6 of
-        their size; the labels are scaled back (nearest pixel) and cut to the
+        Cells larger than this (px) are split on the frame and foreground scaled down
+        (bilinear) so that they measure about this much, but to no less than 0.6 of their
+        size; the labels are scaled back (nearest pixel) and cut to the
         full-resolution foreground, so outlines keep the frame's resolution. A 44 px cell
         needs no more pixels to be told from its neighbours, and the split costs less than
         half (``benchmarks/RESULTS.md``). Explicit sizes stay those of `frame`. None splits
@@ -200,6 +200,8 @@ def without_untextured(labels: NDArray[np.int32], frame: NDArray[Any], fraction:
     at_border = touching_border(labels, count)[1:]
     pool = ~at_border if not at_border.all() else np.ones(count - 1, bool)
     pooled, pooled_area = texture[pool], area[pool]
+    if not pooled_area.any():  # the sample holds no pixel of the cells: nothing to measure
+        return labels
     order = np.argsort(pooled)
     # The percentile over pixels, not regions.
     by_area = np.cumsum(pooled_area[order]) / pooled_area.sum()

@@ -198,7 +198,7 @@ def regions_with_stats(binary: NDArray[np.uint8]) -> tuple[NDArray[np.int32], ND
     """The 8-connected regions of a 0/1 image and their OpenCV statistics (box, area).
 
     Grana's block-based labelling, named rather than OpenCV's default: with statistics it
-    takes a third of the default's time on a 1024x1024 frame.
+    takes less than half the default's time (1024x1024: 1.8 against 4.3 ms).
     """
     _, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
         binary, 8, cv2.CV_32S, cv2.CCL_GRANA)
