@@ -9,6 +9,7 @@ import pytest
 
 from fovflow.errors import ConfigError, PluginError
 from fovflow.io import manifest as manifest_module
+from fovflow.processing.segmentation import METHODS
 from fovflow.workflow.config import WorkflowConfig
 from fovflow.workflow.prepare import check_steps, prepare_run
 from fovflow.workflow.run import run_workflow
@@ -104,3 +105,31 @@ def test_an_optional_step_parameter_takes_none_and_others_refuse_it(tmp_path) ->
     with pytest.raises(ConfigError, match="split must be like 'bodies', not None"):
         check_steps(WorkflowConfig(input="absent.ome.tif", output=tmp_path / "out",
                                    segmentation={"split": None}))
+
+
+PLUGIN_WITH_AN_OPTIONAL_LEVEL = '''
+from typing import Optional
+
+import numpy as np
+
+
+def above_level(frame, *, diameter, level: Optional[float] = 0.5):
+    cut = frame.mean() if level is None else level
+    return (frame > cut).astype(np.int32)
+
+
+SEGMENTERS = {"above_level": above_level}
+'''
+
+
+def test_a_plugin_parameter_annotated_optional_takes_none(tmp_path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "above.py").write_text(PLUGIN_WITH_AN_OPTIONAL_LEVEL)
+    config = WorkflowConfig(input="absent.ome.tif", output=tmp_path / "out",
+                            plugins=(str(plugins),),
+                            segmentation={"method": "above_level", "level": None})
+    try:
+        assert check_steps(config)["segmentation"]["level"] is None
+    finally:  # the registry is the process's: leave no method to later tests
+        METHODS.pop("above_level", None)

@@ -213,10 +213,10 @@ def _segmentation_parameters(overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _optional(function: Callable[..., Any]) -> set[str]:
-    """Parameters annotated ``... | None``: None (YAML ``null``) is one of their values, e.g.
-    phase's ``working_diameter: null`` (split at full resolution)."""
+    """Parameters annotated ``... | None`` (or ``Optional[...]``): None (YAML ``null``) is one
+    of their values, e.g. phase's ``working_diameter: null`` (split at full resolution)."""
     return {name for name, p in inspect.signature(function).parameters.items()
-            if "None" in str(p.annotation)}
+            if "None" in str(p.annotation) or "Optional[" in str(p.annotation)}
 
 
 def _names_or_numbers(function: Callable[..., Any]) -> set[str]:
