@@ -11,11 +11,9 @@ cores share (memory bandwidth, the last-level cache).
 
 from __future__ import annotations
 
-import os
+from one_thread import limit_threads
 
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                  "OPENCV_FOR_THREADS_NUM"):
-    os.environ[_variable] = "1"
+limit_threads()
 
 import argparse  # noqa: E402 - thread limits must be set before numpy is imported
 import subprocess  # noqa: E402

@@ -27,11 +27,9 @@ prints the bytes the run wrote per input byte.
 
 from __future__ import annotations
 
-import os
+from one_thread import limit_threads
 
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                  "OPENCV_FOR_THREADS_NUM"):
-    os.environ[_variable] = "1"
+limit_threads()
 
 import argparse  # noqa: E402 - thread limits must be set before numpy is imported
 import functools  # noqa: E402

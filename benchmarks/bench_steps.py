@@ -14,10 +14,9 @@ Peak memory comes from a separate round under ``tracemalloc``, which sees numpy 
 
 from __future__ import annotations
 
-import os
+from one_thread import limit_threads
 
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_variable] = "1"
+limit_threads()
 
 import argparse  # noqa: E402 - thread limits must be set before numpy is imported
 import time  # noqa: E402
