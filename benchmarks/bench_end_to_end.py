@@ -23,6 +23,7 @@ prints the bytes the run wrote per input byte.
 
     .venv/bin/python benchmarks/bench_end_to_end.py [--size 1024] [--frames 45] [--fovs 2]
         [--workers 1 2] [--repeats 3] [--breakdown] [--storage] [--copy copy|read]
+        [--corrected model|pixels]
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def main() -> None:
                         help="rounds of compute and run, alternating; the fastest of each counts")
     parser.add_argument("--copy", choices=("copy", "read"), default=None,
                         help="the run's copy choice (default: the configuration's)")
+    parser.add_argument("--corrected", choices=("model", "pixels"), default=None,
+                        help="how the run stores the corrected fluorescence (default: the "
+                             "configuration's)")
     parser.add_argument("--breakdown", action="store_true", help="time the I/O pieces too")
     parser.add_argument("--storage", action="store_true",
                         help="compare ways to store the corrected fluorescence")
@@ -82,7 +86,8 @@ def main() -> None:
                                       for chunk in per_worker])
                 run = _together([{"kind": "run", "input": str(movie), "workers": workers,
                                   "output": str(root / f"out_{workers}_{repeat}"),
-                                  "fovs": fovs, "copy": args.copy}])[0]
+                                  "fovs": fovs, "copy": args.copy,
+                                  "corrected": args.corrected}])[0]
                 rounds.append((computes, run))
             # The fastest of each: on a shared machine, the one least slowed by others.
             computes = min((c for c, _ in rounds), key=lambda c: max(x["seconds"] for x in c))
@@ -198,7 +203,7 @@ def _run(case: dict[str, Any]) -> dict[str, Any]:
     from fovflow.workflow.run import run_workflow
 
     workers = case["workers"]
-    more = {"copy": case["copy"]} if case["copy"] else {}
+    more = {key: case[key] for key in ("copy", "corrected") if case[key]}
     config = _config(case, fovs=f"0-{max(case['fovs'])}", n_workers=workers,
                      executor="serial" if workers == 1 else "process", **more)
     start, cpu_start, children = time.perf_counter(), time.process_time(), _children_cpu()

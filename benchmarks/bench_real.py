@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_real.py DATA_DIR [--split tune|held-out]
         [--mode steps|run] [--datasets gowt1,sim+,msc,usiigaci,c2c12,ecoli,bacteria] [--frames N]
-        [--diameter auto|PX] [--param KEY=VALUE ...] [--track-param KEY=VALUE ...]
+        [--method NAME] [--diameter auto|PX] [--param KEY=VALUE ...] [--track-param KEY=VALUE ...]
         [--work DIR] [--json FILE]
 
 Data sets (``DATA_DIR`` holds them as unpacked by their sources; nothing is copied into the
@@ -75,6 +75,8 @@ Scores, per data set:
 ``--work`` and runs ``fovflow run`` on it (its FOVs in parallel, so per-FOV seconds include
 contention); ``--param`` values then go in the ``segmentation``
 section of a ``--config`` file. ``--frames N`` keeps the first N frames (Usiigaci: N sets).
+``--method NAME`` segments every chosen data set with that method instead of its own
+(``phase`` or ``fluorescence``), e.g. ``--method bacteria --datasets ecoli,bacteria``.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -174,19 +176,23 @@ def main(argv: Sequence[str] | None = None, pipeline: Pipeline | None = None) ->
     pipeline = pipeline or fovflow_pipeline()
     params, track_params = dict(args.param), dict(args.track_param)
     print(f"fovflow {version('fovflow')} on real data: split={args.split} mode={args.mode} "
+          f"method={args.method or 'per data set'} "
           f"diameter={args.diameter} params={params} tracking={track_params} "
           f"frames={args.frames or 'all'} "
           f"(py-ctcmetrics {version('py-ctcmetrics')})\n"
           "C2C12 has only 10 frames: the same in both splits", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_real_") as temporary:
         work = Path(args.work or temporary)
-        rows = [benchmark(SOURCES[name].load(Path(args.data_dir), args.split, args.frames),
+        recordings = (SOURCES[name].load(Path(args.data_dir), args.split, args.frames)
+                      for name in names)
+        rows = [benchmark(replace(recording, method=args.method) if args.method else recording,
                           pipeline, mode=args.mode, split=args.split, diameter=args.diameter,
                           params=params, track_params=track_params, work=work)
-                for name in names]
+                for recording in recordings]
     print(format_table(rows))
     if args.json:
-        summary = {"split": args.split, "mode": args.mode, "diameter": args.diameter,
+        summary = {"split": args.split, "mode": args.mode, "method": args.method,
+                   "diameter": args.diameter,
                    "params": params, "tracking": track_params,
                    "rows": [asdict(row) for row in rows]}
         Path(args.json).write_text(json.dumps(summary, indent=2, default=str))
@@ -353,6 +359,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--datasets", default=",".join(SOURCES),
                         help=f"comma-separated, from {','.join(SOURCES)}")
     parser.add_argument("--frames", type=int, help="first N frames (Usiigaci: N sets) only")
+    parser.add_argument("--method", help="segmentation method for every data set (default: "
+                                         "each data set's own, phase or fluorescence)")
     parser.add_argument("--diameter", default="auto", type=_parse_diameter,
                         help="'auto' (default) or pixels")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",

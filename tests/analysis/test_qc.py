@@ -77,6 +77,23 @@ def test_divisions_are_counted_from_parents_and_unknown_without_lineage() -> Non
                       n_frames=10).divisions is None
 
 
+def test_short_fragments_do_not_make_a_fov_whose_cells_are_followed_a_problem() -> None:
+    # Four cells followed through 40 frames, and ten one-frame fragments of a dim cell.
+    spans = {cell: range(40) for cell in range(1, 5)} | {
+        cell: range(cell, cell + 1) for cell in range(5, 15)}
+    traces = _traces(spans)
+    traces["good"] = traces["cell"] <= 4
+    qc = assess_fov(0, status="done", traces=traces, has_lineage=False, statistics=None,
+                    n_frames=40)
+    assert (qc.good_tracks, qc.track_lengths.size) == (4, 14)
+    assert qc.good_fraction == pytest.approx(160 / 170)
+    assert qc.problems == []
+    traces["good"] = traces["cell"] == 1  # three of the four lost: a problem
+    qc = assess_fov(0, status="done", traces=traces, has_lineage=False, statistics=None,
+                    n_frames=40)
+    assert qc.problems == ["good tracks hold only 24% of the cell-frames"]
+
+
 def test_a_fov_without_traces_reports_no_cells_and_its_failure() -> None:
     qc = assess_fov(4, status="failed", error="out of memory", traces=None, has_lineage=False,
                     statistics=None, n_frames=5)
@@ -95,7 +112,7 @@ def test_fovs_are_ordered_failed_first_then_by_number_of_problems() -> None:
     def fov(number: int, status: str, counts: list[int]) -> FovQc:
         return FovQc(fov=number, status=status, error=None,
                      cells_per_frame=np.array(counts), track_lengths=np.array([len(counts)]),
-                     good_fraction=1.0, divisions=None, flags=())
+                     good_tracks=1, good_fraction=1.0, divisions=None, flags=())
 
     order = problems_first([fov(0, "done", [3, 3]), fov(1, "done", [0, 0]),
                             fov(2, "failed", [3, 3]), fov(3, "done", [3, 3])])

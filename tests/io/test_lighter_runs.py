@@ -1,5 +1,6 @@
-"""Lighter run folders: the corrected fluorescence stored compactly, and runs that read their
-input instead of copying it (``copy: read``), with the same traces and resume."""
+"""Lighter run folders: the corrected fluorescence stored compactly (as pixels, ``corrected:
+pixels``; its model is tests/io/test_background_model.py's), and runs that read their input
+instead of copying it (``copy: read``), with the same traces and resume."""
 
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ from fovflow.workflow.run import run_workflow
 PER_PIXEL = 2.0 ** -(CORRECTED_MANTISSA_BITS + 1)  # round to nearest: half a unit of the last bit
 
 
-def _config(image: Path, output: Path, copy: str) -> WorkflowConfig:
+def _config(image: Path, output: Path, copy: str, corrected: str = "model") -> WorkflowConfig:
     return WorkflowConfig(input=image, output=output, executor="serial", fovs="0-1",
-                          fl_channels=(1,), copy=copy, extraction={"min_length": 3})
+                          fl_channels=(1,), copy=copy, corrected=corrected,
+                          extraction={"min_length": 3})
 
 
 def _size(folder: Path) -> int:
@@ -61,6 +63,8 @@ def runs(small_image: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     folders = {copy: root / f"out_{copy}" for copy in ("copy", "read")}
     for copy, output in folders.items():
         assert run_workflow(_config(image, output, copy)).ok
+    folders["pixels"] = root / "out_pixels"  # the input read, the corrected pixels stored
+    assert run_workflow(_config(image, folders["pixels"], "read", "pixels")).ok
     return folders
 
 
@@ -109,17 +113,21 @@ def _config_input(output: Path) -> str:
 
 
 def test_without_its_input_a_run_still_shows_its_own_outputs(runs: dict[str, Path]) -> None:
-    read = runs["read"]
+    read, pixels = runs["read"], runs["pixels"]
     image = Path(_config_input(read))
     moved = image.with_name("moved.ome.tif")
     os.replace(image, moved)
     try:
-        assert image_stacks(read, 0) == [corrected_stack(1)]
+        assert image_stacks(pixels, 0) == [corrected_stack(1)]
+        # Stored as its model, the corrected fluorescence needs the raw channel too.
+        assert image_stacks(read, 0) == []
+        assert open_stack(read, 0, corrected_stack(1)) is None
         assert open_stack(read, 0, PHASE) is None
         assert open_stack(read, 0, LABELS) is not None and open_stack(read, 0, MASKS) is not None
     finally:
         os.replace(moved, image)
     assert open_stack(read, 0, PHASE) is not None
+    assert open_stack(read, 0, corrected_stack(1)) is not None
 
 
 def test_an_input_moved_and_run_again_is_read_where_it_is_now(runs: dict[str, Path],
@@ -139,9 +147,9 @@ def test_an_input_moved_and_run_again_is_read_where_it_is_now(runs: dict[str, Pa
         os.replace(tmp_path / "away.ome.tif", _config_input(runs["read"]))
 
 
-def test_the_corrected_fluorescence_is_rounded_within_its_bound_and_traces_follow(
+def test_the_corrected_pixels_are_rounded_within_their_bound_and_traces_follow(
         runs: dict[str, Path], small_image: Path) -> None:
-    read = runs["read"]
+    read = runs["pixels"]
     stored = open_stack(read, 0, corrected_stack(1))
     masks, labels = open_stack(read, 0, MASKS), open_stack(read, 0, LABELS)
     with open_dataset(small_image) as dataset:

@@ -19,7 +19,7 @@ from ome_zarr_models.v05.image_label import ImageLabel
 from fovflow.io.ctc import run_fovs, run_labels
 from fovflow.io.frames import create_frames
 from fovflow.io.layout import (
-    CORRECTED_NAME,
+    BACKGROUND_NAME,
     IMAGE_NAME,
     LABELS,
     LABELS_NAME,
@@ -68,8 +68,28 @@ def test_images_and_labels_read_back_by_ome_zarr_with_axes_scale_and_channel_nam
     assert [axis["name"] for axis in labels.metadata["axes"]] == ["t", "y", "x"]
     assert labels.data[0].shape == (8, 96, 128)
     np.testing.assert_array_equal(np.asarray(labels.data[0]), np.asarray(run_labels(run_dir, 1)))
-    (corrected,) = _nodes(fov_dir(run_dir, 1) / CORRECTED_NAME)
-    assert corrected.data[0].shape == (8, 2, 96, 128) and corrected.data[0].dtype == np.float32
+    (background,) = _nodes(fov_dir(run_dir, 1) / BACKGROUND_NAME)  # the corrected's model
+    assert background.data[0].shape == (8, 2, 1, 1) and background.data[0].dtype == np.float64
+
+
+def test_a_channel_both_segmented_and_measured_is_stored_once(small_image: Path,
+                                                             tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    report = run_workflow(WorkflowConfig(
+        input=small_image, output=output, executor="serial", fovs="0", segment_channel=1,
+        fl_channels=(1, 2), segmentation={"method": "fluorescence", "diameter": 20},
+        extraction={"min_length": 3}))
+    assert report.ok
+    (image, _, _) = _nodes(fov_dir(output, 0) / IMAGE_NAME)
+    assert image.data[0].shape == (8, 2, 96, 128)  # channels 1 and 2, not 1 twice
+    with tifffile.TiffFile(small_image) as tif:
+        movie = tif.series[0].asarray()
+    np.testing.assert_array_equal(np.asarray(image.data[0]), movie[:, 1:])
+    assert sorted(image_stacks(output, 0)) == sorted([PHASE, raw_stack(1), raw_stack(2),
+                                                       corrected_stack(1), corrected_stack(2)])
+    segmented = open_stack(output, 0, PHASE)
+    np.testing.assert_array_equal(np.stack(list(segmented)), movie[:, 1])
+    Image.from_zarr(zarr.open_group(fov_dir(output, 0) / IMAGE_NAME, mode="r"))
 
 
 def test_every_image_and_label_image_is_valid_ngff(run_dir: Path) -> None:
@@ -79,7 +99,7 @@ def test_every_image_and_label_image_is_valid_ngff(run_dir: Path) -> None:
         assert image.labels is not None
         label = ImageLabel.from_zarr(zarr.open_group(folder / LABELS_NAME, mode="r"))
         assert label.ome_attributes.image_label.source.image == "../../"
-        Image.from_zarr(zarr.open_group(folder / CORRECTED_NAME, mode="r"))
+        Image.from_zarr(zarr.open_group(folder / BACKGROUND_NAME, mode="r"))
 
 
 def test_each_stack_opens_by_its_name_at_the_recorded_scale(run_dir: Path, small_config) -> None:

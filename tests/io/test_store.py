@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import BloscCodec, ZstdCodec
 
 from fovflow.io.frames import Frames, create_frames, open_frames
 from fovflow.io.store import write_columns_csv
@@ -39,7 +39,7 @@ def _write_and_read_without_zarr(ours, data: np.ndarray, monkeypatch) -> None:
             ours[t] = frame
         np.testing.assert_array_equal(np.stack([ours[t] for t in range(SHAPE[0])]), data)
 
-@pytest.mark.parametrize("dtype", ["uint16", "bool", "float32", "uint32"])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "bool", "float32", "uint32"])
 def test_chunk_files_are_byte_identical_to_zarrs_and_read_back_by_both(
         tmp_path, dtype, monkeypatch) -> None:
     data = _frames(dtype, np.random.default_rng(3))
@@ -55,6 +55,24 @@ def test_chunk_files_are_byte_identical_to_zarrs_and_read_back_by_both(
     reopened = open_frames(tmp_path / "zarrs.zarr")
     np.testing.assert_array_equal(np.stack([reopened[t] for t in range(SHAPE[0])]), data)
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "ours.zarr")[:], data)
+
+
+def test_camera_counts_take_zstd_and_earlier_runs_lz4_arrays_stay_fovflows_own(
+        tmp_path, monkeypatch) -> None:
+    counts = create_frames(tmp_path / "counts.zarr", SHAPE[0], SHAPE[1:], np.uint16)
+    labels = create_frames(tmp_path / "labels.zarr", SHAPE[0], SHAPE[1:], np.uint32)
+    assert [stack.array.metadata.codecs[1].cname.value for stack in (counts, labels)] == \
+        ["zstd", "lz4"]
+    # A raw copy written before counts took zstd: LZ4 with bit shuffle.
+    lz4 = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
+    earlier = zarr.create_array(store=tmp_path / "earlier.zarr", shape=SHAPE,
+                                chunks=(1, *SHAPE[1:]), dtype=np.uint16, compressors=[lz4])
+    data = _frames("uint16", np.random.default_rng(4))
+    earlier[:] = data
+    np.testing.assert_array_equal(np.stack([open_frames(tmp_path / "earlier.zarr")[t]
+                                            for t in range(SHAPE[0])]), data)
+    _write_and_read_without_zarr(Frames(zarr.open_array(tmp_path / "earlier.zarr", mode="a")),
+                                 data[::-1].copy(), monkeypatch)
 
 
 def test_a_channel_of_an_ome_zarr_image_writes_zarrs_chunks_without_zarr(tmp_path,

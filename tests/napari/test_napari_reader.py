@@ -123,3 +123,24 @@ def test_napari_shows_the_input_channels_of_a_run_that_did_not_copy_them(
                                           dataset.frame(1, channel, 4))
     np.testing.assert_allclose(layers["fov_001 pc"].scale, stack_scale(output, 1))
     assert stack_scale(output, 1)[0] == pytest.approx(small_config.frame_interval_s)
+
+
+def test_the_corrected_channel_is_computed_from_its_model_as_napari_shows_it(
+        run_dir: Path, small_config) -> None:
+    import dask.array as da
+
+    from fovflow.io.layout import BACKGROUND_NAME, CORRECTED_NAME, corrected_stack
+    from fovflow.napari_plugin.reader import fov_layers
+
+    assert (fov_dir(run_dir, 1) / BACKGROUND_NAME).is_dir()  # the default: no pixels stored
+    assert not (fov_dir(run_dir, 1) / CORRECTED_NAME).exists()
+    layers = {meta["name"]: (data, meta, kind) for data, meta, kind in fov_layers(run_dir, 1)}
+    data, meta, kind = layers["fov_001 fl_corrected_ch_1"]
+    assert kind == "image" and isinstance(data, da.Array)
+    assert data.shape == (small_config.n_frames, small_config.height, small_config.width)
+    assert data.dtype == np.float32 and data.chunksize == (1, *data.shape[1:])
+    np.testing.assert_allclose(meta["scale"], stack_scale(run_dir, 1))
+    expected = open_stack(run_dir, 1, corrected_stack(1))
+    np.testing.assert_array_equal(np.asarray(data[6]), expected[6])
+    raw = np.asarray(layers["fov_001 fl_ch_1"][0][6], np.float32)
+    assert np.abs(raw - np.asarray(data[6])).mean() > 0  # a background was taken off

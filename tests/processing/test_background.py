@@ -8,7 +8,14 @@ from processing_reference import LazyStack
 from processing_reference import background as reference_background
 
 from fovflow.io.synthetic import SimulatedFov
-from fovflow.processing.background import correct_background, estimate_background
+from fovflow.processing.background import (
+    background_from_knots,
+    background_knots,
+    correct_background,
+    estimate_background,
+    model_background,
+    subtract_background,
+)
 from fovflow.processing.extraction import extract_features
 
 
@@ -139,3 +146,37 @@ def test_frames_are_read_lazily_one_at_a_time(simulated: SimulatedFov,
     assert fluorescence.read == masks.read == [0, 1, 2]
     np.testing.assert_array_equal(
         corrected[2], correct_background(simulated.fluorescence[0, 2:3], simulated_masks[2:3])[0])
+
+
+@pytest.mark.parametrize(("shape", "tile_size", "grid"), [((300, 200), 256, (4, 3)),
+                                                         ((520, 700), 256, (6, 7)),
+                                                         ((100, 128), 256, (1, 1)),
+                                                         ((96, 128), 32, (7, 9))])
+def test_the_knots_are_the_whole_model_of_the_correction(
+        shape: tuple[int, int], tile_size: int, grid: tuple[int, int]) -> None:
+    rng = np.random.default_rng(8)
+    image = rng.poisson(_plane(shape), (3, *shape)).astype(np.uint16)
+    foreground = rng.random((3, *shape)) > 0.999
+    knots = model_background(image, foreground, weight=0.7, tile_size=tile_size)
+    assert knots.shape == (3, *grid) and knots.dtype == np.float64
+    corrected = correct_background(image, foreground, weight=0.7, tile_size=tile_size)
+    for t in range(3):
+        np.testing.assert_array_equal(
+            knots[t], background_knots(image[t], foreground[t], tile_size=tile_size))
+        np.testing.assert_array_equal(  # bit for bit: a reader computes what the step did
+            subtract_background(image[t], knots[t], weight=0.7, tile_size=tile_size),
+            corrected[t])
+        np.testing.assert_array_equal(
+            background_from_knots(knots[t], shape, tile_size=tile_size),
+            estimate_background(image[t], foreground[t], tile_size=tile_size))
+
+
+def test_knots_of_another_frame_size_or_tile_are_refused() -> None:
+    knots = np.zeros((4, 3))
+    background_from_knots(knots, (300, 200))
+    with pytest.raises(ValueError, match="not the tiles of a"):
+        background_from_knots(knots, (300, 300))
+    with pytest.raises(ValueError, match="not the tiles of a"):
+        subtract_background(np.zeros((300, 200)), knots, tile_size=128)
+    with pytest.raises(ValueError, match="weight"):
+        model_background(np.zeros((1, 30, 30)), np.zeros((1, 30, 30), bool), weight=-0.1)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fovflow.evaluation.divisions import score_divisions
+from fovflow.evaluation.divisions import score_divisions, visible_lineage
 from fovflow.evaluation.scores import score_labels
+from fovflow.io.ctc import SmallCellsRemoved
 from fovflow.io.synthetic import SimulationConfig, simulate_fov
 from fovflow.processing.drift import estimate_shift, stage_path
 from fovflow.processing.lineage import Lineage, add_lineage_columns
@@ -53,6 +54,29 @@ def test_a_piece_that_is_gone_again_within_three_frames_is_no_daughter() -> None
     assert tracking.lineage.parents() == {}
     assert (tracking.labels[:, 20, 15] == 1).all()  # the track goes on through the cut
     assert tracking.labels[2, 20, 35] not in (0, 1)  # the piece has its own track
+
+
+def test_a_cell_cut_along_a_long_border_for_one_frame_is_joined_again() -> None:
+    masks = np.zeros((6, 60, 60), np.uint32)
+    masks[:, 10:40, 10:40] = 1
+    masks[2, 10:40, 28:40] = 2  # cut across the whole cell: a border of 30 px
+    masks[2, 25, 40:58] = 2  # with a tail 1 px wide, between the rows the pieces are sought on
+    assert len(track_cells(masks).lineage.track) == 2  # off by default: the piece is a track
+    tracking = track_cells(masks, rejoin_pieces=True)
+    assert (tracking.labels == masks.astype(bool)).all()  # one cell, one track, throughout
+    assert len(tracking.lineage.track) == 1
+
+
+def test_daughters_that_touch_over_a_short_neck_are_not_joined() -> None:
+    masks = np.zeros((4, 60, 80), np.uint32)
+    masks[:2, 20:40, 10:70] = 1
+    masks[2:, 20:40, 10:39] = 2  # two daughters of 20 x 29 px joined by a 4-px neck
+    masks[2:, 20:40, 41:70] = 3
+    masks[2:, 28:32, 39:41] = 2
+    tracking = track_cells(masks, rejoin_pieces=True, min_daughter_frames=1)
+    assert tracking.lineage.n_divisions == 1
+    loose = track_cells(masks, rejoin_pieces=True, min_rejoin_border=0.1, min_daughter_frames=1)
+    assert loose.lineage.n_divisions == 0  # a border of 4 px is 0.15 diameters of a daughter
 
 
 def test_a_stage_jump_keeps_every_track_and_the_division() -> None:
@@ -117,11 +141,12 @@ def test_simulated_divisions_are_found_in_the_true_labels(jump: int | None) -> N
                               cell_cycle_h=6.0, cells_per_megapixel=250,
                               stage_jump_frame=jump)
     sim = simulate_fov(config, 0)
-    tracking = track_cells(sim.labels)
-    scores, matches = score_labels(sim.labels, tracking.labels)
-    divisions = score_divisions(sim.lineage, tracking.lineage, matches)
-    # Measured (no jump / jump): 47 / 46 true divisions, recall 0.936 / 0.913, precision 1.0 /
-    # 1.0 (the misses are not analysed yet).
+    truth = np.stack([SmallCellsRemoved(sim.labels, 30)[t] for t in range(len(sim.labels))])
+    tracking = track_cells(truth)
+    scores, matches = score_labels(truth, tracking.labels)
+    divisions = score_divisions(visible_lineage(sim.lineage, truth), tracking.lineage, matches)
+    # Measured (no jump / jump): 45 / 43 visible divisions, recall 0.978 / 0.953, precision
+    # 1.0 / 1.0 (the misses: daughters the frame border cuts small, see RESULTS.md).
     assert divisions.n_true >= 30
     assert divisions.recall >= 0.9 and divisions.precision >= 0.95
     assert scores.recall == 1.0

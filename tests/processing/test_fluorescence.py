@@ -190,11 +190,24 @@ def test_brightness_split_finds_more_of_the_crowded_dividing_simulated_nuclei() 
                                for frame in frames])
             totals[split] += score_labels(truth, labels)[0]
     shape, brightness = totals["shape"], totals["brightness"]
-    # Measured: shape recall 0.702, precision 0.845, SEG 0.565; brightness 0.881, 0.955, 0.748.
-    assert brightness.recall >= 0.82 and brightness.precision >= 0.92
-    assert brightness.recall >= shape.recall + 0.1 and brightness.seg >= shape.seg + 0.1
+    # Measured: shape recall 0.826, precision 0.923, SEG 0.607; brightness 0.904, 0.952, 0.756
+    # (before daughters pushed their neighbours aside, shape found less: 0.702, 0.845, 0.565).
+    assert brightness.recall >= 0.85 and brightness.precision >= 0.92
+    assert brightness.recall >= shape.recall + 0.05 and brightness.seg >= shape.seg + 0.1
 
 
 def test_brightness_split_finds_no_cell_in_noise_alone() -> None:
     noise = np.random.default_rng(2).normal(100, 5, (128, 128)).astype(np.float32)
     assert segment_fluorescence(noise, diameter=16, split="brightness").max() == 0
+
+
+def test_brightness_split_drops_haze_just_above_the_foreground_floor() -> None:
+    # Noise sigma 10, 2.0 as the method measures it after smoothing and the background: haze
+    # 7 of those sigmas above the background (over the foreground's floor of 6, under the 9 a
+    # nucleus needs; without that rule all 32 are found), nuclei 20.
+    brightness = np.tile([14.0, 40.0], 32)
+    frame, truth = blob_grid(brightness)
+    labels = segment_fluorescence(frame, diameter=DIAMETER, split="brightness")
+    hit = ndimage.maximum(labels > 0, truth, np.arange(1, 65)).astype(bool)
+    assert not hit[brightness == 14].any()
+    assert hit[brightness == 40].mean() >= 0.9

@@ -82,7 +82,7 @@ def test_outputs_follow_the_layout_and_are_chunked_per_frame(serial_run) -> None
     output, _ = serial_run
     folder = output / "fov_002"
     names = sorted(p.name for p in folder.iterdir() if p.suffix != ".parquet")
-    assert names == ["fl_corrected.ome.zarr", "image.ome.zarr", "lineage.csv", "seg.zarr",
+    assert names == ["fl_background.ome.zarr", "image.ome.zarr", "lineage.csv", "seg.zarr",
                      "shifts.csv", "traces_ch_1.csv"]
     labels = zarr.open_array(folder / "image.ome.zarr" / "labels" / "cells" / "0", mode="r")
     assert labels.shape == (12, 128, 160) and labels.chunks == (1, 128, 160)

@@ -1,6 +1,7 @@
 """Quality-control numbers of a run, computed from arrays and tables (no I/O).
 
-Per FOV: cells per frame, track lengths, the fraction of good cells, divisions (when the traces
+Per FOV: cells per frame, track lengths, the good tracks and their share of the cell-frames,
+divisions (when the traces
 have lineage) and flagged frames: empty, a cell count or an image statistic (mean intensity,
 focus as the variance of the Laplacian) far off the FOV's own trend, or most cells losing their
 track at once (a stage jump tracking could not undo). "Off the trend" is a robust z-score of
@@ -24,7 +25,10 @@ TREND_WINDOW = 7  # frames in the running median (odd)
 LOST_LIMIT = 0.5  # fraction of the previous frame's cells whose track ends at once
 JUMP_PX = 10.0  # a stage shift between two frames this large is reported, even if undone
 MIN_R_SQUARED = 0.9  # a fit passes from this R² on
-MIN_GOOD_FRACTION = 0.5  # fewer good cells than this is a problem of the FOV
+# Good tracks holding less than this share of the cell-frames are a problem of the FOV. A share
+# of the data, not of the tracks: a few frames' fragments of one dim cell are many short tracks,
+# and must not hide that every other cell was followed through the movie.
+MIN_GOOD_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ class FovQc:
     error: str | None
     cells_per_frame: NDArray[np.int64]
     track_lengths: NDArray[np.int64]
-    good_fraction: float
+    good_tracks: int
+    good_fraction: float  # of the cell-frames (rows of the traces), in good tracks
     divisions: int | None  # None: the traces have no lineage
     flags: tuple[FrameFlag, ...]
     step_seconds: Mapping[str, float] = field(default_factory=dict)
@@ -67,7 +72,7 @@ class FovQc:
         if self.cells_per_frame.size and not self.cells_per_frame.any():
             found.append("no cells")
         elif self.track_lengths.size and self.good_fraction < MIN_GOOD_FRACTION:
-            found.append(f"only {self.good_fraction:.0%} good cells")
+            found.append(f"good tracks hold only {self.good_fraction:.0%} of the cell-frames")
         if self.flags:
             found.append(f"{len(self.flags)} flagged frame(s)")
         found.extend(self.log_problems)
@@ -127,10 +132,14 @@ def track_lengths(traces: pd.DataFrame) -> NDArray[np.int64]:
     return traces.groupby("cell").size().to_numpy(np.int64)
 
 
+def good_tracks(traces: pd.DataFrame) -> int:
+    """Tracked cells marked good."""
+    return int(traces.groupby("cell")["good"].any().sum())
+
+
 def good_fraction(traces: pd.DataFrame) -> float:
-    """Fraction of cells marked good (0 without cells)."""
-    per_cell = traces.groupby("cell")["good"].any()
-    return float(per_cell.mean()) if len(per_cell) else 0.0
+    """Fraction of the cell-frames (rows) that belong to good tracks (0 without cells)."""
+    return float(traces["good"].astype(bool).mean()) if len(traces) else 0.0
 
 
 def count_divisions(traces: pd.DataFrame) -> int:
@@ -209,7 +218,8 @@ def assess_fov(fov: int, *, status: str, traces: pd.DataFrame | None, has_lineag
     flags = flag_frames(counts, statistics, lost_track_fraction(traces, n_frames),
                         shifts=shifts)
     return FovQc(fov=fov, status=status, error=error, cells_per_frame=counts,
-                 track_lengths=track_lengths(traces), good_fraction=good_fraction(traces),
+                 track_lengths=track_lengths(traces), good_tracks=good_tracks(traces),
+                 good_fraction=good_fraction(traces),
                  divisions=count_divisions(traces) if has_lineage else None, flags=flags,
                  step_seconds=dict(step_seconds or {}), log_problems=tuple(log_problems))
 

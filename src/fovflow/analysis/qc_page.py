@@ -64,8 +64,8 @@ def render_page(*, folder: str, input_path: str, generated: str, sections: Seque
 
 def _fov_table(ordered: Sequence[FovQc]) -> str:
     rows = ["<tr><th>FOV</th><th>status</th><th>problems</th><th>cells per frame (median)</th>"
-            "<th>tracks</th><th>good</th><th>divisions</th><th>flagged frames</th>"
-            "<th>time (s)</th></tr>"]
+            "<th>tracks</th><th>good (share of cell-frames)</th><th>divisions</th>"
+            "<th>flagged frames</th><th>time (s)</th></tr>"]
     for qc in ordered:
         counts = qc.cells_per_frame
         flagged = ", ".join(str(flag.frame) for flag in qc.flags) or "none"
@@ -76,7 +76,7 @@ def _fov_table(ordered: Sequence[FovQc]) -> str:
             f"<td>{html.escape('; '.join(qc.problems)) or 'none'}</td>"
             f"<td class='number'>{_median(counts)}</td>"
             f"<td class='number'>{qc.track_lengths.size}</td>"
-            f"<td class='number'>{qc.good_fraction:.0%}</td>"
+            f"<td class='number'>{qc.good_tracks} ({qc.good_fraction:.0%})</td>"
             f"<td class='number'>{'n/a' if qc.divisions is None else qc.divisions}</td>"
             f"<td>{flagged}</td>"
             f"<td class='number'>{sum(qc.step_seconds.values()):.1f}</td></tr>")
@@ -90,7 +90,8 @@ def _fov_section(section: FovSection) -> str:
         parts.append(_list(qc.problems))
     lineage = ("no lineage in the traces" if qc.divisions is None
                else f"{qc.divisions} division(s)")
-    parts.append(f"<p class='meta'>{qc.track_lengths.size} tracks, {qc.good_fraction:.0%} good, "
+    parts.append(f"<p class='meta'>{qc.track_lengths.size} tracks, {qc.good_tracks} good "
+                 f"({qc.good_fraction:.0%} of the cell-frames), "
                  f"median length {_median(qc.track_lengths)} frames, {lineage}</p>")
     parts.append(_image(section.plots_png, f"plots of fov_{qc.fov:03d}"))
     if section.thumbnails_png is not None:

@@ -50,7 +50,8 @@ def run(
         show_default="every channel but the segmented one; that one if it is the only one",
     )] = None,
     method: Annotated[str | None, typer.Option(
-        help="Segmentation method: phase, fluorescence or a plugin's.", show_default="phase",
+        help="Segmentation method: phase, bacteria (rods; the diameter is their width), "
+             "fluorescence or a plugin's.", show_default="phase",
     )] = None,
     diameter: Annotated[str | None, typer.Option(
         help="Typical cell diameter: pixels, microns like 12um, or auto.", show_default="auto",
@@ -85,6 +86,12 @@ def run(
                        "input (half the disk; the input must stay where it is).",
         show_default="copy",
     )] = None,
+    corrected: Annotated[str | None, typer.Option(
+        "--corrected", help="model: store the background under the corrected fluorescence "
+                            "(a few numbers per frame) and correct when read; pixels: store "
+                            "the corrected pixels.",
+        show_default="model",
+    )] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="YAML configuration with the keys of "
                                   "RUN/run_config.yaml (input and output among them); options "
@@ -106,7 +113,8 @@ def run(
     for key, value in [("input", input), ("output", output),
                        ("segment_channel", segment_channel), ("fovs", fovs), ("z", z),
                        ("n_workers", workers), ("max_in_flight", max_in_flight),
-                       ("executor", executor), ("scheduler", scheduler), ("copy", copy)]:
+                       ("executor", executor), ("scheduler", scheduler), ("copy", copy),
+                       ("corrected", corrected)]:
         if value is not None:
             overrides[key] = value
     if fl is not None:

@@ -29,6 +29,10 @@ STEP_HELP: dict[str, tuple[str, str]] = {
                                    "its track"),
     "tracking.split_merged": ("true/false", "split a region holding two cells of the previous "
                                             "frame between them"),
+    "tracking.rejoin_pieces": ("true/false", "join regions cut out of one cell of the previous "
+                                             "frame along a long border (for split: brightness)"),
+    "tracking.min_rejoin_border": ("×", "shortest shared border to rejoin, in equivalent "
+                                        "diameters of the smaller piece"),
     "tracking.divisions": ("true/false", "detect divisions: daughters get their mother as "
                                          "parent"),
     "tracking.min_daughter_overlap": ("0-1", "share of a daughter's area that must lie inside "

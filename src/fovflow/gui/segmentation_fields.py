@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 METHOD_HELP = {
     "phase": "phase contrast: cells are textured (dark bodies, bright halos) on a smooth "
              "background",
+    "bacteria": "bacteria: rod-shaped cells in phase contrast, dark rods parted by bright "
+                "seams (microcolonies, filaments); the diameter is the rods' width",
     "fluorescence": "fluorescence: a nuclear or whole-cell marker, cells bright on dark",
 }
 DIAMETER_HELP = (
@@ -51,6 +53,24 @@ _HELP: dict[str, dict[str, tuple[str, str]]] = {  # method -> parameter -> (unit
                                "(debris, out-of-focus particles; 0 keeps all)"),
         "working_diameter": ("px", "larger cells are split on the frame scaled down to this "
                                    "size (outlines stay full size); none: at full size"),
+    },
+    "bacteria": {
+        "background": ("widths", "side of the square the rods' darkness is measured against "
+                                 "(rods up to half of it wide are found)"),
+        "low": ("σ", "darkness above the background's noise for a pixel to be part of a rod"),
+        "high": ("σ", "darkness a rod must reach somewhere (hysteresis with low)"),
+        "seam_scale": ("widths", "smoothing of the curvature that finds the bright seams "
+                                 "between rods"),
+        "seam_curvature": ("", "how sharply the image must peak across a bright line to "
+                               "part rods there (larger: fewer cuts)"),
+        "min_area": ("px²", "smallest rod; default: 3/4 of a width squared"),
+        "growth": ("widths", "how far the rods grow back into the dark pixels around them"),
+        "filaments": ("true/false", "attach thin dark lines (stalks, filaments) to the rod "
+                                    "they touch; long lone ones are cells"),
+        "filament_scale": ("widths", "smoothing of the thin lines' curvature"),
+        "filament_length": ("widths", "shortest lone filament kept as a cell"),
+        "working_width": ("px", "wider rods are segmented on the frame scaled down to this "
+                                "width (labels come back full size); none: at full size"),
     },
     "fluorescence": {
         "threshold": ("", "triangle, otsu or li (automatic), or a fixed value in the frame's "

@@ -16,9 +16,15 @@ from numcodecs import BitRound, Blosc
 from zarr.codecs import BloscCodec, BytesCodec
 from zarr.storage import LocalStore
 
-_CNAME, _CLEVEL = "lz4", 5  # with bit shuffle
-_CODEC = BloscCodec(cname=_CNAME, clevel=_CLEVEL, shuffle="bitshuffle")  # as Zarr records it
-_BLOSC = Blosc(cname=_CNAME, clevel=_CLEVEL, shuffle=Blosc.BITSHUFFLE)  # what `Frames` runs
+# Two Blosc settings, as Zarr records them and as `Frames` runs them (numcodecs), chosen by
+# dtype (`frame_array_options`): camera counts (8- and 16-bit integers) are noise, which zstd
+# with byte shuffle packs 3-37 % tighter than LZ4 (real recordings, benchmarks/RESULTS.md);
+# labels (mostly zeros) and floats (rounded mantissas: zero bits) take LZ4 with bit shuffle,
+# 2-3x faster to write at the same or a smaller size.
+_COUNTS_CODEC = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
+_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
+_BLOSC = ((_COUNTS_CODEC, Blosc(cname="zstd", clevel=1, shuffle=Blosc.SHUFFLE)),
+          (_CODEC, Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)))
 
 
 class Frames:
@@ -27,7 +33,7 @@ class Frames:
 
     Zarr arrays have no ``len()``; the processing functions take any sequence of frames.
 
-    For arrays in fovflow's own layout (a local folder, one frame per chunk, `_CODEC`), a
+    For arrays in fovflow's own layout (a local folder, one frame per chunk, one of its codecs), a
     frame's chunk file is encoded or decoded here, with numcodecs' Blosc, and read or written
     directly: Zarr's synchronous API sends every chunk through its event-loop thread and a
     thread pool, which cost 9-21 % of the steps' time (benchmarks/RESULTS.md, Engine). The
@@ -47,7 +53,7 @@ class Frames:
         self.array = array
         self.channel = channel
         self._index: tuple[int, ...] = () if channel is None else (channel,)
-        self._folder = _own_layout_folder(array)
+        self._folder, self._blosc = _own_layout(array)
         self._frame_shape = tuple(array.shape[-2:])
         self._rounding = BitRound(mantissa_bits) if mantissa_bits is not None else None
 
@@ -63,7 +69,7 @@ class Frames:
                 pass
             else:
                 frame = np.empty(self._frame_shape, self.array.dtype)
-                _BLOSC.decode(encoded, out=frame)
+                self._blosc.decode(encoded, out=frame)
                 return frame
         return np.asarray(self.array[(t, *self._index)])
 
@@ -74,7 +80,7 @@ class Frames:
         chunk = self._chunk_file(t)
         if chunk is not None and np.shape(frame) == self._frame_shape and not self.array.read_only:
             chunk.parent.mkdir(parents=True, exist_ok=True)
-            chunk.write_bytes(_BLOSC.encode(np.ascontiguousarray(frame, self.array.dtype)))
+            chunk.write_bytes(self._blosc.encode(np.ascontiguousarray(frame, self.array.dtype)))
         else:
             self.array[(t, *self._index)] = frame
 
@@ -107,20 +113,21 @@ class Frames:
 def create_frames(path: Path, n_frames: int, shape: tuple[int, ...], dtype: Any) -> Frames:
     """A new (T, Y, X) Zarr array chunked one frame per chunk (napari and Dask open it).
 
-    Blosc LZ4 with bit shuffle: 2-4x faster to write than Zarr's default zstd for microscopy
-    frames at a similar size (labels and masks still compress to almost nothing); see
-    benchmarks/RESULTS.md. Every frame is written, even an empty one: Zarr's check for chunks
-    equal to the fill value cost more than the compression (12.4 vs 4.8 ms per 1024x1024
-    label frame), and a stack then has one chunk file per frame.
+    Blosc, zstd or LZ4 by dtype (`frame_array_options`). Every frame is written, even an empty
+    one: Zarr's check for chunks equal to the fill value cost more than the compression (12.4
+    vs 4.8 ms per 1024x1024 label frame), and a stack then has one chunk file per frame.
     """
     return Frames(zarr.create_array(store=path, **frame_array_options((n_frames, *shape), dtype)))
 
 
 def frame_array_options(shape: tuple[int, ...], dtype: Any) -> dict[str, Any]:
     """What `create_frames` gives Zarr for an array of `shape` ((T, Y, X) or (T, C, Y, X)):
-    one chunk per frame (and channel), `_CODEC`, every chunk written."""
-    return {"shape": shape, "chunks": (*(1,) * (len(shape) - 2), *shape[-2:]),
-            "dtype": np.dtype(dtype), "compressors": [_CODEC], "overwrite": True,
+    one chunk per frame (and channel), every chunk written, Blosc zstd (level 1, byte shuffle)
+    for 8- and 16-bit integers (camera frames) and LZ4 (bit shuffle) for the others."""
+    dtype = np.dtype(dtype)
+    counts = dtype.kind in "ui" and dtype.itemsize <= 2
+    return {"shape": shape, "chunks": (*(1,) * (len(shape) - 2), *shape[-2:]), "dtype": dtype,
+            "compressors": [_COUNTS_CODEC if counts else _CODEC], "overwrite": True,
             "config": {"write_empty_chunks": True}}
 
 
@@ -128,17 +135,18 @@ def open_frames(path: Path) -> Frames:
     return Frames(zarr.open_array(path, mode="r"))
 
 
-def _own_layout_folder(array: zarr.Array) -> Path | None:
-    """The array's folder if it has fovflow's layout (see `Frames`), else None."""
+def _own_layout(array: zarr.Array) -> tuple[Path | None, Blosc | None]:
+    """The array's folder and its codec, if it has fovflow's layout (see `Frames`)."""
     codecs = array.metadata.codecs if array.metadata.zarr_format == 3 else ()
     own = (isinstance(array.store, LocalStore) and sys.byteorder == "little"
            and array.ndim in (3, 4)
            and tuple(array.chunks) == (*(1,) * (array.ndim - 2), *array.shape[-2:])
            and len(codecs) == 2  # bytes in little-endian order (no order for 1-byte types)
            and codecs[0] in (BytesCodec(endian="little"), BytesCodec(endian=None))
-           and isinstance(codecs[1], BloscCodec)
-           and (codecs[1].cname, codecs[1].clevel, codecs[1].shuffle, codecs[1].blocksize)
-           == (_CODEC.cname, _CODEC.clevel, _CODEC.shuffle, 0))
-    return Path(array.store.root) / array.path if own else None
+           and isinstance(codecs[1], BloscCodec) and codecs[1].blocksize == 0)
+    blosc = next((runs for codec, runs in _BLOSC
+                  if own and (codecs[1].cname, codecs[1].clevel, codecs[1].shuffle)
+                  == (codec.cname, codec.clevel, codec.shuffle)), None)
+    return (None, None) if blosc is None else (Path(array.store.root) / array.path, blosc)
 
 

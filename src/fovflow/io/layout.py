@@ -14,16 +14,22 @@
                                 fluorescence channels, as copied from the input (with
                                 ``copy: read``: a group naming them in the input instead)
           labels/cells          OME-Zarr label image (T, Y, X): the tracked cells
-        fl_corrected.ome.zarr   OME-Zarr image (T, C, Y, X) float32: background-corrected,
-                                rounded to `CORRECTED_MANTISSA_BITS` bits of mantissa
+        fl_background.ome.zarr  OME-Zarr image (T, C, rows, columns) float64: the knots of
+                                each frame's background surface, the background-corrected
+                                fluorescence's model (``corrected: model``, the default;
+                                `fovflow.io.background_model`), corrected when read
+        fl_corrected.ome.zarr   instead, with ``corrected: pixels``: OME-Zarr image
+                                (T, C, Y, X) float32, background-corrected, rounded to
+                                `CORRECTED_MANTISSA_BITS` bits of mantissa
         seg.zarr                segmentation before tracking (T, Y, X), plain Zarr
         lineage.csv  shifts.csv  traces_ch_1.csv (and traces_ch_1.parquet with pyarrow)
 
 This module is the only place that spells these names: a new output is added here (its name
 and, in `step_outputs`, the step that writes it) and every reader finds it through the
 functions below. A FOV's (T, Y, X) stacks have short names that do not depend on the files
-holding them: `PHASE`, `MASKS`, `LABELS`, `raw_stack(c)` and `corrected_stack(c)`. Run
-folders of fovflow before OME-Zarr (one ``<stack>.zarr`` per stack) are read as well.
+holding them: `PHASE`, `MASKS`, `LABELS`, `raw_stack(c)` and `corrected_stack(c)` (stored
+pixels, or computed from the raw stack and its model). Run folders of fovflow before OME-Zarr
+(one ``<stack>.zarr`` per stack) are read as well.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ SAMPLES_DIR = "samples"
 PARTIAL = ".partial"  # suffix of an output being written (see `fovflow.io.store.staged`)
 IMAGE_NAME = "image.ome.zarr"
 CORRECTED_NAME = "fl_corrected.ome.zarr"
+BACKGROUND_NAME = "fl_background.ome.zarr"
+CORRECTED_CHOICES = ("model", "pixels")  # how the background step stores its result
 LABELS_GROUP = "labels"  # inside an image; a step's output of its own, not the image's
 LABELS_NAME = f"{IMAGE_NAME}/{LABELS_GROUP}/cells"
 PARTIAL_PATTERNS = (f"*{PARTIAL}", f"*/{LABELS_GROUP}/*{PARTIAL}")  # inside a FOV folder
@@ -121,20 +129,27 @@ def trace_files(run_dir: Path, fov: int) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def step_outputs(step: str, fl_channels: Sequence[int]) -> list[str]:
-    """File names (inside the FOV folder) that `step` writes."""
+def step_outputs(step: str, fl_channels: Sequence[int], *,
+                 corrected: str = "model") -> list[str]:
+    """File names (inside the FOV folder) that `step` writes; the background step's depend on
+    how the corrected fluorescence is stored (`CORRECTED_CHOICES`)."""
     if step == "copy":
         return [IMAGE_NAME]
     if step == "segmentation":
         return [MASKS_NAME]
     if step == "background":
-        return [CORRECTED_NAME]
+        return [corrected_store(corrected)]
     if step == "tracking":
         return [LABELS_NAME, LINEAGE_NAME, SHIFTS_NAME]
     if step == "extraction":
         tables = [traces_name(c) for c in fl_channels]
         return tables + ([parquet_name(name) for name in tables] if WRITES_PARQUET else [])
     raise ValueError(f"unknown step {step!r}")
+
+
+def corrected_store(corrected: str) -> str:
+    """The file holding the corrected fluorescence stored as `corrected` (`CORRECTED_CHOICES`)."""
+    return BACKGROUND_NAME if corrected == "model" else CORRECTED_NAME
 
 
 def manifest_header(metadata: DatasetMetadata, *, version: str, fingerprint: str,
@@ -155,8 +170,11 @@ def manifest_header(metadata: DatasetMetadata, *, version: str, fingerprint: str
 def open_stack(run_dir: Path, fov: int, name: str) -> Frames | FrameStack | None:
     """The FOV's (T, Y, X) stack `name` (`PHASE`, `LABELS`, ``raw_stack(1)``...), or None if
     it is not written (yet); a raw channel of a run that read its input without copying it is
-    read from the input (None if the input is gone or changed, see `fovflow.io.ngff`)."""
+    read from the input (None if the input is gone or changed, see `fovflow.io.ngff`), and a
+    corrected channel stored as its model is computed from its raw channel when read (None
+    without the raw channel)."""
     from fovflow.io import ngff
+    from fovflow.io.background_model import open_background_model
     from fovflow.io.frames import open_frames
 
     folder = fov_dir(run_dir, fov)
@@ -166,6 +184,9 @@ def open_stack(run_dir: Path, fov: int, name: str) -> Frames | FrameStack | None
         found = (ngff.open_channel(folder / IMAGE_NAME, name,
                                    inputs=functools.partial(_recorded_input, run_dir))
                  or ngff.open_channel(folder / CORRECTED_NAME, name))
+    if found is None and (model := open_background_model(folder / BACKGROUND_NAME, name)):
+        raw = open_stack(run_dir, fov, model.raw)
+        return None if raw is None else model.correct(raw)
     plain = folder / f"{name}.zarr"  # MASKS_NAME, and every stack of fovflow before OME-Zarr
     if found is None and plain.is_dir():
         return open_frames(plain)
@@ -184,8 +205,10 @@ def _recorded_input(run_dir: Path) -> list[Path]:
 
 
 def image_stacks(run_dir: Path, fov: int) -> list[str]:
-    """Names of the FOV's image stacks (`PHASE` first, then raw and corrected fluorescence)."""
+    """Names of the FOV's image stacks (`PHASE` first, then raw and corrected fluorescence;
+    a corrected one stored as its model only while its raw channel is there)."""
     from fovflow.io import ngff
+    from fovflow.io.background_model import model_stacks
 
     folder = fov_dir(run_dir, fov)
     if not folder.is_dir():
@@ -195,6 +218,8 @@ def image_stacks(run_dir: Path, fov: int) -> list[str]:
              *ngff.image_stacks(folder / CORRECTED_NAME),
              *(path.name.removesuffix(".zarr") for path in folder.iterdir()
                if _LEGACY_STACK_FILE.match(path.name))}
+    names |= {corrected for corrected, raw in model_stacks(folder / BACKGROUND_NAME).items()
+              if raw in names}
     return sorted(names, key=lambda name: (name != PHASE, name))
 
 

@@ -4,7 +4,8 @@ An image is a group with one array ``0`` of (T, C, Y, X), chunked one frame of o
 chunk (fovflow's `Frames` layout, so each step streams its frames as before); tracked labels
 are the label image ``labels/cells`` under it, (T, Y, X). Beside the NGFF keys,
 ``attributes.fovflow.stacks`` names each channel the way `fovflow.io.layout` does (``pc``,
-``fl_ch_1``...).
+``fl_ch_1``...), and ``attributes.fovflow.aliases`` gives further names of a stored channel (a
+channel both segmented and measured is stored once: ``{"pc": "fl_ch_0"}``).
 
 Zarr writes the groups and arrays; the NGFF attributes (axes with their units, the scale of
 time and pixels, channel names, the image-label record: 0.5's ``ome`` key) are the few JSON
@@ -12,6 +13,10 @@ keys below. They are not written through ome-zarr-py: importing it loads xarray,
 pydantic models: 130 MB and 0.6 s more in every worker, twice what the steps import
 (benchmarks/RESULTS.md, OME-Zarr outputs). The tests read every image back with ome-zarr-py
 and validate it against the specification with ome-zarr-models.
+
+A coarse grid over the frames (the background's knots, `fovflow.io.background_model`) is an
+image of its own, written whole (`create_grid_image`), whose scale and translation place its
+samples on the frames.
 
 A run that reads its input instead of copying it (``copy: read``) writes, in place of the
 copied image, a group that records where the channels are (`create_source`): the input's
@@ -75,9 +80,11 @@ class Scale:
 
 def create_image(path: Path, *, stacks: Sequence[str], channel_names: Sequence[str],
                  n_frames: int, frame_shape: tuple[int, int], dtype: Any,
-                 scale: Scale, mantissa_bits: int | None = None) -> dict[str, Frames]:
+                 scale: Scale, mantissa_bits: int | None = None,
+                 aliases: Mapping[str, str] | None = None) -> dict[str, Frames]:
     """A new OME-Zarr image at `path` with one channel per name in `stacks` (shown as
     `channel_names`); returns each channel as a stack of frames to write, by stack name.
+    `aliases` maps further names to names in `stacks` (the readers open them as those).
 
     With `mantissa_bits`, float frames are stored rounded to that precision (see `Frames`);
     the image records it as ``attributes.fovflow.mantissa_bits``."""
@@ -90,11 +97,43 @@ def create_image(path: Path, *, stacks: Sequence[str], channel_names: Sequence[s
                 "omero": {"channels": [{"label": name, "active": True}
                                        for name in channel_names]}},
         FOVFLOW_KEY: {"stacks": list(stacks),
+                      **({"aliases": dict(aliases)} if aliases else {}),
                       **({"mantissa_bits": mantissa_bits} if mantissa_bits is not None else {})}})
     array = group.create_array(ARRAY, **frame_array_options(
         (n_frames, len(stacks), *frame_shape), dtype), dimension_names=_names(axes))
     return {name: Frames(array, channel, mantissa_bits=mantissa_bits)
             for channel, name in enumerate(stacks)}
+
+
+def create_grid_image(path: Path, *, data: np.ndarray, channel_names: Sequence[str],
+                      scale: Scale, spacing: int, attributes: Mapping[str, Any]) -> None:
+    """An OME-Zarr image at `path` of a coarse grid over the frames, written whole: `data` is
+    (T, C, rows, columns), its samples `spacing` pixels of the frame apart, the first one at
+    the frame's corner (a translation of half a pixel: NGFF places pixels by their centres),
+    so that a viewer lays it over the frames. One chunk per channel; `attributes` are
+    fovflow's own (``attributes.fovflow``)."""
+    axes = scale.axes(channels=True)
+    t, c, y, x = scale.factors(channels=True)
+    group = zarr.open_group(path, mode="w", zarr_format=3)
+    group.attrs.update({
+        "ome": {"version": NGFF_VERSION,
+                "multiscales": [_multiscale(path.name.split(".")[0], axes,
+                                            [t, c, y * spacing, x * spacing],
+                                            translation=[0.0, 0.0, -y / 2, -x / 2])],
+                "omero": {"channels": [{"label": name, "active": True}
+                                       for name in channel_names]}},
+        FOVFLOW_KEY: dict(attributes)})
+    array = group.create_array(ARRAY, shape=data.shape, chunks=(len(data), 1, *data.shape[2:]),
+                               dtype=data.dtype, dimension_names=_names(axes))
+    array[...] = data
+
+
+def read_grid_image(path: Path) -> tuple[dict[str, Any], zarr.Array] | None:
+    """fovflow's attributes and the array of the image `create_grid_image` wrote at `path`;
+    None if there is none."""
+    if not (path / ARRAY / "zarr.json").is_file():
+        return None
+    return _own_attributes(path), zarr.open_array(path / ARRAY, mode="r")
 
 
 def create_source(path: Path, *, stacks: Sequence[str], source: Mapping[str, Any]) -> None:
@@ -130,7 +169,7 @@ def image_stacks(path: Path, *, inputs: Elsewhere = tuple) -> list[str]:
     own = _own_attributes(path)
     if "source" in own and _source_dataset(own["source"], inputs) is None:
         return []
-    return list(own.get("stacks", []))
+    return [*own.get("stacks", []), *own.get("aliases", {})]
 
 
 def open_channel(path: Path, stack: str, *,
@@ -142,6 +181,7 @@ def open_channel(path: Path, stack: str, *,
     the recorded fingerprint; None if there is no such file."""
     own = _own_attributes(path)
     stacks = list(own.get("stacks", []))
+    stack = own.get("aliases", {}).get(stack, stack)
     if stack not in stacks:
         return None
     index = stacks.index(stack)
@@ -201,9 +241,13 @@ def read_scale(path: Path) -> list[float] | None:
     return [float(v) for v in next(t["scale"] for t in transforms if t["type"] == "scale")]
 
 
-def _multiscale(name: str, axes: list[dict[str, str]], factors: list[float]) -> dict[str, Any]:
+def _multiscale(name: str, axes: list[dict[str, str]], factors: list[float], *,
+                translation: list[float] | None = None) -> dict[str, Any]:
+    transforms: list[dict[str, Any]] = [{"type": "scale", "scale": factors}]
+    if translation is not None:
+        transforms.append({"type": "translation", "translation": translation})
     return {"name": name, "axes": axes, "datasets": [
-        {"path": ARRAY, "coordinateTransformations": [{"type": "scale", "scale": factors}]}]}
+        {"path": ARRAY, "coordinateTransformations": transforms}]}
 
 
 def _names(axes: list[dict[str, str]]) -> tuple[str, ...]:

@@ -54,6 +54,13 @@ def staged(folder: Path, names: Sequence[str]) -> Iterator[dict[str, Path]]:
         os.replace(path, final)
 
 
+def remove_outputs(folder: Path, names: Sequence[str]) -> None:
+    """Delete the outputs `names` of `folder` that are there (e.g. one a step no longer
+    writes, replaced by another)."""
+    for name in names:
+        _remove(folder / name)
+
+
 def write_text_atomically(path: Path, text: str) -> bool:
     """Write `path` whole or not at all: to ``<name>.partial`` first, then rename.
 

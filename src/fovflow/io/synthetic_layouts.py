@@ -53,6 +53,8 @@ class Body:
     end_frame: int | None = None  # the first frame it is gone in: it divided
     parent: int = 0  # the id of the body it is a daughter of
     share: float = 1.0  # of its lineage's fluorescence: halved at each division
+    # (frame, dx, dy): moved by (dx, dy) from that frame on, by a neighbour's division
+    pushes: tuple[tuple[int, float, float], ...] = ()
 
     def present(self, t: int) -> bool:
         """Whether the body exists in frame `t` (in view or not)."""
@@ -77,10 +79,13 @@ class Body:
         return math.pi * self.a * self.b + 4.0 * self.half_length * self.b
 
     def center(self, t: int, drift: NDArray[np.float64]) -> tuple[float, float]:
-        """Position of the centre in frame `t`: stage drift plus a slow jitter."""
+        """Position of the centre in frame `t`: stage drift, a slow jitter and the pushes of
+        neighbours' divisions so far."""
         shift = self.wobble * math.sin(self.wobble_rate * t + self.wobble_phase)
-        return (self.x - drift[0] * t + shift * math.cos(self.wobble_direction),
-                self.y - drift[1] * t + shift * math.sin(self.wobble_direction))
+        pushed_x = sum(dx for frame, dx, _ in self.pushes if frame <= t)
+        pushed_y = sum(dy for frame, _, dy in self.pushes if frame <= t)
+        return (self.x - drift[0] * t + shift * math.cos(self.wobble_direction) + pushed_x,
+                self.y - drift[1] * t + shift * math.sin(self.wobble_direction) + pushed_y)
 
 
 @dataclass(frozen=True)
@@ -96,16 +101,24 @@ class _Style:
     max_wobble_px: float
     max_spin: float  # rad per frame
     contrast_log_sigma: float  # spread of `contrast` around 1 (log-normal)
+    pushed_aside: bool = False  # a division moves its neighbours to `spacing` (a monolayer)
 
 
 _STYLES = {
     "crowded": _Style(0.6, 2.5, 0.22, (1.0, 1.5), (0.6, 0.9), 0.18, 1.5, 0.004, 0.15),
-    "nuclei": _Style(0.92, 1.2, 0.15, (0.95, 1.3), (0.75, 1.0), 0.03, 1.2, 0.005, 0.85),
-    "small": _Style(0.92, 3.0, 0.1, (0.9, 1.15), (0.85, 1.05), 0.02, 1.0, 0.0, 0.12),
+    "nuclei": _Style(0.92, 1.2, 0.15, (0.95, 1.3), (0.75, 1.0), 0.03, 1.2, 0.005, 0.85, True),
+    "small": _Style(0.92, 3.0, 0.1, (0.9, 1.15), (0.85, 1.05), 0.02, 1.0, 0.0, 0.12, True),
     "bacteria": _Style(0.93, 0.0, 0.04, (0.95, 1.05), (0.95, 1.05), 0.0, 0.6, 0.0015, 0.08),
 }
 _ROD_LENGTH = (5.0, 12.0)  # whole length of a rod relative to half its width: 25-60 px at 5 px
 _SINGLE_ROD_SHARE = 0.08  # rods outside colonies
+
+
+def pushed_aside_spacing(kind: str) -> float | None:
+    """The closest centres, relative to the sum of mean semi-axes, to which a division pushes
+    its neighbours in a scene of `kind` (None: divisions push no one)."""
+    style = _STYLES[kind]
+    return style.spacing if style.pushed_aside else None
 
 
 def lay_out_bodies(

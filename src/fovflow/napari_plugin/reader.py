@@ -1,6 +1,7 @@
 """The reader: a run folder or a FOV folder as napari layers (images, labels, tracks).
 
-Per FOV: one image layer per stack (the segmented channel, raw and corrected fluorescence),
+Per FOV: one image layer per stack (the segmented channel, raw and corrected fluorescence:
+stored as its background model, the corrected frames are computed as napari shows them),
 the tracked labels, and a Tracks layer of the cells' positions in the traces table with the
 lineage graph (daughter -> mother) of ``lineage.csv``; all at the (t, y, x) scale the FOV's
 OME-Zarr image records (seconds per frame, µm per pixel). Arrays stay on disk: napari reads
@@ -18,6 +19,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from fovflow.io.background_model import CorrectedFrames
 from fovflow.io.frames import Frames
 from fovflow.io.layout import (
     FOV_FOLDER,
@@ -100,14 +102,15 @@ def fov_tracks(run_dir: Path, fov: int) -> tuple[np.ndarray, dict[int, list[int]
     return data, graph
 
 
-def _lazy(frames: Frames | FrameStack) -> da.Array:
+def _lazy(frames: Frames | FrameStack | CorrectedFrames) -> da.Array:
     """The (T, Y, X) stack as a Dask array read frame by frame when napari shows it."""
-    if isinstance(frames, FrameStack):  # a channel of the input, not copied into the run
-        return da.stack([da.from_delayed(dask.delayed(frames.__getitem__)(t),
-                                         shape=frames.shape[1:], dtype=frames.dtype)
-                         for t in range(len(frames))])
-    array = da.from_zarr(frames.array)
-    return array if frames.channel is None else array[:, frames.channel]
+    if isinstance(frames, Frames):
+        array = da.from_zarr(frames.array)
+        return array if frames.channel is None else array[:, frames.channel]
+    # A channel of the input (not copied into the run), or one corrected when read.
+    return da.stack([da.from_delayed(dask.delayed(frames.__getitem__)(t),
+                                     shape=frames.shape[1:], dtype=frames.dtype)
+                     for t in range(len(frames))])
 
 
 def _run_and_fovs(path: Path) -> tuple[Path, list[int]] | None:

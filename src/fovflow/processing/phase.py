@@ -27,7 +27,7 @@ from fovflow.processing.splitting import (
 )
 
 __all__ = ["local_log_std", "phase_foreground", "segment_phase", "threshold_log_otsu",
-           "threshold_mode_sigma", "without_untextured"]
+           "threshold_mode_sigma", "without_untextured", "working_scale"]
 
 _MAX_SQUARE = 1025  # side of the largest opening or closing square: one allocated kernel
 # The fixed sizes of the first version were chosen for the simulator's cells of 35 px radius,
@@ -130,8 +130,8 @@ def segment_phase(
                             max_border_extent=MAX_SLIVER_LENGTH * diameter)
     if min_area is None:
         min_area = round(np.pi * (diameter / 4) ** 2)
-    scale = 1.0 if working_diameter is None else max(working_diameter / diameter, _SMALLEST_SCALE)
-    if scale >= _WORTH_SCALING:
+    scale = working_scale(diameter, working_diameter)
+    if scale == 1.0:
         return _split(mask, frame, diameter=diameter, split=split, neck=neck, min_area=min_area,
                       min_border_area=min_border_area, min_texture=min_texture)
     height, width = frame.shape
@@ -151,6 +151,16 @@ def segment_phase(
     # Textures at the frame's resolution (averaged pixels are smoother), on every second row
     # and column: hundreds of pixels per cell this large.
     return without_untextured(labels, frame, min_texture, step=2) if min_texture > 0 else labels
+
+
+def working_scale(diameter: float, working_diameter: float | None) -> float:
+    """The scale a frame of cells of `diameter` px is split at so that they measure about
+    `working_diameter` (None: 1, the frame's own), but no less than `_SMALLEST_SCALE`; 1 where
+    that would not drop at least a quarter of the frame's side (`_WORTH_SCALING`)."""
+    if working_diameter is None:
+        return 1.0
+    scale = max(working_diameter / diameter, _SMALLEST_SCALE)
+    return 1.0 if scale >= _WORTH_SCALING else scale
 
 
 def _split(mask: NDArray[Any], frame: NDArray[Any], *, diameter: float, split: str, neck: float,

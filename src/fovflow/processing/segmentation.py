@@ -2,10 +2,11 @@
 
 A *method* is a function ``method(frame, *, diameter, **parameters) -> labels`` that turns one
 2-D frame into instance labels (0 = background, one id per cell of the frame). The built-in
-methods are ``phase`` (phase contrast, `fovflow.processing.phase`) and ``fluorescence``
-(nuclear or whole-cell markers, `fovflow.processing.fluorescence`); plugins add more
-(`register_method`). Every size inside a method derives from one cell `diameter` in pixels,
-which `estimate_diameter` can find from the frames themselves.
+methods are ``phase`` (phase contrast, `fovflow.processing.phase`), ``bacteria`` (rod-shaped
+bacteria in phase contrast, `fovflow.processing.bacteria`) and ``fluorescence`` (nuclear or
+whole-cell markers, `fovflow.processing.fluorescence`); plugins add more (`register_method`).
+Every size inside a method derives from one cell `diameter` in pixels (for ``bacteria``: the
+rods' width), which `estimate_diameter` can find from the frames themselves.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fovflow.processing._stacks import OutputStack, Stack, map_frames
+from fovflow.processing.bacteria import segment_bacteria
 from fovflow.processing.fluorescence import fluorescence_foreground, segment_fluorescence
 from fovflow.processing.phase import phase_foreground, segment_phase
 from fovflow.processing.splitting import darker_than_surroundings, regions_with_stats
@@ -31,10 +33,12 @@ __all__ = ["METHODS", "estimate_diameter", "method_defaults", "register_method",
 log = logging.getLogger(__name__)
 
 Method = Callable[..., NDArray[Any]]
-METHODS: dict[str, Method] = {"phase": segment_phase, "fluorescence": segment_fluorescence}
+METHODS: dict[str, Method] = {"phase": segment_phase, "bacteria": segment_bacteria,
+                              "fluorescence": segment_fluorescence}
 """Segmentation methods by name; `register_method` adds to it."""
 
-_ESTIMATED_METHODS = ("phase", "fluorescence")  # plugins estimate their own diameter
+_ESTIMATED_METHODS = ("phase", "bacteria", "fluorescence")  # plugins estimate their own
+_PHASE_CONTRAST = ("phase", "bacteria")
 _ESTIMATE_FRAMES = 3  # frames (spread over the movie) the diameter is estimated from
 # px, for frames in which no cell can be measured: the size the phase method's fixed sizes
 # were made for, large enough that specks of noise are not taken for cells.
@@ -47,6 +51,10 @@ _SMALLEST_DIAMETER_PX = 6.0  # narrower, a 3x3 texture window cannot resolve a c
 # on a real E. coli colony 25), whose diameter is about twice the bodies' (a rod's equivalent
 # diameter is about twice its width).
 _CLUMPED_RATIO = 8.0
+# Rods: a lone rod's foreground (with its halo) measured 1.5-1.8 times its dark body on real
+# frames (Caulobacter, a few E. coli), a colony 25 times: wider than 3 bodies, rods lie side
+# by side, and their width is the bodies'.
+_CLUMPED_RODS_RATIO = 3.0
 _BODY_FACTOR = 2.0
 _CROSS = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 
@@ -173,10 +181,14 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
     is twice the bodies' (a rod's equivalent diameter is about twice its width): a real
     *E. coli* colony 186 -> 14.8 px (its cells 15.7 px).
 
+    For ``bacteria`` the diameter is the rods' width: the same measure, but where they are
+    clumps, the bodies' own (7.4 px on a real colony of rods about 8 px wide); spread rods'
+    foreground is removed by an opening at about their width (*Caulobacter* 6.7 px).
+
     Raises
     ------
     ValueError
-        For a method other than ``phase`` and ``fluorescence``.
+        For a method other than ``phase``, ``bacteria`` and ``fluorescence``.
     NoCellsError
         When no frame holds a piece of foreground big enough to measure, or the estimate is
         under 6 px (specks of noise).
@@ -198,26 +210,30 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
     if not any(cv2.countNonZero(mask) for mask in masks):
         raise NoCellsError("no cells found to estimate the diameter from; give it in pixels")
     diameter = _granulometry_diameter(masks)
-    clumps = _clumps_diameter(frames, masks, diameter) if method == "phase" else None
+    ratio = _CLUMPED_RODS_RATIO if method == "bacteria" else _CLUMPED_RATIO
+    clumps = (_clumps_diameter(frames, masks, diameter, ratio) if method in _PHASE_CONTRAST
+              else None)
     if clumps is not None:
-        log.info("the foreground measures %.1f px, 8 times its cells' dark bodies or more: "
-                 "clumps of cells, diameter %.1f px", diameter, clumps)
+        log.info("the foreground measures %.1f px, %g times its cells' dark bodies or more: "
+                 "clumps of cells, diameter %.1f px", diameter, ratio, clumps)
         diameter = clumps
     if diameter < _SMALLEST_DIAMETER_PX:  # specks of noise: texture that is not cells
         raise NoCellsError(f"nothing larger than specks ({diameter:.1f} px) to estimate the "
                            "diameter from; give it in pixels")
-    return diameter
+    # bacteria's diameter is the rods' width: that of the clumped bodies, or of spread rods'
+    # foreground (which an opening removes at their width).
+    return clumps / _BODY_FACTOR if method == "bacteria" and clumps is not None else diameter
 
 
 def _clumps_diameter(frames: list[NDArray[Any]], masks: list[NDArray[np.uint8]],
-                     diameter: float) -> float | None:
-    """Twice the diameter of the cells' dark bodies where they measure under 1/8 of the
-    foreground's `diameter` (clumps of cells), else None."""
+                     diameter: float, ratio: float) -> float | None:
+    """Twice the diameter of the cells' dark bodies where they measure under 1/`ratio` of
+    the foreground's `diameter` (clumps of cells), else None."""
     bodies = [cv2.morphologyEx(darker_than_surroundings(frame, mask, diameter, 1.0)[1],
                                cv2.MORPH_OPEN, _CROSS)
               for frame, mask in zip(frames, masks, strict=True)]
     total = sum(cv2.countNonZero(body) for body in bodies)
-    radius = diameter / (2 * _CLUMPED_RATIO)
+    radius = diameter / (2 * ratio)
     # One opening tells most frames apart: bodies it leaves half of are not that small.
     if not total or sum(_opened_area(body, cv2.distanceTransform(body, cv2.DIST_L2,
                                                                  cv2.DIST_MASK_5), radius)
@@ -243,7 +259,7 @@ def _granulometry_diameter(masks: list[NDArray[np.uint8]]) -> float:
 
 
 def _scale_free_foreground(frame: NDArray[Any], method: str) -> NDArray[np.bool_]:
-    if method == "phase":
+    if method in _PHASE_CONTRAST:
         return phase_foreground(frame, threshold="otsu", opening_size=3, opening_iterations=1,
                                 closing_size=3, closing_iterations=1, min_border_area=0)
     return fluorescence_foreground(frame, diameter=1.0, local=False)

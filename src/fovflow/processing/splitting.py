@@ -24,8 +24,9 @@ MAX_FILLED_PIECE = 8.0
 # border are the camera's (a bright edge column), not cells.
 MAX_SLIVER_LENGTH = 1.5
 
-__all__ = ["darker_than_surroundings", "fill_holes", "label_instances", "split_by_bodies",
-           "split_by_intensity", "split_touching", "touching_border", "with_border_pieces"]
+__all__ = ["darker_than_surroundings", "fill_holes", "grow_labels", "keep_labels",
+           "label_instances", "split_by_bodies", "split_by_intensity", "split_touching",
+           "touching_border", "with_border_pieces"]
 
 
 def split_touching(
@@ -72,7 +73,7 @@ def split_touching(
         distance = cv2.distanceTransform(foreground, cv2.DIST_L2, cv2.DIST_MASK_5)
         markers = _summits(distance, diameter)
         labels, areas = _flood(labels, stats, markers, -distance, shallow=(distance, neck))
-    return _relabel(labels, _big_enough(labels, areas, min_area, min_border_area))
+    return keep_labels(labels, _big_enough(labels, areas, min_area, min_border_area))
 
 
 def split_by_intensity(
@@ -119,9 +120,9 @@ def split_by_intensity(
         smooth, darker = darker_than_surroundings(image, foreground, diameter, diameter / 10)
         bodies, body_stats = regions_with_stats(darker)
         big = body_stats[:, cv2.CC_STAT_AREA] >= np.pi * (diameter / 8) ** 2
-        markers = _relabel(bodies, big)
+        markers = keep_labels(bodies, big)
         labels, areas = _flood(labels, stats, markers, smooth)
-    return _relabel(labels, _big_enough(labels, areas, min_area, min_border_area))
+    return keep_labels(labels, _big_enough(labels, areas, min_area, min_border_area))
 
 
 def split_by_bodies(
@@ -180,7 +181,7 @@ def split_by_bodies(
                                 max_extent=MAX_SLIVER_LENGTH * diameter)
     labels = split_touching(bodies, diameter=diameter, neck=neck, min_area=min_area,
                             min_border_area=min_border_area)
-    return _grown(labels, foreground, diameter / 5)
+    return grow_labels(labels, foreground, diameter / 5)
 
 
 def label_instances(labels: NDArray[np.integer[Any]], *, min_area: int = 0
@@ -191,7 +192,7 @@ def label_instances(labels: NDArray[np.integer[Any]], *, min_area: int = 0
     -----
     O(pixels + largest label).
     """
-    return _relabel(labels, np.bincount(labels.ravel()) >= max(min_area, 1))
+    return keep_labels(labels, np.bincount(labels.ravel()) >= max(min_area, 1))
 
 
 def regions_with_stats(binary: NDArray[np.uint8]) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
@@ -229,8 +230,9 @@ def touching_border(labels: NDArray[np.integer[Any]], count: int) -> NDArray[np.
     return edge
 
 
-def _relabel(labels: NDArray[np.integer[Any]], keep: NDArray[np.bool_]) -> NDArray[np.int32]:
-    """Labels 1..n for the labels `keep` marks, in order, 0 for the others."""
+def keep_labels(labels: NDArray[np.integer[Any]], keep: NDArray[np.bool_]) -> NDArray[np.int32]:
+    """Labels 1..n for the labels `keep` marks, in order, 0 for the others (background 0
+    whatever `keep[0]` says: it is set False)."""
     keep[0] = False
     if keep[1:].all():
         return labels.astype(np.int32, copy=False)
@@ -310,8 +312,8 @@ def _disc(radius: float) -> NDArray[np.uint8]:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
 
 
-def _grown(labels: NDArray[np.int32], within: NDArray[np.uint8], radius: float
-           ) -> NDArray[np.int32]:
+def grow_labels(labels: NDArray[np.int32], within: NDArray[np.uint8], radius: float
+                ) -> NDArray[np.int32]:
     """`labels` grown by up to `radius` into the background pixels of `within`, each pixel to
     the label nearest through `within`, so every label stays one connected piece.
 
@@ -329,7 +331,7 @@ def _grown(labels: NDArray[np.int32], within: NDArray[np.uint8], radius: float
     reached[pieces[labels > 0]] = True
     keep = np.ones(int(grown.max()) + 1, bool)
     keep[: len(stats)] = reached
-    return _relabel(grown, keep)
+    return keep_labels(grown, keep)
 
 
 def _summits(distance: NDArray[np.float32], diameter: float) -> NDArray[np.int32]:

@@ -24,6 +24,7 @@ import yaml
 
 from fovflow.errors import ConfigError, yaml_problem
 from fovflow.execution import ExecutorSpec, usable_cores
+from fovflow.io.layout import CORRECTED_CHOICES
 from fovflow.io.microscopy import DatasetMetadata, z_selection
 from fovflow.io.store import write_text_atomically
 from fovflow.processing.background import correct_background
@@ -69,6 +70,9 @@ class WorkflowConfig:
     extraction: Mapping[str, Any] = field(default_factory=dict)
     # "copy": the raw channels into the run folder; "read": from the input, not copied.
     copy: str = "copy"
+    # "model": the corrected fluorescence as its background's knots, corrected when read;
+    # "pixels": the corrected pixels (float32 of float16's precision).
+    corrected: str = "model"
     # How FOVs run in parallel: the knobs of `fovflow.execution.knobs`.
     n_workers: int = field(default_factory=usable_cores)
     max_in_flight: int | None = None  # `batch_size` in configurations written before
@@ -90,6 +94,8 @@ class WorkflowConfig:
         set_(self, "z", z_selection(self.z))
         if self.copy not in ("copy", "read"):
             raise ConfigError(f"copy must be 'copy' or 'read', got {self.copy!r}")
+        if self.corrected not in CORRECTED_CHOICES:
+            raise ConfigError(f"corrected must be 'model' or 'pixels', got {self.corrected!r}")
         execution = self.execution  # checks the executor and its knobs
         set_(self, "n_workers", execution.workers)
         set_(self, "max_in_flight", execution.max_in_flight)

@@ -160,7 +160,8 @@ class _Plan:
     def of(cls, prepared: PreparedRun, manifest: Manifest, fingerprint: str) -> _Plan:
         config = prepared.config
         hashes = step_hashes(config, prepared.metadata, fingerprint)
-        outputs = {step: step_outputs(step, config.fl_channels) for step in STEPS}
+        outputs = {step: step_outputs(step, config.fl_channels, corrected=config.corrected)
+                   for step in STEPS}
         return cls(hashes, outputs, {fov: steps_to_run(manifest.done_steps(fov, hashes, outputs))
                                      for fov in prepared.fovs})
 

@@ -23,9 +23,16 @@ import numpy as np
 from fovflow.errors import FovflowError
 from fovflow.execution import TaskContext
 from fovflow.execution.allocator import release_freed_buffers, reuse_freed_buffers
+from fovflow.io.background_model import (
+    CorrectedFrames,
+    open_background_model,
+    write_background_model,
+)
 from fovflow.io.fingerprint import input_fingerprint
 from fovflow.io.frames import Frames, create_frames
 from fovflow.io.layout import (
+    BACKGROUND_NAME,
+    CORRECTED_CHOICES,
     CORRECTED_MANTISSA_BITS,
     CORRECTED_NAME,
     IMAGE_NAME,
@@ -38,6 +45,7 @@ from fovflow.io.layout import (
     SHIFTS_NAME,
     WRITES_PARQUET,
     corrected_stack,
+    corrected_store,
     fov_dir,
     fov_name,
     open_stack,
@@ -49,9 +57,9 @@ from fovflow.io.layout import (
 from fovflow.io.lineage import run_lineage, write_lineage, write_shifts
 from fovflow.io.microscopy import Dataset, DatasetMetadata, FrameStack
 from fovflow.io.ngff import Scale, create_image, create_labels, create_source
-from fovflow.io.store import staged, write_columns_csv, write_columns_parquet
+from fovflow.io.store import remove_outputs, staged, write_columns_csv, write_columns_parquet
 from fovflow.plugins import load_processing_plugins
-from fovflow.processing.background import correct_background
+from fovflow.processing.background import correct_background, model_background
 from fovflow.processing.extraction import extract_features
 from fovflow.processing.lineage import add_lineage_columns
 from fovflow.processing.segmentation import resolve_diameter, segment_cells
@@ -88,7 +96,10 @@ def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata,
                  **({"z": metadata.z} if metadata.z is not None else {}),
                  **({"copy": config.copy} if config.copy != "copy" else {})},
         "segmentation": parameters["segmentation"],
-        "background": {**parameters["background"], "mantissa_bits": CORRECTED_MANTISSA_BITS},
+        # Pixels as before the choice (runs made then stay current), or the model.
+        "background": {**parameters["background"], **(
+            {"mantissa_bits": CORRECTED_MANTISSA_BITS} if config.corrected == "pixels"
+            else {"corrected": config.corrected})},
         "tracking": parameters["tracking"],
         "extraction": {**parameters["extraction"], "features": list(config.features),
                        "times": metadata.time_unit},
@@ -178,13 +189,22 @@ def _copy(task: FovTask, folder: Path, _: dict[str, Any], progress: Progress) ->
                 "fov": task.fov, "channels": list(channels.values()), "z": meta.z})
         progress(meta.n_frames, meta.n_frames)
         return
+    # A channel both segmented and measured (a fluorescence-only file) is stored once, under
+    # its measured name; the segmented name is an alias of it.
+    stored: dict[int, str] = {}
+    for name, channel in channels.items():
+        if channel not in stored or name != PHASE:
+            stored[channel] = name
+    aliases = {name: stored[channel] for name, channel in channels.items()
+               if stored[channel] != name}
     with staged(folder, [IMAGE_NAME]) as paths:
-        stacks = create_image(paths[IMAGE_NAME], stacks=list(channels),
-                              channel_names=[meta.channel_names[c] for c in channels.values()],
+        stacks = create_image(paths[IMAGE_NAME], stacks=list(stored.values()),
+                              channel_names=[meta.channel_names[c] for c in stored],
                               n_frames=meta.n_frames, frame_shape=meta.frame_shape(task.fov),
-                              dtype=meta.dtype, scale=Scale.of_fov(meta, task.fov))
+                              dtype=meta.dtype, scale=Scale.of_fov(meta, task.fov),
+                              aliases=aliases)
         for t in range(meta.n_frames):
-            for name, channel in channels.items():
+            for channel, name in stored.items():
                 stacks[name][t] = dataset.frame(task.fov, channel, t)
             progress(t + 1, meta.n_frames)
 
@@ -205,16 +225,34 @@ def _segment(task: FovTask, folder: Path, parameters: dict[str, Any], progress: 
 def _correct(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
     masks = _stack(task, MASKS)
     channels = task.config.fl_channels
-    with staged(folder, [CORRECTED_NAME]) as paths:
-        outputs = create_image(
-            paths[CORRECTED_NAME], stacks=[corrected_stack(c) for c in channels],
-            channel_names=[f"{task.metadata.channel_names[c]} corrected" for c in channels],
-            n_frames=masks.shape[0], frame_shape=masks.shape[1:], dtype=np.float32,
-            scale=Scale.of_fov(task.metadata, task.fov), mantissa_bits=CORRECTED_MANTISSA_BITS)
-        for index, channel in enumerate(channels):
-            correct_background(_stack(task, raw_stack(channel)), masks,
-                               out=outputs[corrected_stack(channel)],
-                               progress=_part(progress, index, len(channels)), **parameters)
+    names = task.metadata.channel_names
+    scale = Scale.of_fov(task.metadata, task.fov)
+    if task.config.corrected == "model":
+        knots = [model_background(_stack(task, raw_stack(channel)), masks,
+                                  progress=_part(progress, index, len(channels)), **parameters)
+                 for index, channel in enumerate(channels)]
+        with staged(folder, [BACKGROUND_NAME]) as paths:
+            write_background_model(
+                paths[BACKGROUND_NAME], knots=np.stack(knots, axis=1),
+                corrected=[corrected_stack(c) for c in channels],
+                raw=[raw_stack(c) for c in channels],
+                channel_names=[f"{names[c]} background" for c in channels], scale=scale,
+                parameters=parameters)
+    else:
+        with staged(folder, [CORRECTED_NAME]) as paths:
+            outputs = create_image(
+                paths[CORRECTED_NAME], stacks=[corrected_stack(c) for c in channels],
+                channel_names=[f"{names[c]} corrected" for c in channels],
+                n_frames=masks.shape[0], frame_shape=masks.shape[1:], dtype=np.float32,
+                scale=scale, mantissa_bits=CORRECTED_MANTISSA_BITS)
+            for index, channel in enumerate(channels):
+                correct_background(_stack(task, raw_stack(channel)), masks,
+                                   out=outputs[corrected_stack(channel)],
+                                   progress=_part(progress, index, len(channels)), **parameters)
+    # The other form, of an earlier run with the other choice, would be read first or waste
+    # the space: one form of the corrected fluorescence per FOV.
+    remove_outputs(folder, [corrected_store(other) for other in CORRECTED_CHOICES
+                            if other != task.config.corrected])
 
 
 def _track(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
@@ -256,12 +294,16 @@ def _raw_channels(config: WorkflowConfig) -> dict[str, int]:
     return {PHASE: config.segment_channel, **{raw_stack(c): c for c in config.fl_channels}}
 
 
-def _stack(task: FovTask, name: str) -> Frames | FrameStack:
+def _stack(task: FovTask, name: str) -> Frames | FrameStack | CorrectedFrames:
     """The FOV's stack `name`, written by a step before this one (or, not copied, the input's
-    channel, through the worker's open handle of the file)."""
+    channel, through the worker's open handle of the file; or, stored as its background
+    model, computed from the raw channel)."""
     channels = _raw_channels(task.config)
     if task.config.copy == "read" and name in channels:
         return _open(task.metadata).stack(task.fov, channels[name])
+    if task.config.corrected == "model" and (model := open_background_model(
+            fov_dir(task.config.output, task.fov) / BACKGROUND_NAME, name)):
+        return model.correct(_stack(task, model.raw))
     stack = open_stack(task.config.output, task.fov, name)
     if stack is None:
         raise FovflowError(f"FOV {task.fov}: {name} is missing from the run folder; run again "
