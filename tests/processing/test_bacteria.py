@@ -16,6 +16,7 @@ from skimage.measure import regionprops
 from fovflow.evaluation.scores import Scores, score_labels
 from fovflow.io.synthetic import SimulationConfig, simulate_fov
 from fovflow.processing.bacteria import segment_bacteria
+from fovflow.processing.phase import working_scale
 from fovflow.processing.segmentation import METHODS, estimate_diameter, segment_cells
 
 FIXTURES = Path(__file__).parents[1] / "data" / "segmentation"
@@ -75,6 +76,7 @@ def test_wide_rods_are_parted_on_a_smaller_frame_as_at_full_resolution() -> None
         cv2.line(canvas, (60, 163), (360, 163), SEAM, 3)
 
     frame = phase_frame(draw, size=420)
+    assert working_scale(24, 16.0) < 1.0  # the default working width takes the scaled path
     scaled = segment_bacteria(frame, diameter=24)
     full = segment_bacteria(frame, diameter=24, working_width=None)
     assert scaled.shape == frame.shape and scaled.max() == full.max() == 2

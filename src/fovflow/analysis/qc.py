@@ -1,11 +1,11 @@
 """Quality-control numbers of a run, computed from arrays and tables (no I/O).
 
 Per FOV: cells per frame, track lengths, the good tracks and their share of the cell-frames,
-divisions (when the traces
-have lineage) and flagged frames: empty, a cell count or an image statistic (mean intensity,
-focus as the variance of the Laplacian) far off the FOV's own trend, or most cells losing their
-track at once (a stage jump tracking could not undo). "Off the trend" is a robust z-score of
-the value against a running median of its neighbours, scaled by the median absolute deviation.
+divisions (when the traces have lineage) and flagged frames: empty, a cell count or an image
+statistic (mean intensity, focus as the variance of the Laplacian) far off the FOV's own trend,
+or most cells losing their track at once (a stage jump tracking could not undo). "Off the
+trend" is a robust z-score of the value against a running median of its neighbours, scaled by
+the median absolute deviation.
 `io.run_contents` reads what these functions take; `analysis.qc_page` draws and writes them.
 """
 
@@ -134,12 +134,19 @@ def track_lengths(traces: pd.DataFrame) -> NDArray[np.int64]:
 
 def good_tracks(traces: pd.DataFrame) -> int:
     """Tracked cells marked good."""
-    return int(traces.groupby("cell")["good"].any().sum())
+    return int(_good_cells(traces).sum())
 
 
 def good_fraction(traces: pd.DataFrame) -> float:
     """Fraction of the cell-frames (rows) that belong to good tracks (0 without cells)."""
-    return float(traces["good"].astype(bool).mean()) if len(traces) else 0.0
+    good = _good_cells(traces)
+    return float(traces["cell"].isin(good.index[good]).mean()) if len(traces) else 0.0
+
+
+def _good_cells(traces: pd.DataFrame) -> pd.Series:
+    """Per cell, whether it is good: a cell is good if any of its rows says so (a table
+    edited by hand may mark rows of one cell differently)."""
+    return traces.groupby("cell")["good"].any()
 
 
 def count_divisions(traces: pd.DataFrame) -> int:

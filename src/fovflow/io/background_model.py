@@ -4,7 +4,9 @@ By default (``corrected: model``) the background step stores, per frame and fluo
 channel, the knots of the background surface it subtracts (the tile medians of
 `fovflow.processing.background`: 25 numbers for a 512x512 frame) instead of the corrected
 pixels: an OME-Zarr image (T, C, rows, columns) of float64 whose scale and translation lay the
-knots over the frames, so an NGFF viewer shows the background at low resolution. Its
+knots over the frames, so an NGFF viewer shows the background at low resolution (evenly
+spaced: the interior knots sit on their tiles' centres, the edge ones, whose tiles are half
+tiles, are drawn at the frame's edges, a quarter tile outside their own centres). Its
 ``attributes.fovflow.background`` records what a reader needs to correct the raw channel:
 which corrected stack each channel gives, from which raw stack, the weight and tile size.
 
@@ -79,6 +81,8 @@ class CorrectedFrames:
         return (self[t] for t in range(len(self)))
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
+        if copy is False:
+            raise ValueError("the corrected frames are computed when read: no array to share")
         out = np.empty(self.shape, np.float32)
         for t, frame in enumerate(self):
             out[t] = frame

@@ -22,9 +22,9 @@ from zarr.storage import LocalStore
 # labels (mostly zeros) and floats (rounded mantissas: zero bits) take LZ4 with bit shuffle,
 # 2-3x faster to write at the same or a smaller size.
 _COUNTS_CODEC = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
-_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
-_BLOSC = ((_COUNTS_CODEC, Blosc(cname="zstd", clevel=1, shuffle=Blosc.SHUFFLE)),
-          (_CODEC, Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)))
+_LZ4_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
+_CODECS = ((_COUNTS_CODEC, Blosc(cname="zstd", clevel=1, shuffle=Blosc.SHUFFLE)),
+          (_LZ4_CODEC, Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)))
 
 
 class Frames:
@@ -127,7 +127,7 @@ def frame_array_options(shape: tuple[int, ...], dtype: Any) -> dict[str, Any]:
     dtype = np.dtype(dtype)
     counts = dtype.kind in "ui" and dtype.itemsize <= 2
     return {"shape": shape, "chunks": (*(1,) * (len(shape) - 2), *shape[-2:]), "dtype": dtype,
-            "compressors": [_COUNTS_CODEC if counts else _CODEC], "overwrite": True,
+            "compressors": [_COUNTS_CODEC if counts else _LZ4_CODEC], "overwrite": True,
             "config": {"write_empty_chunks": True}}
 
 
@@ -144,9 +144,12 @@ def _own_layout(array: zarr.Array) -> tuple[Path | None, Blosc | None]:
            and len(codecs) == 2  # bytes in little-endian order (no order for 1-byte types)
            and codecs[0] in (BytesCodec(endian="little"), BytesCodec(endian=None))
            and isinstance(codecs[1], BloscCodec) and codecs[1].blocksize == 0)
-    blosc = next((runs for codec, runs in _BLOSC
-                  if own and (codecs[1].cname, codecs[1].clevel, codecs[1].shuffle)
-                  == (codec.cname, codec.clevel, codec.shuffle)), None)
-    return (None, None) if blosc is None else (Path(array.store.root) / array.path, blosc)
+    if not own:
+        return None, None
+    for codec, runs in _CODECS:
+        if (codecs[1].cname, codecs[1].clevel, codecs[1].shuffle) == (
+                codec.cname, codec.clevel, codec.shuffle):
+            return Path(array.store.root) / array.path, runs
+    return None, None
 
 

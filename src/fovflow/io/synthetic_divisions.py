@@ -111,6 +111,8 @@ def _pushed_aside(bodies: list[Body], spacing: float, drift: NDArray[np.float64]
         centres = np.array([body.center(frame, drift) for body in present])
         centres += np.array([_moved_by(moves[body.id], frame) for body in present])
         ids = [body.id for body in present]
+        if not np.isin(ids, sisters).any():  # both sisters divided again or left the movie
+            continue
         here = centres[np.isin(ids, sisters)].mean(axis=0)
         near = np.flatnonzero(np.hypot(*(centres - here).T) < _PUSH_REACH * reach)
         ids = [ids[index] for index in near]

@@ -22,7 +22,8 @@ The steps, all of them sizes in widths:
    touching a rod become part of it, as *Caulobacter* stalks and filaments belong to their
    cell; lines touching none and longer than 4 widths are cells of their own.
 
-Rods wider than 16 px are segmented on the frame scaled down (to no less than 0.6). Rods that
+Rods wider than about 21 px are segmented on the frame scaled down (`working_scale`: to rods
+of 16 px, no less than 0.6, where that drops a quarter of the frame's side). Rods that
 touch without a bright seam between them (pressed together, dim optics) stay one cell: a rule
 joining pieces across dark seams helped sparse cells but merged whole simulated colonies
 (``benchmarks/RESULTS.md``).
@@ -108,7 +109,8 @@ def segment_bacteria(
         Shortest lone filament kept as a cell (its bounding box's longer side), in widths.
     working_width : float, optional
         Rods wider than this (px) are segmented on the frame scaled down (area averaging) so
-        that they measure about this much, but to no less than 0.6 of their size (as the
+        that they measure about this much, where that drops at least a quarter of the frame's
+        side (rods wider than 4/3 of this), but to no less than 0.6 of their size (as the
         phase method: the seams must stay sharp), and the labels scaled back (nearest
         pixel): the same cells at half the time or less (``benchmarks/RESULTS.md``). None
         segments at the frame's own resolution. Explicit sizes stay those of `frame`.

@@ -96,7 +96,7 @@ def segment_phase(
     min_texture : float
         See `without_untextured`; 0 keeps every region.
     working_diameter : float, optional
-        Cells larger than this (px) are split on the frame and foreground scaled down
+        Cells larger than 4/3 of this (px) are split on the frame and foreground scaled down
         (bilinear) so that they measure about this much, but to no less than 0.6 of their
         size; the labels are scaled back (nearest pixel) and cut to the
         full-resolution foreground, so outlines keep the frame's resolution. A 44 px cell

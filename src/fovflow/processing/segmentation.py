@@ -213,16 +213,18 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
     ratio = _CLUMPED_RODS_RATIO if method == "bacteria" else _CLUMPED_RATIO
     clumps = (_clumps_diameter(frames, masks, diameter, ratio) if method in _PHASE_CONTRAST
               else None)
-    if clumps is not None:
-        log.info("the foreground measures %.1f px, %g times its cells' dark bodies or more: "
-                 "clumps of cells, diameter %.1f px", diameter, ratio, clumps)
-        diameter = clumps
-    if diameter < _SMALLEST_DIAMETER_PX:  # specks of noise: texture that is not cells
+    if diameter < _SMALLEST_DIAMETER_PX and clumps is None:  # specks: texture, not cells
         raise NoCellsError(f"nothing larger than specks ({diameter:.1f} px) to estimate the "
                            "diameter from; give it in pixels")
-    # bacteria's diameter is the rods' width: that of the clumped bodies, or of spread rods'
-    # foreground (which an opening removes at their width).
-    return clumps / _BODY_FACTOR if method == "bacteria" and clumps is not None else diameter
+    if clumps is None:
+        return diameter
+    # bacteria's diameter is the rods' width: that of the clumped bodies (at least
+    # _SMALLEST_DIAMETER_PX, see `_clumps_diameter`), or of spread rods' foreground (which
+    # an opening removes at their width).
+    estimate = clumps / _BODY_FACTOR if method == "bacteria" else clumps
+    log.info("the foreground measures %.1f px, %g times its cells' dark bodies or more: "
+             "clumps of cells, diameter %.1f px", diameter, ratio, estimate)
+    return estimate
 
 
 def _clumps_diameter(frames: list[NDArray[Any]], masks: list[NDArray[np.uint8]],

@@ -79,6 +79,9 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
 }
 
 
+_REJOINING = ("rejoin_pieces", "min_rejoin_border")  # tracking's, see `step_hashes`
+
+
 def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata,
                 fingerprint: str) -> dict[str, str]:
     """A digest per step of everything its outputs depend on, upstream steps included.
@@ -100,7 +103,9 @@ def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata,
         "background": {**parameters["background"], **(
             {"mantissa_bits": CORRECTED_MANTISSA_BITS} if config.corrected == "pixels"
             else {"corrected": config.corrected})},
-        "tracking": parameters["tracking"],
+        # Rejoining's keys only when it is on, so runs made before it existed stay current.
+        "tracking": {key: value for key, value in parameters["tracking"].items()
+                     if parameters["tracking"].get("rejoin_pieces") or key not in _REJOINING},
         "extraction": {**parameters["extraction"], "features": list(config.features),
                        "times": metadata.time_unit},
     }
@@ -223,6 +228,11 @@ def _segment(task: FovTask, folder: Path, parameters: dict[str, Any], progress: 
 
 
 def _correct(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:
+    # The other form, of an earlier run with the other choice, would be read first or waste
+    # the space: one form of the corrected fluorescence per FOV. Removed first, so that a
+    # crash before the new form is in place cannot leave the old one to be read.
+    remove_outputs(folder, [corrected_store(other) for other in CORRECTED_CHOICES
+                            if other != task.config.corrected])
     masks = _stack(task, MASKS)
     channels = task.config.fl_channels
     names = task.metadata.channel_names
@@ -249,10 +259,6 @@ def _correct(task: FovTask, folder: Path, parameters: dict[str, Any], progress: 
                 correct_background(_stack(task, raw_stack(channel)), masks,
                                    out=outputs[corrected_stack(channel)],
                                    progress=_part(progress, index, len(channels)), **parameters)
-    # The other form, of an earlier run with the other choice, would be read first or waste
-    # the space: one form of the corrected fluorescence per FOV.
-    remove_outputs(folder, [corrected_store(other) for other in CORRECTED_CHOICES
-                            if other != task.config.corrected])
 
 
 def _track(task: FovTask, folder: Path, parameters: dict[str, Any], progress: Progress) -> None:

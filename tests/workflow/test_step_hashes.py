@@ -1,0 +1,44 @@
+"""Step digests: a run folder of an earlier version resumes with only what changed redone."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from fovflow.io.metadata import DatasetMetadata
+from fovflow.workflow.config import WorkflowConfig
+from fovflow.workflow.steps import step_hashes
+
+METADATA = DatasetMetadata(
+    path=Path("movie.ome.tif"), format="ome-tiff", n_fovs=2, n_frames=8, n_channels=2,
+    channel_names=("Phase", "GFP"), height=96, width=128, dtype="uint16",
+    times=np.arange(16, dtype=float).reshape(2, 8) * 600, time_unit="s", pixel_size_um=0.65,
+    fov_names=("a", "b"))
+CONFIG = WorkflowConfig(input=Path("movie.ome.tif"), output=Path("out"), fl_channels=(1,))
+# What commit e809d5c (before the background model and rejoin_pieces) computed for CONFIG: the
+# digests its run folders hold in their manifests.
+EARLIER = {"copy": "668c5738ed873d8c", "segmentation": "08bcd6909cf923e7",
+           "background": "cc9356a3bdec1c2b", "tracking": "47858b46b8fb349f",
+           "extraction": "e1d739ee597fee59"}
+
+
+def test_an_earlier_run_folder_redoes_only_what_the_changed_defaults_change() -> None:
+    now = step_hashes(CONFIG, METADATA, "fingerprint")
+    # The corrected fluorescence became its model: background and extraction are redone.
+    assert {step for step in EARLIER if now[step] != EARLIER[step]} == {"background",
+                                                                          "extraction"}
+    pixels = step_hashes(replace(CONFIG, corrected="pixels"), METADATA, "fingerprint")
+    assert pixels == EARLIER  # with the corrected pixels kept, nothing at all
+
+
+def test_rejoining_pieces_redoes_tracking_and_what_follows() -> None:
+    now = step_hashes(CONFIG, METADATA, "fingerprint")
+    rejoining = step_hashes(replace(CONFIG, tracking={"rejoin_pieces": True}), METADATA,
+                            "fingerprint")
+    assert {step for step in now if now[step] != rejoining[step]} == {"tracking", "extraction"}
+    border = step_hashes(replace(CONFIG, tracking={"rejoin_pieces": True,
+                                                   "min_rejoin_border": 0.6}),
+                         METADATA, "fingerprint")
+    assert border["tracking"] != rejoining["tracking"]
