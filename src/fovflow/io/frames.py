@@ -23,8 +23,17 @@ from zarr.storage import LocalStore
 # 2-3x faster to write at the same or a smaller size.
 _COUNTS_CODEC = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
 _LZ4_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
-_CODECS = ((_COUNTS_CODEC, Blosc(cname="zstd", clevel=1, shuffle=Blosc.SHUFFLE)),
-          (_LZ4_CODEC, Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)))
+_SHUFFLES = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
+
+
+def _settings(codec: BloscCodec) -> tuple[str, int, str]:
+    return codec.cname.value, codec.clevel, codec.shuffle.value
+
+
+# Each codec as `Frames` runs it, by its settings.
+_CODECS = {_settings(codec): Blosc(cname=codec.cname.value, clevel=codec.clevel,
+                                   shuffle=_SHUFFLES[codec.shuffle.value])
+           for codec in (_COUNTS_CODEC, _LZ4_CODEC)}
 
 
 class Frames:
@@ -144,12 +153,7 @@ def _own_layout(array: zarr.Array) -> tuple[Path | None, Blosc | None]:
            and len(codecs) == 2  # bytes in little-endian order (no order for 1-byte types)
            and codecs[0] in (BytesCodec(endian="little"), BytesCodec(endian=None))
            and isinstance(codecs[1], BloscCodec) and codecs[1].blocksize == 0)
-    if not own:
-        return None, None
-    for codec, runs in _CODECS:
-        if (codecs[1].cname, codecs[1].clevel, codecs[1].shuffle) == (
-                codec.cname, codec.clevel, codec.shuffle):
-            return Path(array.store.root) / array.path, runs
-    return None, None
+    runs = _CODECS.get(_settings(codecs[1])) if own else None
+    return (None, None) if runs is None else (Path(array.store.root) / array.path, runs)
 
 

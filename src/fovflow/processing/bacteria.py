@@ -41,7 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fovflow.processing._stacks import check_finite, log_frame, regular_sample
-from fovflow.processing.phase import working_scale
+from fovflow.processing.phase import working_scale, working_size
 from fovflow.processing.splitting import (
     grow_labels,
     keep_labels,
@@ -147,8 +147,7 @@ def segment_bacteria(
     factor = working_scale(diameter, working_width)
     if factor < 1.0:
         height, width = frame.shape
-        size = (max(1, round(width * factor)), max(1, round(height * factor)))
-        factor = size[1] / height
+        size, factor = working_size(frame.shape, factor)
         smaller = cv2.resize(np.ascontiguousarray(frame, np.float32), size,
                              interpolation=cv2.INTER_AREA)
         labels = segment_bacteria(

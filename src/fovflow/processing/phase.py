@@ -27,7 +27,7 @@ from fovflow.processing.splitting import (
 )
 
 __all__ = ["local_log_std", "phase_foreground", "segment_phase", "threshold_log_otsu",
-           "threshold_mode_sigma", "without_untextured", "working_scale"]
+           "threshold_mode_sigma", "without_untextured", "working_scale", "working_size"]
 
 _MAX_SQUARE = 1025  # side of the largest opening or closing square: one allocated kernel
 # The fixed sizes of the first version were chosen for the simulator's cells of 35 px radius,
@@ -135,8 +135,7 @@ def segment_phase(
         return _split(mask, frame, diameter=diameter, split=split, neck=neck, min_area=min_area,
                       min_border_area=min_border_area, min_texture=min_texture)
     height, width = frame.shape
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    factor = size[1] / height
+    size, factor = working_size(frame.shape, scale)
     smaller = cv2.resize(np.ascontiguousarray(frame, np.float32), size,
                          interpolation=cv2.INTER_LINEAR)
     # A smaller pixel is foreground if any of the 4 pixels it is interpolated from is: the
@@ -161,6 +160,14 @@ def working_scale(diameter: float, working_diameter: float | None) -> float:
         return 1.0
     scale = max(working_diameter / diameter, _SMALLEST_SCALE)
     return 1.0 if scale >= _WORTH_SCALING else scale
+
+
+def working_size(shape: tuple[int, ...], scale: float) -> tuple[tuple[int, int], float]:
+    """The (width, height) of a frame of `shape` scaled by `scale`, for ``cv2.resize``, and the
+    scale its whole rows make of it (what sizes in pixels scale by)."""
+    height, width = shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return size, size[1] / height
 
 
 def _split(mask: NDArray[Any], frame: NDArray[Any], *, diameter: float, split: str, neck: float,
