@@ -18,8 +18,10 @@ least 30 px): division recall and precision (`fovflow.evaluation.divisions`, one
 tolerance, the divisions whose mother and two daughters the truth shows), py-ctcmetrics DET,
 TRA, BC(0), CT (`fovflow.evaluation.ctc`), and where the true divisions the tracking missed
 were lost: ``seg`` counts those whose mother (last frame) or a daughter (first frame) the
-labels do not hold at IoU > 0.5 (and why: the mother missed, a daughter missed or one
-region with her sister or with another cell), ``track`` the others.
+tracked labels (the segmentation after tracking's own splits and joins, e.g.
+``split_merged``, ``rejoin_pieces``, ``split_joined_daughters``) do not hold at IoU > 0.5
+(and why: the mother missed, a daughter missed or one region with her sister or with another
+cell), ``track`` the others.
 
 Timing: `track_cells` per frame on the segmented labels of a `--timing-size` FOV, with the
 defaults, with ``divisions=False, drift=False`` and with each alone, best of 7
@@ -97,13 +99,13 @@ def main() -> None:
 
 def _scores(sim: SimulatedFov, truth: np.ndarray, labels: np.ndarray,
             keywords: dict[str, Any]) -> str:
-    _, segmented = score_labels(truth, labels)  # which true cells the labels hold
     tracking = track_cells(labels, **keywords)
-    _, matches = score_labels(truth, tracking.labels)
+    _, matches = score_labels(truth, tracking.labels)  # also: which true cells they hold
     divisions = score_divisions(visible_lineage(sim.lineage, truth), tracking.lineage, matches)
     ctc = ctc_scores(truth, tracking.labels, truth_lineage=sim.lineage,
                      predicted_lineage=tracking.lineage)
-    why = _lost_in_segmentation(visible_lineage(sim.lineage, truth), truth, labels, segmented)
+    why = _lost_in_segmentation(visible_lineage(sim.lineage, truth), truth,
+                                np.asarray(tracking.labels), matches)
     lost, missed = sum(why.values()), divisions.n_true - divisions.n_found
     return (f"{divisions.n_true:>9} {divisions.recall:>6.3f} {divisions.precision:>9.3f} "
             f"{ctc['DET']:>6.3f} {ctc['TRA']:>6.3f} {ctc['BC(0)']:>6.3f} {ctc['CT']:>6.3f} "
@@ -116,8 +118,8 @@ def _lost_in_segmentation(lineage: Lineage, truth: np.ndarray, labels: np.ndarra
     """Why the true divisions whose mother in her last frame or a daughter in her first frame
     the labels do not hold (IoU > 0.5) are lost, by the first such cell: the mother
     ``missed``; a daughter ``with sister`` (one region with her sister), ``with other`` (one
-    region with another cell) or ``missed`` (no region covers half of her). No tracking can
-    find these divisions."""
+    region with another cell) or ``missed`` (no region covers half of her). With these
+    labels no tracking can have found those divisions."""
     present = set(zip(segmented.frame.tolist(), segmented.truth_id.tolist(), strict=True))
     last = dict(zip(lineage.track.tolist(), lineage.last_frame.tolist(), strict=True))
     why: Counter[str] = Counter()

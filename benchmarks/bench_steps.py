@@ -1,6 +1,7 @@
 """Time each processing step per frame on one core, with its peak memory.
 
-Usage: ``taskset -c 0 .venv/bin/python benchmarks/bench_steps.py [--frames N] [--cpu]``
+Usage: ``taskset -c 0 .venv/bin/python benchmarks/bench_steps.py [--frames N] [--cpu]
+[--method phase|learned|...]``
 
 Frames are simulated (``fovflow.io.synthetic``) with about 100 cells per frame at 1024x1024 and
 2048x2048. Each step runs over the whole stack, in memory, into a preallocated output, so the
@@ -42,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--cpu", action="store_true", help="CPU time instead of wall time")
+    parser.add_argument("--method", default="phase", help="segmentation method to time")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     clock = time.process_time if args.cpu else time.perf_counter
@@ -49,11 +51,11 @@ def main() -> None:
           f"{'CPU' if args.cpu else 'wall'} time")
     print(f"{'size':>9} {'cells':>6} {'step':<12} {'ms/frame':>9} {'peak MiB':>9}")
     for size, radius, density in SCENES:
-        _bench_scene(size, radius, density, args.frames, clock)
+        _bench_scene(size, radius, density, args.frames, clock, args.method)
 
 
 def _bench_scene(size: int, radius: float, density: float, n_frames: int,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], method: str) -> None:
     sim = simulate_fov(SimulationConfig(n_frames=n_frames, height=size, width=size,
                                         cell_radius_px=radius, cells_per_megapixel=density,
                                         seed=0), fov=0)
@@ -62,7 +64,7 @@ def _bench_scene(size: int, radius: float, density: float, n_frames: int,
     cells, corrected = np.empty(shape, np.uint32), np.empty(shape, np.float32)
     labels = np.empty(shape, np.uint32)
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("segment", lambda: segment_cells(sim.phase, method="phase", diameter=2 * radius,
+        ("segment", lambda: segment_cells(sim.phase, method=method, diameter=2 * radius,
                                           out=cells)),
         ("background", lambda: correct_background(sim.fluorescence[0], cells, out=corrected)),
         ("track", lambda: track_cells(cells, out=labels)),

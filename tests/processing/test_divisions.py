@@ -165,3 +165,79 @@ def test_a_mother_that_goes_on_in_a_third_region_has_no_daughters() -> None:
     lineage = tracking.lineage
     assert tracking.labels[3, 10, 30] == tracking.labels[2, 30, 30], "the mother goes on in X"
     assert lineage.parents() == {}
+
+
+def _sisters_joined_in_their_first_frame(jump: int = 0) -> np.ndarray:
+    """An elliptic mother (frames 0-2), her daughters as one region of two disks and a bridge
+    (frame 3), then two disks that move apart (frames 4-7), and bystanders; from frame 4 the
+    stage jumps `jump` px."""
+    rows, columns = np.mgrid[:160, :200]
+    masks = np.zeros((8, 160, 200), np.uint32)
+    masks[:3][:, np.hypot((rows - 40) / 11, (columns - 60) / 20) < 1] = 1
+    for t in range(3, 8):
+        apart, j = 12 + (t - 3), jump if t >= 4 else 0
+        left = np.hypot(rows - 40 - j, columns - 60 + apart - j) < 9
+        right = np.hypot(rows - 40 - j, columns - 60 - apart - j) < 9
+        if t == 3:  # touching sisters, one region
+            masks[t][left | right | ((abs(rows - 40) < 4) & (abs(columns - 60) < 12))] = 1
+        else:
+            masks[t][left], masks[t][right] = 1, 2
+    for t in range(8):  # bystanders, so the stage's jump can be measured
+        j = jump if t >= 4 else 0
+        for index, (top, left) in enumerate([(5, 110), (70, 20), (90, 120), (120, 60)]):
+            masks[t, top + j : top + j + 15, left + j : left + j + 20] = 3 + index
+    return masks
+
+
+@pytest.mark.parametrize("jump", [0, 15])
+def test_sisters_one_region_in_their_first_frame_are_split_by_the_frame_after(jump: int
+                                                                           ) -> None:
+    masks = _sisters_joined_in_their_first_frame(jump)
+    late = track_cells(masks)  # the joined sisters continue the mother: a frame late
+    assert late.lineage.division_frame[late.lineage.track == late.labels[2, 40, 60]] == 4
+    tracking = track_cells(masks, split_joined_daughters=True)
+    labels, lineage = tracking.labels, tracking.lineage
+    mother = int(labels[2, 40, 60])
+    sisters = {int(labels[3, 40, 60 - 12]), int(labels[3, 40, 60 + 12])}
+    assert len(sisters) == 2 and mother not in sisters
+    assert lineage.parents() == dict.fromkeys(sisters, mother)
+    assert lineage.division_frame[lineage.track == mother] == 3
+    assert (labels[3] > 0).sum() == (masks[3] > 0).sum()  # split within the region only
+    assert {int(labels[7, 40 + jump, 60 - 16 + jump]),
+            int(labels[7, 40 + jump, 60 + 16 + jump])} == sisters  # and followed
+
+
+def test_a_mother_in_her_last_frame_is_not_split() -> None:
+    masks = _sisters_joined_in_their_first_frame()
+    masks[3] = masks[2]  # the mother, not her daughters, in frame 3
+    tracking = track_cells(masks, split_joined_daughters=True)
+    mother = tracking.labels[3, 40, 60]
+    assert tracking.lineage.division_frame[tracking.lineage.track == mother] == 4
+
+
+def test_a_daughter_joined_with_her_neighbour_is_split_off_as_a_daughter() -> None:
+    masks = np.zeros((7, 60, 100), np.uint32)
+    masks[:3, 20:40, 20:60] = 1  # the mother
+    masks[:3, 20:40, 62:82] = 2  # her neighbour
+    masks[3:, 20:40, 16:38] = 1  # one daughter alone
+    masks[3:, 20:40, 42:84] = 2  # the other (columns 42-61) and the neighbour, one region
+    joined = track_cells(masks, split_merged=True, drift=False)
+    assert joined.lineage.n_divisions == 0  # only 0.45 of the mother lies in their region
+    tracking = track_cells(masks, split_merged=True, min_merged_share=0.3, drift=False)
+    labels, lineage = tracking.labels, tracking.lineage
+    daughters = {int(labels[3, 30, 25]), int(labels[3, 30, 50])}
+    assert lineage.parents() == dict.fromkeys(daughters, int(labels[2, 30, 30]))
+    neighbour = int(labels[2, 30, 70])
+    assert (labels[3:, 30, 70] == neighbour).all() and (labels[3:, 30, 50] != neighbour).all()
+
+
+def test_a_cell_cut_for_a_frame_is_not_split_in_the_frames_before() -> None:
+    masks = np.zeros((7, 60, 60), np.uint32)
+    masks[:, 10:40, 10:40] = 1
+    masks[3, 10:40, 25:40] = 2  # the segmentation cut the cell in two halves in frame 3 only
+    tracking = track_cells(masks, split_joined_daughters=True)
+    assert tracking.lineage.parents() == {}  # the halves cover the cell: split back, undone
+    labels = np.asarray(tracking.labels)
+    whole = [t for t in range(7) if t != 3]
+    assert (labels[whole][:, 10:40, 10:40] == labels[0, 20, 20]).all()
+    assert labels[3, 20, 15] == labels[0, 20, 20] != labels[3, 20, 35]

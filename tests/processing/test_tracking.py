@@ -220,6 +220,6 @@ def test_track_labels_are_written_to_out_from_a_lazy_stack() -> None:
 def test_invalid_parameters_are_rejected() -> None:
     masks = np.zeros((1, 8, 8), bool)
     for kwargs in ({"min_iou": 0}, {"connectivity": 6}, {"min_size": 5, "max_size": 4},
-                   {"max_gap": -1}):
+                   {"max_gap": -1}, {"min_joined_cover": 0}, {"min_joined_cover": 1.5}):
         with pytest.raises(ValueError):
             track_cells(masks, **kwargs)

@@ -42,3 +42,27 @@ def test_rejoining_pieces_redoes_tracking_and_what_follows() -> None:
                                                    "min_rejoin_border": 0.6}),
                          METADATA, "fingerprint")
     assert border["tracking"] != rejoining["tracking"]
+
+
+def test_bacteria_without_faint_seams_and_pale_cells_segments_as_before_them() -> None:
+    # b32c7400c84caceb: what commit f424a92, before the two parameters, computed for
+    # `--method bacteria`.
+    before = {"method": "bacteria", "faint_seam": 0.0, "pale": 0.0}
+    old = step_hashes(replace(CONFIG, segmentation=before), METADATA, "fingerprint")
+    now = step_hashes(replace(CONFIG, segmentation={"method": "bacteria"}), METADATA,
+                      "fingerprint")
+    assert old["segmentation"] == "b32c7400c84caceb" != now["segmentation"]
+
+
+def test_tracking_keys_added_later_count_only_where_they_change_the_tracking() -> None:
+    def tracking_digest(tracking: dict[str, object]) -> str:
+        return step_hashes(replace(CONFIG, tracking=tracking), METADATA, "fingerprint")[
+            "tracking"]
+
+    default = tracking_digest({})
+    assert tracking_digest({"min_joined_cover": 0.5}) == default  # its switch is off
+    assert tracking_digest({"min_merged_share": 0.5}) == default  # what split_merged did
+    assert tracking_digest({"split_joined_daughters": True}) != default
+    merged = tracking_digest({"split_merged": True})
+    assert merged != default == tracking_digest({"min_merged_share": 0.2})
+    assert tracking_digest({"split_merged": True, "min_merged_share": 0.2}) != merged

@@ -29,6 +29,14 @@ STEP_HELP: dict[str, tuple[str, str]] = {
                                    "its track"),
     "tracking.split_merged": ("true/false", "split a region holding two cells of the previous "
                                             "frame between them"),
+    "tracking.min_merged_share": ("0-1", "with split_merged: a cell with this share of itself "
+                                         "in a region holding most of another also gets a part "
+                                         "(a daughter joined with her neighbour)"),
+    "tracking.split_joined_daughters": ("true/false", "split a mother's last region between "
+                                                      "her daughters when it was the two of "
+                                                      "them joined, as the next frame shows"),
+    "tracking.min_joined_cover": ("0-1", "smallest overlap (IoU) of that region with the two "
+                                         "daughters together"),
     "tracking.rejoin_pieces": ("true/false", "join regions cut out of one cell of the previous "
                                              "frame along a long border (for split: brightness)"),
     "tracking.min_rejoin_border": ("×", "shortest shared border to rejoin, in equivalent "

@@ -126,8 +126,10 @@ class ParameterTable(QTableWidget):
         self._defaults[name] = value
 
     def _show_help(self, row: int, _column: int, _previous_row: int, _previous: int) -> None:
-        if 0 <= row < self.rowCount():
-            self.help_label.setText(f"{self.item(row, 0).text()}: {self.item(row, 0).toolTip()}")
+        # No current row (the rows of another method were just filled in): no stale help.
+        text = (f"{self.item(row, 0).text()}: {self.item(row, 0).toolTip()}"
+                if 0 <= row < self.rowCount() else "")
+        self.help_label.setText(text)
 
     def _row(self, name: str) -> int:
         return list(self._defaults).index(name)

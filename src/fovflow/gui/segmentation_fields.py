@@ -24,6 +24,8 @@ METHOD_HELP = {
     "bacteria": "bacteria: rod-shaped cells in phase contrast, dark rods parted by bright "
                 "seams (microcolonies, filaments); the diameter is the rods' width",
     "fluorescence": "fluorescence: a nuclear or whole-cell marker, cells bright on dark",
+    "learned": "learned: a small network trained on real cells (spread mammalian cells in "
+               "phase contrast); slower, finds whole cells with their flat rims",
 }
 DIAMETER_HELP = (
     "Typical cell diameter, from which the method's sizes are derived.\n"
@@ -63,6 +65,11 @@ _HELP: dict[str, dict[str, tuple[str, str]]] = {  # method -> parameter -> (unit
                                  "between rods"),
         "seam_curvature": ("", "how sharply the image must peak across a bright line to "
                                "part rods there (larger: fewer cuts)"),
+        "faint_seam": ("", "cut each piece again where the image peaks across a line by this "
+                           "much of the piece's own darkness (pale rods pressed together in a "
+                           "colony); 0: off"),
+        "pale": ("0-1", "drop cells paler than this fraction of the rods' median darkness "
+                        "(shadows, halo rims); 0 keeps all"),
         "min_area": ("px²", "smallest rod; default: 3/4 of a width squared"),
         "growth": ("widths", "how far the rods grow back into the dark pixels around them"),
         "filaments": ("true/false", "attach thin dark lines (stalks, filaments) to the rod "
@@ -82,6 +89,16 @@ _HELP: dict[str, dict[str, tuple[str, str]]] = {  # method -> parameter -> (unit
         "neck": ("0-1", "how narrow a neck between touching cells must be to cut (0 keeps "
                         "them together)"),
         "min_area": ("px²", "smallest cell"),
+    },
+    "learned": {
+        "network": ("", "the trained network: phase_mammalian (spread and round mammalian "
+                        "cells in phase contrast)"),
+        "cell_probability": ("0-1", "a pixel is part of a cell where the network says so "
+                                    "with more than this"),
+        "seed_level": ("0-1", "cells grow from peaks of the network's centre map above this"),
+        "seed_depth": ("0-1", "how far a peak must rise above the pass to a higher one to be "
+                              "a cell of its own (lower: touching cells are cut more)"),
+        "min_area": ("px²", "smallest cell; default: a disc of 2/5 of the diameter"),
     },
 }
 

@@ -15,18 +15,26 @@ The steps, all of them sizes in widths:
    that reach far above it (hysteresis), are the rods: the colony with its seams included.
 2. **Seams**: where the smallest eigenvalue of the Hessian (at a fifth of the width) is
    negative, the image curves down along a direction: a bright line. Cut there (relative to
-   the rods' own darkness), the colony falls apart into its rods; a lone rod keeps its shape.
-3. Pieces under 3/4 of a width squared are dropped; the rods grow back by a fifth of the width
-   into the dark pixels (the seam they were cut from goes to the nearer rod).
-4. **Filaments and stalks**: thin dark lines (the Hessian's largest eigenvalue at 0.3 width)
+   the rods' median darkness), the colony falls apart into its rods; a lone rod keeps its
+   shape. Pieces under 3/4 of a width squared are dropped.
+3. **Faint seams**: a colony's inner rods are paler than those at its edge, and so are the
+   seams between them. Each piece is cut again where the curvature passes 0.07 of *its own*
+   mean darkness (not the frame's median), where that leaves two or more parts of at least
+   0.65 of the median piece's area (a rod is not cut at a pale spot into small bits).
+4. The rods grow back by a fifth of the width into the dark pixels (the seams they were cut
+   from go to the nearer rod).
+5. **Filaments and stalks**: thin dark lines (the Hessian's largest eigenvalue at 0.3 width)
    touching a rod become part of it, as *Caulobacter* stalks and filaments belong to their
    cell; lines touching none and longer than 4 widths are cells of their own.
+6. **Pale pieces**: cells whose body is on average less than 0.4 as dark (above the
+   background) as the rods' median are dropped: shadows of an uneven background and the dark
+   rims of halos, wider than a rod and far paler.
 
 Rods wider than about 21 px are segmented on the frame scaled down (`working_scale`: to rods
 of 16 px, no less than 0.6, where that drops a quarter of the frame's side). Rods that
-touch without a bright seam between them (pressed together, dim optics) stay one cell: a rule
-joining pieces across dark seams helped sparse cells but merged whole simulated colonies
-(``benchmarks/RESULTS.md``).
+touch without any bright seam between them (pressed together, dim optics; filaments lying
+side by side) stay one cell: a rule joining pieces across dark seams helped sparse cells but
+merged whole simulated colonies (``benchmarks/RESULTS.md``).
 
 Omnipose (Cutler et al. 2022) showed why lengths must not set the size for bacteria; these are
 plain filters in its spirit (scale from the width, elongated cells kept whole), not its network.
@@ -59,6 +67,8 @@ _MAD_TO_SIGMA = 1.4826
 # (hysteresis: low and high), on pixels at least this much darker than the background.
 _FILAMENT_SIGMAS = (4.0, 8.0)
 _FILAMENT_DARKNESS = 2.0
+# A faint seam parts a piece only into parts of at least this fraction of the median piece.
+_FAINT_PART = 0.65
 _OPENING = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 
 
@@ -71,6 +81,8 @@ def segment_bacteria(
     high: float = 15.0,
     seam_scale: float = 0.2,
     seam_curvature: float = 0.1,
+    faint_seam: float = 0.07,
+    pale: float = 0.4,
     min_area: int | None = None,
     growth: float = 0.2,
     filaments: bool = True,
@@ -96,6 +108,15 @@ def segment_bacteria(
     seam_curvature : float
         Cut where the image curves down across a line by more than this fraction of the
         rods' median darkness (scale-normalised curvature); larger cuts fewer seams.
+    faint_seam : float
+        Cut each piece again where the curvature passes this fraction of the piece's own mean
+        darkness, where that parts it into pieces of at least 0.65 of the median piece's
+        area: rods pressed together whose seam is fainter than the frame's rods make it.
+        0 skips this second cut.
+    pale : float
+        Drop cells whose body's mean darkness is less than this fraction of the rods' median
+        darkness (both above the background's): uneven background, halos' dark rims. Lone
+        filaments are kept. 0 keeps every cell.
     min_area : int, optional
         Smallest rod in pixels before growing back; default 3/4 of a width squared.
     growth : float
@@ -126,8 +147,8 @@ def segment_bacteria(
 
     Notes
     -----
-    O(pixels): blurs, a closing, second derivatives, two labellings and the growth's watershed
-    of the pixels near the rods.
+    O(pixels): blurs, a closing, second derivatives, three labellings and the growth's
+    watershed of the pixels near the rods.
     """
     if frame.ndim != 2:
         raise ValueError(f"frame must be 2-D, got shape {frame.shape}")
@@ -140,6 +161,9 @@ def segment_bacteria(
                         ("filament_scale", filament_scale)):
         if value <= 0:
             raise ValueError(f"{name} must be positive, got {value}")
+    for name, value in (("faint_seam", faint_seam), ("pale", pale)):
+        if value < 0:
+            raise ValueError(f"{name} must be 0 (off) or positive, got {value}")
     if working_width is not None and working_width <= 0:
         raise ValueError(f"working_width must be positive or None, got {working_width}")
     if min_area is None:
@@ -152,8 +176,8 @@ def segment_bacteria(
                              interpolation=cv2.INTER_AREA)
         labels = segment_bacteria(
             smaller, diameter=diameter * factor, background=background, low=low, high=high,
-            seam_scale=seam_scale, seam_curvature=seam_curvature,
-            min_area=round(min_area * factor**2), growth=growth, filaments=filaments,
+            seam_scale=seam_scale, seam_curvature=seam_curvature, faint_seam=faint_seam,
+            pale=pale, min_area=round(min_area * factor**2), growth=growth, filaments=filaments,
             filament_scale=filament_scale, filament_length=filament_length,
             working_width=None)
         return cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST)
@@ -168,15 +192,79 @@ def segment_bacteria(
     contrast = max(float(np.median(darkness[dark > 0])), 1e-6)
     # The scale-normalised curvature (times scale²), relative to the rods' darkness.
     seam = cv2.compare(smallest, -seam_curvature * contrast / (scale * scale), cv2.CMP_LE)
-    rods = cv2.morphologyEx(cv2.bitwise_and(dark, 1 - seam // 255), cv2.MORPH_OPEN, _OPENING)
-    pieces, stats = regions_with_stats(rods)
-    labels = keep_labels(pieces, stats[:, cv2.CC_STAT_AREA] >= max(min_area, 1))
+    labels = _rods(dark, seam, min_area)
+    if faint_seam > 0 and labels.any():
+        labels = _part_at_faint_seams(labels, smallest, darkness, faint_seam / (scale * scale),
+                                      min_area)
     labels = grow_labels(labels, dark, growth * diameter)
+    bodies = labels > 0
     if filaments:
         labels = _with_filaments(labels, log, darkness > level + _FILAMENT_DARKNESS * noise,
                                  max(1.0, filament_scale * diameter),
                                  filament_length * diameter)
+    if pale > 0 and labels.any():
+        labels = _without_pale(labels, darkness, bodies, level, pale * (contrast - level))
     return labels
+
+
+def _rods(dark: NDArray[np.uint8], seam: NDArray[np.uint8], min_area: int) -> NDArray[np.int32]:
+    """The pieces of `dark` (0/1) left by cutting out `seam` (0/255) and opening 3x3, those of
+    at least `min_area` px labelled."""
+    rods = cv2.morphologyEx(cv2.bitwise_and(dark, 1 - seam // 255), cv2.MORPH_OPEN, _OPENING)
+    pieces, stats = regions_with_stats(rods)
+    return keep_labels(pieces, stats[:, cv2.CC_STAT_AREA] >= max(min_area, 1))
+
+
+def _part_at_faint_seams(labels: NDArray[np.int32], smallest: NDArray[np.float32],
+                         darkness: NDArray[np.float32], curvature: float, min_area: int
+                         ) -> NDArray[np.int32]:
+    """`labels` with each piece cut again where `smallest` (the curvature) is below
+    -`curvature` times the piece's own mean `darkness`, where that leaves two or more parts of
+    `_FAINT_PART` of the median piece's area (and `min_area`): rods pressed together whose
+    seam is too faint for the frame's threshold, most of them a colony's inner, paler rods.
+
+    A piece the faint seams do not part in two stays whole (not shaved by them)."""
+    # Within the pieces' bounding box only: lone rods fill little of a frame.
+    left, top, width, height = cv2.boundingRect((labels > 0).view(np.uint8))
+    box = np.s_[top:top + height, left:left + width]
+    pieces = labels[box]
+    flat = pieces.ravel()
+    areas = np.bincount(flat)
+    own = np.bincount(flat, weights=darkness[box].ravel()) / np.maximum(areas, 1)
+    limit = (-curvature * own).astype(np.float32)[pieces]
+    inside = (pieces > 0).view(np.uint8)
+    faint = cv2.bitwise_and(cv2.compare(smallest[box], limit, cv2.CMP_LE), inside * np.uint8(255))
+    smallest_part = max(min_area, round(_FAINT_PART * float(np.median(areas[1:]))))
+    parts = _rods(inside, faint, smallest_part)
+    owner = np.zeros(int(parts.max()) + 1, np.int32)  # the piece each part lies in
+    owner[parts.ravel()] = flat
+    owner[0] = 0
+    parted = np.bincount(owner, minlength=len(areas)) >= 2
+    parted[0] = False
+    if not parted.any():
+        return labels
+    # Whole pieces keep ids 1..k, the parts of the parted ones follow; each pixel is in one of
+    # them or (the faint seams) in neither.
+    whole = np.zeros(len(areas), np.int32)
+    kept = ~parted
+    kept[0] = False
+    whole[kept] = np.arange(1, int(kept.sum()) + 1, dtype=np.int32)
+    new = parted[owner]
+    ids = np.zeros(len(owner), np.int32)
+    ids[new] = np.arange(int(kept.sum()) + 1, int(kept.sum() + new.sum()) + 1, dtype=np.int32)
+    result = np.zeros_like(labels)
+    result[box] = whole[pieces] + ids[parts]
+    return result
+
+
+def _without_pale(labels: NDArray[np.int32], darkness: NDArray[np.float32],
+                  bodies: NDArray[np.bool_], level: float, least: float) -> NDArray[np.int32]:
+    """`labels` without those whose `bodies` pixels' mean `darkness` is less than `least`
+    above `level` (cells without a body, lone filaments, stay)."""
+    inside = labels[bodies]
+    area = np.bincount(inside, minlength=int(labels.max()) + 1)
+    mean = np.bincount(inside, weights=darkness[bodies], minlength=len(area)) / np.maximum(area, 1)
+    return keep_labels(labels, (area == 0) | (mean - level >= least))
 
 
 def rod_darkness(log: NDArray[np.float32], width: float, background: float = 3.0

@@ -3,8 +3,9 @@
 A *method* is a function ``method(frame, *, diameter, **parameters) -> labels`` that turns one
 2-D frame into instance labels (0 = background, one id per cell of the frame). The built-in
 methods are ``phase`` (phase contrast, `fovflow.processing.phase`), ``bacteria`` (rod-shaped
-bacteria in phase contrast, `fovflow.processing.bacteria`) and ``fluorescence`` (nuclear or
-whole-cell markers, `fovflow.processing.fluorescence`); plugins add more (`register_method`).
+bacteria in phase contrast, `fovflow.processing.bacteria`), ``fluorescence`` (nuclear or
+whole-cell markers, `fovflow.processing.fluorescence`) and ``learned`` (a network trained on
+real cells, `fovflow.processing.learned`); plugins add more (`register_method`).
 Every size inside a method derives from one cell `diameter` in pixels (for ``bacteria``: the
 rods' width), which `estimate_diameter` can find from the frames themselves.
 """
@@ -23,6 +24,7 @@ from numpy.typing import NDArray
 from fovflow.processing._stacks import OutputStack, Stack, map_frames
 from fovflow.processing.bacteria import segment_bacteria
 from fovflow.processing.fluorescence import fluorescence_foreground, segment_fluorescence
+from fovflow.processing.learned import segment_learned
 from fovflow.processing.phase import phase_foreground, segment_phase
 from fovflow.processing.splitting import darker_than_surroundings, regions_with_stats
 from fovflow.progress import Progress
@@ -34,10 +36,13 @@ log = logging.getLogger(__name__)
 
 Method = Callable[..., NDArray[Any]]
 METHODS: dict[str, Method] = {"phase": segment_phase, "bacteria": segment_bacteria,
-                              "fluorescence": segment_fluorescence}
+                              "fluorescence": segment_fluorescence, "learned": segment_learned}
 """Segmentation methods by name; `register_method` adds to it."""
 
-_ESTIMATED_METHODS = ("phase", "bacteria", "fluorescence")  # plugins estimate their own
+# Plugins estimate their own. The learned network's cells (phase contrast) are measured as
+# the phase method's.
+_ESTIMATED_METHODS = ("phase", "bacteria", "fluorescence", "learned")
+_ESTIMATED_AS = {"learned": "phase"}
 _PHASE_CONTRAST = ("phase", "bacteria")
 _ESTIMATE_FRAMES = 3  # frames (spread over the movie) the diameter is estimated from
 # px, for frames in which no cell can be measured: the size the phase method's fixed sizes
@@ -56,6 +61,13 @@ _CLUMPED_RATIO = 8.0
 # by side, and their width is the bodies'.
 _CLUMPED_RODS_RATIO = 3.0
 _BODY_FACTOR = 2.0
+# Fluorescence: where the radius of the opening that leaves 1/4 of the foreground is this many
+# times that of the one that leaves 3/4, the foreground is thick bodies with thin protrusions
+# (whole spread cells: real MSC 2.8 on three frames, 1.9-3.5 frame by frame; simulated ones
+# 2.4-2.7), not nuclei, whose widths are alike (real GOWT1 1.3 and SIM+ 1.3 on three frames,
+# 1.1-1.4 frame by frame; simulated nuclei, touching and of brightness spread over a decade, up
+# to 1.5, one frame 1.7); their diameter is then that of the foreground's pieces.
+_SPREAD_RATIO = 1.8
 _CROSS = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 
 
@@ -185,10 +197,22 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
     clumps, the bodies' own (7.4 px on a real colony of rods about 8 px wide); spread rods'
     foreground is removed by an opening at about their width (*Caulobacter* 6.7 px).
 
+    Whole spread cells in ``fluorescence`` (a thick body with long thin protrusions) would
+    measure as their protrusions' width. Nuclei, touching or not, have alike widths: on three
+    frames the radius of the opening that leaves a quarter of their foreground is at most 1.5
+    times that of the one that leaves three quarters (real GOWT1 and SIM+ 1.3, simulated
+    nuclei up to 1.5, clumps of three touching nuclei 1.1); spread cells' protrusions go first
+    and their bodies last (real MSC 2.8). Where the ratio exceeds 1.8, the diameter is the
+    equivalent diameter of the foreground's pieces, the median over their pixels (so that
+    specks do not count): real MSC 24.4 -> 76.9 px (its cells 76.6 px). Touching spread cells
+    are one piece, measured as one cell.
+
+    ``learned`` measures its phase-contrast cells as ``phase`` does.
+
     Raises
     ------
     ValueError
-        For a method other than ``phase``, ``bacteria`` and ``fluorescence``.
+        For a method other than ``phase``, ``bacteria``, ``fluorescence`` and ``learned``.
     NoCellsError
         When no frame holds a piece of foreground big enough to measure, or the estimate is
         under 6 px (specks of noise).
@@ -196,12 +220,14 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
     Notes
     -----
     About 30 ms per 1024x1024 frame: a distance transform, then one comparison and one
-    dilation per size of 24 sizes between 1 px and the largest inscribed radius; ``phase``
-    adds the bodies and one opening of them (a second granulometry where they are clumps).
+    dilation per size of 24 sizes between 1 px and the largest inscribed radius (spread cells
+    add a labelling of the pieces); ``phase`` adds the bodies and one opening of them (a
+    second granulometry where they are clumps).
     """
     if method not in _ESTIMATED_METHODS:
         raise ValueError(f"the diameter of method {method!r} cannot be estimated; give it "
                          "in pixels")
+    method = _ESTIMATED_AS.get(method, method)
     count = len(stack)
     picks = sorted({round(i * (count - 1) / max(1, _ESTIMATE_FRAMES - 1))
                     for i in range(min(count, _ESTIMATE_FRAMES))})
@@ -209,7 +235,14 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
     masks = [_without_specks(_scale_free_foreground(frame, method)) for frame in frames]
     if not any(cv2.countNonZero(mask) for mask in masks):
         raise NoCellsError("no cells found to estimate the diameter from; give it in pixels")
-    diameter = _granulometry_diameter(masks)
+    radii, kept = _granulometry(masks)
+    diameter = 2.0 * _radius_at(radii, kept, 0.5)
+    spread = _radius_at(radii, kept, 0.25) / _radius_at(radii, kept, 0.75)
+    if method == "fluorescence" and spread > _SPREAD_RATIO:  # whole cells, see the docstring
+        widths, diameter = diameter, _pieces_diameter(masks)
+        log.info("the foreground's widths spread %.1f-fold: spread cells with thin "
+                 "protrusions, diameter %.1f px (that of its pieces; their widths' median "
+                 "%.1f px)", spread, diameter, widths)
     ratio = _CLUMPED_RODS_RATIO if method == "bacteria" else _CLUMPED_RATIO
     clumps = (_clumps_diameter(frames, masks, diameter, ratio) if method in _PHASE_CONTRAST
               else None)
@@ -248,6 +281,12 @@ def _clumps_diameter(frames: list[NDArray[Any]], masks: list[NDArray[np.uint8]],
 
 def _granulometry_diameter(masks: list[NDArray[np.uint8]]) -> float:
     """Twice the radius of the square whose opening removes half of the masks' pixels."""
+    return 2.0 * _radius_at(*_granulometry(masks), 0.5)
+
+
+def _granulometry(masks: list[NDArray[np.uint8]]
+                  ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Radii of squares and the share of the masks' pixels an opening by each leaves."""
     distances = [cv2.distanceTransform(mask, cv2.DIST_L2, cv2.DIST_MASK_5) for mask in masks]
     total = sum(cv2.countNonZero(mask) for mask in masks)
     # A foreground without background (a sheet filling the frame) has no finite distance:
@@ -257,7 +296,19 @@ def _granulometry_diameter(masks: list[NDArray[np.uint8]]) -> float:
     kept = np.array([sum(_opened_area(mask, distance, r)
                          for mask, distance in zip(masks, distances, strict=True))
                      for r in radii]) / total
-    return 2.0 * _radius_at_half(radii, kept)
+    return radii, kept
+
+
+def _pieces_diameter(masks: list[NDArray[np.uint8]]) -> float:
+    """The equivalent diameter of the masks' 8-connected pieces, median over their pixels.
+
+    Weighted by area, so that what the pieces are made of counts, not the specks around them:
+    half the foreground lies in pieces at least this large.
+    """
+    areas = np.sort(np.concatenate([regions_with_stats(mask)[1][1:, cv2.CC_STAT_AREA]
+                                    for mask in masks]).astype(np.float64))
+    median = areas[np.searchsorted(np.cumsum(areas), areas.sum() / 2)]
+    return float(2.0 * np.sqrt(median / np.pi))
 
 
 def _scale_free_foreground(frame: NDArray[Any], method: str) -> NDArray[np.bool_]:
@@ -285,11 +336,11 @@ def _opened_area(mask: NDArray[np.uint8], distance: NDArray[np.float32], radius:
     return cv2.countNonZero(cv2.bitwise_and(opened, mask))
 
 
-def _radius_at_half(radii: NDArray[np.float64], kept: NDArray[np.float64]) -> float:
-    """Where the kept fraction (falling with the radius) crosses 1/2, interpolated in log r."""
-    i = int(np.clip(np.searchsorted(-kept, -0.5), 1, len(radii) - 1))
+def _radius_at(radii: NDArray[np.float64], kept: NDArray[np.float64], share: float) -> float:
+    """Where the kept share (falling with the radius) crosses `share`, interpolated in log r."""
+    i = int(np.clip(np.searchsorted(-kept, -share), 1, len(radii) - 1))
     step = kept[i - 1] - kept[i]
-    fraction = (kept[i - 1] - 0.5) / step if step > 0 else 0.0
+    fraction = (kept[i - 1] - share) / step if step > 0 else 0.0
     return float(radii[i - 1] * (radii[i] / radii[i - 1]) ** np.clip(fraction, 0.0, 1.0))
 
 

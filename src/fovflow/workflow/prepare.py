@@ -29,7 +29,7 @@ from fovflow.workflow.config import STEP_FUNCTIONS, WorkflowConfig, diameter_px
 
 __all__ = ["PreparedRun", "check_steps", "prepare_run"]
 
-_DRY_RUN_DIAMETER = 8.0  # px, fits the dry run's 32x48 frame
+_DRY_RUN_DIAMETER = 12.0  # px: fits the dry run's 32x48 frame, and the learned method takes it
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,17 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
 }
 
 
-_REJOINING = ("rejoin_pieces", "min_rejoin_border")  # tracking's, see `step_hashes`
+# Parameters added after run folders existed are hashed only where they change what the step
+# did before them, so that those folders stay current (see `step_hashes`): the keys a switch
+# governs only when it is on, and the others only at another value than the one that does as
+# before. By "tracking" or "segmentation.METHOD": a plugin method's key of the same name as
+# one of these is its own.
+_SWITCHED = {"tracking": {"rejoin_pieces": ("rejoin_pieces", "min_rejoin_border"),
+                          "split_joined_daughters": ("split_joined_daughters",
+                                                     "min_joined_cover"),
+                          "split_merged": ("min_merged_share",)}}
+_AS_BEFORE = {"tracking": {"min_merged_share": 0.5},
+              "segmentation.bacteria": {"faint_seam": 0.0, "pale": 0.0}}
 
 
 def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata,
@@ -98,14 +108,13 @@ def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata,
                  # and only when not copying, so runs made before the choice stay current.
                  **({"z": metadata.z} if metadata.z is not None else {}),
                  **({"copy": config.copy} if config.copy != "copy" else {})},
-        "segmentation": parameters["segmentation"],
+        "segmentation": _changing(parameters["segmentation"],
+                                  f"segmentation.{parameters['segmentation']['method']}"),
         # Pixels as before the choice (runs made then stay current), or the model.
         "background": {**parameters["background"], **(
             {"mantissa_bits": CORRECTED_MANTISSA_BITS} if config.corrected == "pixels"
             else {"corrected": config.corrected})},
-        # Rejoining's keys only when it is on, so runs made before it existed stay current.
-        "tracking": {key: value for key, value in parameters["tracking"].items()
-                     if parameters["tracking"].get("rejoin_pieces") or key not in _REJOINING},
+        "tracking": _changing(parameters["tracking"], "tracking"),
         "extraction": {**parameters["extraction"], "features": list(config.features),
                        "times": metadata.time_unit},
     }
@@ -116,6 +125,16 @@ def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata,
         text = json.dumps(payload, sort_keys=True, default=str)
         digests[step] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return digests
+
+
+def _changing(parameters: dict[str, Any], kind: str) -> dict[str, Any]:
+    """`parameters` without the later ones that leave the step as it was (the `_SWITCHED`
+    and `_AS_BEFORE` of `kind`: ``"tracking"`` or ``"segmentation.METHOD"``)."""
+    off = {key for switch, keys in _SWITCHED.get(kind, {}).items()
+           if switch in parameters and not parameters[switch] for key in keys}
+    before = _AS_BEFORE.get(kind, {})
+    return {key: value for key, value in parameters.items()
+            if key not in off and not (key in before and value == before[key])}
 
 
 def steps_to_run(done: set[str]) -> tuple[str, ...]:
