@@ -8,7 +8,7 @@ OpenCV's DNN module runs on the CPU, so no deep-learning framework is needed to 
 A network sees the frame scaled so that cells measure `WORKING_DIAMETER` px, in the units of
 `normalised`, and gives two maps: the probability that a pixel belongs to a cell, and its
 distance to the cell's edge as a fraction of the cell's largest (the *centre* map). Cells are
-the watershed of the centre map inside the cell map, seeded where it is high: touching cells
+the watershed of the centre map inside the cell map, seeded at its peaks: touching cells
 are apart where their centres are. ``benchmarks/train_network.py`` trains the networks.
 """
 
@@ -126,7 +126,7 @@ def cell_maps(frame: NDArray[Any], *, diameter: float, network: str
 
 
 def normalised(frame: NDArray[Any]) -> NDArray[np.float32]:
-    """The log frame (`log_frame`) less its median, in fifths of its robust spread (1.4826 x the
+    """The log frame (`log_frame`) less its median, in units of 5 robust spreads (1.4826 x the
     median absolute deviation), clipped to +-4: what the networks see, for any gain."""
     log = log_frame(frame)
     middle = float(np.median(log))
