@@ -77,10 +77,12 @@ def test_every_threshold_name_finds_blobs_on_a_flat_background(threshold: str, l
     assert result.recall == 1 and result.precision == 1  # measured: all 1.00
 
 
-def test_an_unknown_threshold_name_is_refused_with_the_choices() -> None:
+@pytest.mark.parametrize("split", ["shape", "brightness"])
+def test_an_unknown_threshold_name_is_refused_with_the_choices(split: str) -> None:
+    # Also where the brightness split does not use it: a typo is said, not ignored.
     frame, _ = blob_grid()
     with pytest.raises(ValueError, match=r"unknown threshold 'median'; choose triangle, otsu, li"):
-        segment_fluorescence(frame, diameter=DIAMETER, threshold="median")
+        segment_fluorescence(frame, diameter=DIAMETER, threshold="median", split=split)
 
 
 def test_a_fixed_threshold_is_in_the_frames_units_after_the_background_subtraction() -> None:

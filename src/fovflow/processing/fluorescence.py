@@ -78,6 +78,7 @@ def segment_fluorescence(
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose {', '.join(SPLITS)}")
+    _check_threshold(threshold)  # also when the brightness split leaves it unused: a typo
     if min_area is None:
         min_area = round(np.pi * (diameter / 8) ** 2)
     if split == "brightness":
@@ -216,9 +217,7 @@ def fluorescence_foreground(
     -----
     O(pixels); the background costs about 1/64 of a full-size opening.
     """
-    if isinstance(threshold, str) and threshold not in THRESHOLDS:
-        raise ValueError(f"unknown threshold {threshold!r}; choose {', '.join(THRESHOLDS)} "
-                         "or a number")
+    _check_threshold(threshold)
     image = _smoothed(frame, diameter, local, smoothing)
     if isinstance(threshold, str):
         sample = regular_sample(image)  # a histogram statistic of a smooth image
@@ -227,6 +226,12 @@ def fluorescence_foreground(
         level = float(threshold)
     mask = (image > level).view(np.uint8)
     return fill_holes(mask).view(np.bool_)
+
+
+def _check_threshold(threshold: str | float) -> None:
+    if isinstance(threshold, str) and threshold not in THRESHOLDS:
+        raise ValueError(f"unknown threshold {threshold!r}; choose {', '.join(THRESHOLDS)} "
+                         "or a number")
 
 
 def _smoothed(frame: NDArray[Any], diameter: float, local: bool, smoothing: float | None
