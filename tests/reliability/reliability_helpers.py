@@ -18,6 +18,7 @@ asks for a fault (workers inherit the environment when the run starts them).
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -183,7 +184,10 @@ def manifest_of(output: Path) -> dict[str, Any]:
 
 
 def partial_files(output: Path) -> list[Path]:
-    return sorted(output.rglob("*.partial"))
+    """Every ``*.partial`` file and folder under `output`. Tasks still stopping remove theirs
+    while this looks: os.walk skips a folder gone before it is listed, where rglob raised."""
+    return sorted(Path(folder) / name for folder, folders, files in os.walk(output)
+                  for name in folders + files if name.endswith(".partial"))
 
 
 def assert_report_is_true(report: RunReport, output: Path, fovs: Iterable[int] = FOVS) -> None:
