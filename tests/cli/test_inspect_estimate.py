@@ -91,6 +91,7 @@ def test_a_name_overrules_the_pixels_and_the_table_says_so(tmp_path: Path) -> No
     result = fovflow("inspect", path, "--estimate")
     assert result.exit_code == 0, result.stderr
     assert "fluorescence" in result.stdout and "name (pixels look phase)" in result.stdout
+    assert "--method learned" not in result.stdout  # the phase-contrast kinds' hint
 
 
 def test_a_reporter_dark_in_every_frame_read_has_no_diameter(tmp_path: Path) -> None:
@@ -107,7 +108,7 @@ def test_the_table_shows_each_channel_and_the_command_on_a_line_of_its_own(named
     result = fovflow("inspect", named, "--estimate", "--fov", "1")
     assert result.exit_code == 0, result.stderr
     for fragment in ("estimate from FOV 1, frames 0, 2, 3", "Phase", "GFP", "mCherry", "name",
-                     " µm)", "suggested command:"):
+                     " µm)", "--method bacteria", "--method learned", "suggested command:"):
         assert fragment in result.stdout
     command = result.stdout.strip().splitlines()[-1]
     assert command.startswith("fovflow run ") and command.endswith("--fl 1,2")

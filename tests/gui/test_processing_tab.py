@@ -304,3 +304,30 @@ def test_the_help_of_a_method_parameter_goes_when_another_method_is_chosen(qtbot
     assert tab.parameters.help_label.text().startswith("segmentation.pale: ")
     tab.segmentation.set_method("learned")
     assert "segmentation.pale" not in tab.parameters.help_label.text()
+
+
+def test_tracking_rows_show_the_defaults_that_suit_the_split_and_keep_what_the_user_set(
+        qtbot, window, movie, tmp_path):
+    tab = window.processing
+    load_movie(qtbot, tab, movie)
+    set_up_run(tab, tmp_path / "out", executor="thread")
+    table = tab.parameters
+    tab.segmentation.set_method("fluorescence")
+    table.set_value("segmentation.split", "shape")
+    assert table.value("tracking.rejoin_pieces") == "False"
+    table.set_value("tracking.max_gap", "2")  # the user's own value stays through it all
+    table.set_value("segmentation.split", "brightness")
+    assert table.value("tracking.rejoin_pieces") == "True"
+    assert table.value("tracking.min_daughter_overlap") == "0.4"
+    assert table.value("tracking.max_gap") == "2"
+    # What the rows show is what the run does: only the user's own values are sent.
+    config = tab.config()
+    assert config.tracking == {"max_gap": 2}
+    tracking = config.step_parameters()["tracking"]
+    assert tracking["rejoin_pieces"] and tracking["min_daughter_overlap"] == 0.4
+    table.set_value("tracking.rejoin_pieces", "False")
+    assert tab.config().tracking == {"max_gap": 2, "rejoin_pieces": False}
+    tab.segmentation.set_method("phase")
+    assert table.value("tracking.min_daughter_overlap") == "0.5"
+    assert table.value("tracking.rejoin_pieces") == "False"
+    assert tab.config().tracking == {"max_gap": 2}

@@ -66,3 +66,15 @@ def test_tracking_keys_added_later_count_only_where_they_change_the_tracking() -
     merged = tracking_digest({"split_merged": True})
     assert merged != default == tracking_digest({"min_merged_share": 0.2})
     assert tracking_digest({"split_merged": True, "min_merged_share": 0.2}) != merged
+
+
+def test_the_brightness_splits_tracking_digest_is_that_of_the_same_tracking_given() -> None:
+    brightness = {"method": "fluorescence", "split": "brightness"}
+    suited = step_hashes(replace(CONFIG, segmentation=brightness), METADATA, "fingerprint")
+    given = step_hashes(replace(CONFIG, segmentation=brightness, tracking={
+        "rejoin_pieces": True, "min_daughter_overlap": 0.4, "split_joined_daughters": True}),
+        METADATA, "fingerprint")
+    plain = step_hashes(replace(CONFIG, segmentation=brightness, tracking={
+        "rejoin_pieces": False, "min_daughter_overlap": 0.5, "split_joined_daughters": False}),
+        METADATA, "fingerprint")
+    assert suited == given and suited["tracking"] != plain["tracking"]

@@ -94,8 +94,17 @@ def print_estimate(estimate: Estimate, console: Console) -> None:
             decided += f" (pixels look {c.pixels_method})"
         table.add_row(str(c.channel), c.name, c.method, decided, _describe_diameter(c))
     console.print(table)
+    if estimate.channels[estimate.segment_channel].method == "phase":
+        console.print(_PHASE_KINDS, highlight=False)
     console.print("suggested command:")
     console.print(estimate.command, markup=False, highlight=False, soft_wrap=True)
+
+
+# The pixels tell phase contrast from fluorescence, not which cells: the methods made for two
+# kinds find far more of them (benchmarks/RESULTS.md, "Where segmentation stands").
+_PHASE_KINDS = ("phase contrast: for rod-shaped bacteria use --method bacteria (its diameter "
+                "is the rods' width); for spread mammalian cells --method learned (slower, "
+                "finds whole cells with their flat rims)")
 
 
 def _estimate_channel(channel: int, name: str, stack: np.ndarray,

@@ -43,20 +43,21 @@ class ParameterTable(QTableWidget):
         self.help_label = QLabel("")
         self.help_label.setWordWrap(True)
         self.currentCellChanged.connect(self._show_help)
+        self.itemChanged.connect(self._follow_segmentation)
         self._defaults: dict[str, str] = {}
-        self._others: dict[str, tuple[str, str, str]] = {}  # rows of the steps after segmentation
-        for step, parameters in effective_parameters({}).items():
-            if step != "segmentation":
-                self._others.update({f"{step}.{name}": _row(f"{step}.{name}", _text(value))
-                                     for name, value in parameters.items()})
+        self._method = "phase"
+        self._filling = False  # rows being added: the later rows may not be there yet
         self._fill(self._rows("phase"), {})
 
     def set_segmentation_method(self, method: str) -> None:
-        """Show `method`'s parameter rows, at their defaults; the other rows keep their text."""
-        kept = {name: self.value(name) for name in self._defaults
+        """Show `method`'s parameter rows, at their defaults. The later steps' rows keep the
+        text the user changed; the others show the defaults that suit `method` (e.g. the
+        fluorescence method's tracking)."""
+        kept = {name: text for name, text in self.texts().items()
                 if not name.startswith("segmentation.")}
         self.setRowCount(0)
         self._defaults = {}
+        self._method = method
         self._fill(self._rows(method), kept)
 
     def set_value(self, name: str, value: str) -> None:
@@ -104,15 +105,39 @@ class ParameterTable(QTableWidget):
 
     def _rows(self, method: str) -> dict[str, tuple[str, str, str]]:
         general = {name: _row(name, default) for name, default in _GENERAL.items()}
-        return {**general, **segmentation_rows(method), **self._others}
+        return {**general, **segmentation_rows(method), **_later_rows(method, {})}
+
+    def _follow_segmentation(self, item: QTableWidgetItem) -> None:
+        """After a segmentation row's edit, the later steps' rows that the user left at their
+        defaults show the defaults that suit the new value (the tracking of a split)."""
+        name = self.item(item.row(), 0)
+        if (self._filling or item.column() != 1 or name is None
+                or not name.text().startswith("segmentation.")):
+            return
+        try:
+            segmentation = self.overrides().get("segmentation", {})
+            rows = _later_rows(self._method, segmentation)
+        except ConfigError:  # a value being typed; the run's checks will say what is wrong
+            return
+        for later, (default, _unit, tip) in rows.items():
+            row = self._row(later)
+            if self.value(later) == self._defaults[later] != default:
+                self.item(row, 1).setText(default)
+            self._defaults[later] = default
+            for column in range(3):
+                self.item(row, column).setToolTip(f"{tip} (default {default})")
 
     def _fill(self, rows: dict[str, tuple[str, str, str]], texts: dict[str, str]) -> None:
         """Add `rows` (name: (default text, unit, help)), with `texts` in place of some
         defaults."""
-        for name, (default, unit, tip) in rows.items():
-            self._add_row(name, default, unit, tip)
-            if name in texts:
-                self.set_value(name, texts[name])
+        self._filling = True
+        try:
+            for name, (default, unit, tip) in rows.items():
+                self._add_row(name, default, unit, tip)
+                if name in texts:
+                    self.set_value(name, texts[name])
+        finally:
+            self._filling = False
 
     def _add_row(self, name: str, value: str, unit: str, tip: str) -> None:
         row = self.rowCount()
@@ -133,6 +158,15 @@ class ParameterTable(QTableWidget):
 
     def _row(self, name: str) -> int:
         return list(self._defaults).index(name)
+
+
+def _later_rows(method: str, segmentation: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+    """The rows of the steps after segmentation, at the defaults that suit `method` with
+    the `segmentation` parameters (`effective_parameters`)."""
+    steps = effective_parameters({"segmentation": {**segmentation, "method": method}})
+    return {f"{step}.{name}": _row(f"{step}.{name}", _text(value))
+            for step, parameters in steps.items() if step != "segmentation"
+            for name, value in parameters.items()}
 
 
 def _row(name: str, default: str) -> tuple[str, str, str]:

@@ -29,7 +29,7 @@ from fovflow.io.microscopy import DatasetMetadata, z_selection
 from fovflow.io.store import write_text_atomically
 from fovflow.processing.background import correct_background
 from fovflow.processing.extraction import DEFAULT_FEATURES, extract_features
-from fovflow.processing.segmentation import METHODS, method_defaults, segment_cells
+from fovflow.processing.segmentation import METHODS, method_defaults, segment_cells, suited_tracking
 from fovflow.processing.tracking import track_cells
 from fovflow.ranges import format_ranges, parse_ranges
 
@@ -195,14 +195,17 @@ def effective_parameters(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str
     """Every step's parameters: its algorithm's defaults with `overrides` (by step), each
     checked to be one of the algorithm's parameters and like its default.
 
-    Segmentation's are its ``method`` and ``diameter`` followed by that method's own. Names
-    come from the registries, so a plugin's method or feature needs its plugins loaded first.
+    Segmentation's are its ``method`` and ``diameter`` followed by that method's own.
+    Tracking's defaults are those that suit the method's labels where they differ from
+    `track_cells`' own (`fovflow.processing.segmentation.suited_tracking`). Names come from
+    the registries, so a plugin's method or feature needs its plugins loaded first.
     """
-    parameters = {step: _merge(step, _defaults_of(function), overrides.get(step, {}),
-                               optional=_optional(function))
+    segmentation = _segmentation_parameters(overrides.get("segmentation", {}))
+    suited = {"tracking": suited_tracking(segmentation["method"], segmentation)}
+    parameters = {step: _merge(step, {**_defaults_of(function), **suited.get(step, {})},
+                               overrides.get(step, {}), optional=_optional(function))
                   for step, function in STEP_FUNCTIONS.items() if step != "segmentation"}
-    return {"segmentation": _segmentation_parameters(overrides.get("segmentation", {})),
-            **parameters}
+    return {"segmentation": segmentation, **parameters}
 
 
 def _segmentation_parameters(overrides: Mapping[str, Any]) -> dict[str, Any]:
