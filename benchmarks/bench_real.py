@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_real.py DATA_DIR [--split tune|held-out]
         [--mode steps|run] [--datasets gowt1,sim+,msc,usiigaci,c2c12,ecoli,bacteria] [--frames N]
+        (held-out only: [--datasets u373,hela,nih3t3,dsb])
         [--method NAME] [--diameter auto|PX] [--param KEY=VALUE ...] [--track-param KEY=VALUE ...]
         [--work DIR] [--json FILE]
 
@@ -51,6 +52,65 @@ repository):
   with the labels the docs illustrate them with (``{name}_labels.tif``; whether drawn or
   made by a model is not stated): ``ecoli_phase.tif`` (3 rods) and ``ecoli.tif`` (2 rods).
 
+Fresh held-out tests (issue 13). Nothing in fovflow was ever tuned on them: they have no tune
+split (their loaders refuse ``--split tune``), they are left out of the default ``--datasets``,
+and each is run once per method at most, with ``--split held-out --datasets NAME``:
+
+- **U373** ``AlexandervonWu+576Project/data/TRAIN-PhC-C2DH-U373/``: CTC PhC-C2DH-U373
+  sequence ``02`` only, 115 phase-contrast frames (520x696 uint8) of 5-7 glioblastoma-
+  astrocytoma U373 cells on a polyacrylamide substrate (S. Kumar, UC Berkeley), spread and
+  ruffled with dark and bright rims, with CTC gold truth ``02_GT/SEG`` (19 frames) and
+  ``02_GT/TRA`` (every frame, ``man_track.txt``), so DET, SEG and TRA are scored too. CTC
+  data (CTC terms of use, cite the challenge), in the history of the GitHub repository
+  AlexandervonWu/576Project (a student project, no licence file): commit
+  ``df9a1dbf56709b75d20a8328b5f8841be1a8dfde``, since deleted from its HEAD. Its sequence
+  ``01`` was resized to 512x512 RGB by the uploader (its truth was not), and ``01_GT`` has
+  no ``man_track.txt``, so it is not used.
+- **HeLa** ``datascience-mobi-2022+2022-topic-01-team-04/data/Otsu_data/N2DL-HeLa/``:
+  ``img/tNN.tif`` and ``gt/man_segNN.tif`` for NN = 13, 52, 75, 79: four 700x1100 uint16 frames
+  (values about 33000-36900) of CTC Fluo-N2DL-HeLa, HeLa cells expressing H2B-GFP (Mitocheck
+  consortium, Olympus IX81), with the CTC SEG gold truth of those frames (59, 109, 349
+  and 342 nuclei, dense and of very uneven brightness, dim ones annotated too). Each frame is
+  its own FOV (they are 4 to 39 frames apart). The truth leaves some nuclei out (some bright
+  mitotic ones and some at the border), so it counts as partial (precision over predicted
+  objects that overlap an annotated nucleus). CTC data (celltrackingchallenge.net; CTC terms
+  of use, cite the challenge), redistributed in the GitHub repository
+  datascience-mobi-2022/2022-topic-01-team-04 (a student project; no licence file).
+- **NIH3T3** ``.../Otsu_data/NIH3T3/``: ``img/dna-N.png`` and ``gt/N.png`` for 18 images
+  (N = 0, 1, 26-33, 37, 40, 42, 44-47, 49), 1024x1344 uint8 Hoechst-stained nuclei of NIH3T3
+  mouse fibroblasts (35-71 each, about 85 px across, on an uneven background with bright
+  debris), with the hand-drawn truth of Coelho et al. 2009 ("Nuclear segmentation in
+  microscope cell images: a hand-segmented dataset and comparison of algorithms",
+  doi:10.1109/ISBI.2009.5193098) as a binary mask: its connected components are the
+  instances, so touching outlines count as one nucleus. Some blurred, out-of-focus nuclei are
+  not annotated: partial truth, as HeLa's. Same repository; no licence is stated for the
+  data; cite Coelho et al.
+- **DSB** ``stardist+stardist/stardist/data/images/{img2d,mask2d}.tif``: one 512x512 uint16
+  image of 125 fluorescent nuclei from the 2018 Data Science Bowl (BBBC038, CC0; Caicedo et
+  al. 2019, doi:10.1038/s41592-019-0612-7) with its instance truth, as StarDist ships it
+  (GitHub repository stardist/stardist, BSD-3-Clause).
+
+Fetched with the search tool's ``fetch`` (``github:AlexandervonWu/576Project``,
+``github:datascience-mobi-2022/2022-topic-01-team-04`` and ``github:stardist/stardist``, bare
+git directories under ``/work/.mirror``), then::
+
+    G=/work/.mirror/AlexandervonWu+576Project/repo
+    U=data/TRAIN-PhC-C2DH-U373
+    mkdir -p DATA_DIR/AlexandervonWu+576Project && git --git-dir=$G archive \
+        df9a1dbf56709b75d20a8328b5f8841be1a8dfde $U/02 $U/02_GT/SEG $U/02_GT/TRA \
+        | tar -x -C DATA_DIR/AlexandervonWu+576Project
+
+    G=/work/.mirror/datascience-mobi-2022+2022-topic-01-team-04/repo
+    D=DATA_DIR/datascience-mobi-2022+2022-topic-01-team-04
+    mkdir -p $D && git --git-dir=$G archive HEAD data/Otsu_data/N2DL-HeLa/img \
+        data/Otsu_data/N2DL-HeLa/gt data/Otsu_data/NIH3T3/img data/Otsu_data/NIH3T3/gt \
+        README.md data/readme.md | tar -x -C $D
+    G=/work/.mirror/stardist+stardist/repo
+    mkdir -p DATA_DIR/stardist+stardist && git --git-dir=$G archive HEAD \
+        stardist/data/images LICENSE.txt | tar -x -C DATA_DIR/stardist+stardist
+
+(or ``git clone`` the repositories into those folders, U373 checked out at that commit).
+
 Split (held-out data stays held out: tune on ``--split tune`` only): CTC sequence ``01`` and
 Usiigaci sets 1-20, Ecoli frames 0-9 and every Bacteria frame but ``e1t1_crop`` are for
 tuning, CTC ``02``, Usiigaci sets 21-45, Ecoli frames 10-19 and Bacteria ``e1t1_crop`` are held
@@ -82,8 +142,8 @@ Scores, per data set:
 ``--mode run`` writes each data set as an OME-TIFF (one scene per FOV, one channel) into
 ``--work`` and runs ``fovflow run`` on it (its FOVs in parallel, so per-FOV seconds include
 contention); ``--param`` values then go in the ``segmentation``
-section of a ``--config`` file. ``--frames N`` keeps the first N frames (Usiigaci and
-Bacteria: N sets or frames, in the order above; ``--frames 2`` on Bacteria's tune split is
+section of a ``--config`` file. ``--frames N`` keeps the first N frames (Usiigaci, Bacteria,
+HeLa and NIH3T3: N sets or frames, in the order above; ``--frames 2`` on Bacteria's tune split is
 its first two frames, ``ec_5I_t141xy5c1`` and ``caulo_15``).
 ``--method NAME`` segments every chosen data set with that method instead of its own
 (``phase`` or ``fluorescence``), e.g. ``--method bacteria --datasets ecoli,bacteria``.
@@ -117,6 +177,7 @@ from fovflow.evaluation.scores import frame_overlaps, match_objects
 from fovflow.io.ctc import run_labels, write_ctc_result
 from fovflow.io.lineage import run_lineage
 from fovflow.processing.lineage import Lineage
+from fovflow.processing.segmentation import method_defaults, suited_tracking
 from real_data import SOURCES, SPLITS, Fov, Recording, ctc_truth_view, write_ome_tiff
 
 RUN_FLAGS = ("--segment-channel", "--method", "--diameter")
@@ -179,6 +240,11 @@ def main(argv: Sequence[str] | None = None, pipeline: Pipeline | None = None) ->
     unknown = sorted(set(names) - set(SOURCES))
     if unknown:
         sys.exit(f"unknown data sets {unknown}; choose from {', '.join(SOURCES)}")
+    refused = [SOURCES[name].name for name in names
+               if SOURCES[name].held_out_only and args.split != "held-out"]
+    if refused:
+        sys.exit(f"{', '.join(refused)}: fresh held-out tests, never tuned on; they have no "
+                 f"{args.split} split (use --split held-out)")
     if args.mode == "run" and not _run_flags_exist():
         print(f"--mode run skipped: `fovflow run` has no {'/'.join(RUN_FLAGS)} yet",
               file=sys.stderr)
@@ -296,7 +362,12 @@ def _aligned(text: str, width: int) -> str:
 def _run_steps(recording: Recording, pipeline: Pipeline, diameter: float | str,
                params: dict[str, Any], track_params: dict[str, Any]
                ) -> tuple[list[NDArray[Any]], list[Lineage], float]:
-    """Tracked labels and lineage per FOV, and the seconds spent in segmentation."""
+    """Tracked labels and lineage per FOV, and the seconds spent in segmentation.
+
+    Tracking is as a run's: `track_params` over the defaults that suit the method
+    (`suited_tracking`)."""
+    segmentation = {**method_defaults(recording.method), **params}
+    track_params = {**suited_tracking(recording.method, segmentation), **track_params}
     tracked, lineages, seconds = [], [], 0.0
     for fov in recording.fovs:
         start = time.perf_counter()
@@ -366,8 +437,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("data_dir", help="folder holding the downloaded data sets")
     parser.add_argument("--split", choices=SPLITS, default="tune")
     parser.add_argument("--mode", choices=("steps", "run"), default="steps")
-    parser.add_argument("--datasets", default=",".join(SOURCES),
-                        help=f"comma-separated, from {','.join(SOURCES)}")
+    tunable = [name for name, source in SOURCES.items() if not source.held_out_only]
+    parser.add_argument("--datasets", default=",".join(tunable),
+                        help=f"comma-separated, from {','.join(SOURCES)} (default: "
+                             f"{','.join(tunable)}; the others are held out only)")
     parser.add_argument("--frames", type=int, help="first N frames (Usiigaci: N sets) only")
     parser.add_argument("--method", help="segmentation method for every data set (default: "
                                          "each data set's own, phase or fluorescence)")

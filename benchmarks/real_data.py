@@ -18,6 +18,7 @@ import numpy as np
 import tifffile
 from numpy.typing import NDArray
 from PIL import Image
+from scipy import ndimage as ndi
 
 SPLITS = ("tune", "held-out")
 CTC_ROOT = Path("kaizen123+TrainingDataGenerator")
@@ -40,6 +41,13 @@ BACTERIA_IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 BACTERIA_TRUTH_SUFFIXES = ("_cp_masks.tif", "_labels.tif")
 USIIGACI_SETS = {"tune": range(1, 21), "held-out": range(21, 46)}
 CTC_SEQUENCES = {"tune": "01", "held-out": "02"}
+# Fresh held-out tests (issue 13), never tuned on: they have no tune split.
+OTSU_ROOT = Path("datascience-mobi-2022+2022-topic-01-team-04") / "data" / "Otsu_data"
+# The frames of CTC Fluo-N2DL-HeLa that have SEG gold truth, as that repository holds them.
+HELA_FRAMES = (13, 52, 75, 79)
+NIH3T3_IMAGES = (0, 1, 26, 27, 28, 29, 30, 31, 32, 33, 37, 40, 42, 44, 45, 46, 47, 49)
+DSB_ROOT = Path("stardist+stardist") / "stardist" / "data" / "images"
+U373_ROOT = Path("AlexandervonWu+576Project") / "data" / "TRAIN-PhC-C2DH-U373"
 
 
 @dataclass(frozen=True)
@@ -72,33 +80,34 @@ class Recording:
 
 @dataclass(frozen=True)
 class Source:
-    """A data set: its segmentation method and how to load one split of it."""
+    """A data set: its segmentation method and how to load one split of it.
+
+    A `held_out_only` data set is a fresh test nothing was ever tuned on: it has no tune split
+    and its loader refuses one.
+    """
 
     name: str
     method: str
     load: Callable[[Path, str, int | None], Recording]
+    held_out_only: bool = False
 
 
 def load_ctc(folder: str, name: str) -> Callable[[Path, str, int | None], Recording]:
     """A loader of CTC sequence ``01`` (tune) or ``02`` (held-out) of `folder`."""
 
     def load(data_dir: Path, split: str, frames: int | None) -> Recording:
-        sequence = CTC_SEQUENCES[split]
-        root = data_dir / CTC_ROOT / folder
-        paths = sorted((root / sequence).glob("t*.tif"))[:frames]
-        images = np.stack([tifffile.imread(path) for path in paths])
-        gt = root / f"{sequence}_GT"
-        markers = _numbered(gt / "TRA", "man_track")
-        truth, complete = {}, {}
-        for t, path in sorted(_numbered(gt / "SEG", "man_seg").items()):
-            if t < len(images):
-                truth[t] = tifffile.imread(path)
-                marker = tifffile.imread(markers[t])
-                covered = np.unique(marker[truth[t] > 0])
-                complete[t] = bool(np.isin(np.unique(marker[marker > 0]), covered).all())
-        return Recording(name, sequence, "fluorescence", (Fov(images, truth, complete),), gt)
+        return _ctc_recording(data_dir / CTC_ROOT / folder, CTC_SEQUENCES[split], name,
+                              "fluorescence", frames)
 
     return load
+
+
+def load_u373(data_dir: Path, split: str, frames: int | None) -> Recording:
+    """CTC PhC-C2DH-U373 sequence ``02`` (115 phase-contrast frames) with its gold truth.
+    Held out only: never tuned on. (The copy of sequence ``01`` it comes with was resized by
+    its uploader, so it is not used.)"""
+    _refuse_tune("U373", split)
+    return _ctc_recording(data_dir / U373_ROOT, "02", "U373", "phase", frames)
 
 
 def load_usiigaci(data_dir: Path, split: str, frames: int | None) -> Recording:
@@ -144,6 +153,51 @@ def load_bacteria(data_dir: Path, split: str, frames: int | None) -> Recording:
     return Recording("Bacteria", ", ".join(names), "phase", tuple(fovs))
 
 
+def load_hela(data_dir: Path, split: str, frames: int | None) -> Recording:
+    """CTC Fluo-N2DL-HeLa frames 13, 52, 75 and 79, each its own FOV (4 to 39 frames apart:
+    too far to track), with their SEG gold truth. Held out only: never tuned on.
+
+    The truth leaves some nuclei out (bright mitotic ones, some at the border), so it counts
+    as partial: precision counts only predicted objects that overlap an annotated nucleus.
+    """
+    _refuse_tune("HeLa", split)
+    kept = HELA_FRAMES[:frames]
+    folder = data_dir / OTSU_ROOT / "N2DL-HeLa"
+    fovs = tuple(Fov(tifffile.imread(folder / "img" / f"t{t}.tif")[np.newaxis],
+                     {0: tifffile.imread(folder / "gt" / f"man_seg{t}.tif")}, {0: False})
+                 for t in kept)
+    return Recording("HeLa", "t" + ",".join(map(str, kept)), "fluorescence", fovs)
+
+
+def load_nih3t3(data_dir: Path, split: str, frames: int | None) -> Recording:
+    """18 Hoechst images of NIH3T3 nuclei, each its own FOV, with hand-drawn truth. Held out
+    only: never tuned on.
+
+    The truth ships as a binary mask: its connected components are the instances, so nuclei
+    whose drawn outlines touch count as one. Some blurred, out-of-focus nuclei are not
+    annotated, so the truth counts as partial, as HeLa's.
+    """
+    _refuse_tune("NIH3T3", split)
+    kept = NIH3T3_IMAGES[:frames]
+    folder = data_dir / OTSU_ROOT / "NIH3T3"
+    fovs = []
+    for number in kept:
+        image = np.asarray(Image.open(folder / "img" / f"dna-{number}.png"))
+        drawn = np.asarray(Image.open(folder / "gt" / f"{number}.png")) > 0
+        fovs.append(Fov(image[np.newaxis], {0: ndi.label(drawn)[0]}, {0: False}))
+    return Recording("NIH3T3", f"{len(kept)} images", "fluorescence", tuple(fovs))
+
+
+def load_dsb(data_dir: Path, split: str, frames: int | None) -> Recording:
+    """StarDist's 2018 Data Science Bowl nuclei image (one 512x512 frame) with its instance
+    truth. Held out only: never tuned on."""
+    _refuse_tune("DSB", split)
+    image = tifffile.imread(data_dir / DSB_ROOT / "img2d.tif")
+    truth = tifffile.imread(data_dir / DSB_ROOT / "mask2d.tif")
+    fov = Fov(image[np.newaxis], {0: truth}, {0: True})
+    return Recording("DSB", "img2d", "fluorescence", (fov,))
+
+
 SOURCES = {
     source.name.lower(): source
     for source in (
@@ -154,8 +208,30 @@ SOURCES = {
         Source("C2C12", "phase", load_c2c12),
         Source("Ecoli", "phase", load_ecoli),
         Source("Bacteria", "phase", load_bacteria),
+        Source("U373", "phase", load_u373, held_out_only=True),
+        Source("HeLa", "fluorescence", load_hela, held_out_only=True),
+        Source("NIH3T3", "fluorescence", load_nih3t3, held_out_only=True),
+        Source("DSB", "fluorescence", load_dsb, held_out_only=True),
     )
 }
+
+
+def _ctc_recording(root: Path, sequence: str, name: str, method: str,
+                   frames: int | None) -> Recording:
+    """CTC sequence `sequence` of the data set folder `root`: its first `frames` frames, the
+    SEG truth of those frames and, for scoring by py-ctcmetrics, its ``NN_GT`` folder."""
+    paths = sorted((root / sequence).glob("t*.tif"))[:frames]
+    images = np.stack([tifffile.imread(path) for path in paths])
+    gt = root / f"{sequence}_GT"
+    markers = _numbered(gt / "TRA", "man_track")
+    truth, complete = {}, {}
+    for t, path in sorted(_numbered(gt / "SEG", "man_seg").items()):
+        if t < len(images):
+            truth[t] = tifffile.imread(path)
+            marker = tifffile.imread(markers[t])
+            covered = np.unique(marker[truth[t] > 0])
+            complete[t] = bool(np.isin(np.unique(marker[marker > 0]), covered).all())
+    return Recording(name, sequence, method, (Fov(images, truth, complete),), gt)
 
 
 def ctc_truth_view(gt: Path, n_frames: int, folder: Path) -> Path:
@@ -188,6 +264,13 @@ def write_ome_tiff(recording: Recording, path: Path) -> None:
             writer.write(fov.images[:, None], photometric="minisblack",
                          metadata={"axes": "TCYX", "Name": f"fov_{index:03d}",
                                    "Channel": {"Name": ["signal"]}})
+
+
+def _refuse_tune(name: str, split: str) -> None:
+    """Raise unless `split` is the held-out one: `name` is never tuned on."""
+    if split != "held-out":
+        raise ValueError(f"{name} is a fresh held-out test, never tuned on: it has no "
+                         f"{split!r} split (use --split held-out)")
 
 
 def _first_existing(folder: Path, name: str, suffixes: tuple[str, ...]) -> Path:
