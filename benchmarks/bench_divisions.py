@@ -11,7 +11,8 @@ Per seed, a FOV of the ``nuclei`` kind (fluorescent nuclei, the fluorescence seg
 cells divide about once per `--cycle` hours over a movie of `--frames` frames 10 minutes apart,
 once as is and once with a stage jump of a cell's diameter at the middle frame, is segmented
 (`segment_cells`, method ``fluorescence``, diameter ``auto``, `--param` keywords) and tracked
-(`track_cells` with `--track-param` keywords: ``tracked``; with divisions and drift off:
+(`track_cells` with the tracking that suits the segmentation, `suited_tracking`, and the
+`--track-param` keywords over it: ``tracked``; with divisions and drift off:
 ``off``), and the true labels are tracked the same way (``truth``: what tracking does with a
 perfect segmentation). Reported against the true labels and lineage (every true cell of at
 least 30 px): division recall and precision (`fovflow.evaluation.divisions`, one frame of
@@ -49,7 +50,7 @@ from fovflow.evaluation.scores import Matches, score_labels  # noqa: E402
 from fovflow.io.ctc import SmallCellsRemoved  # noqa: E402
 from fovflow.io.synthetic import SimulatedFov, SimulationConfig, simulate_fov  # noqa: E402
 from fovflow.processing.lineage import Lineage  # noqa: E402
-from fovflow.processing.segmentation import segment_cells  # noqa: E402
+from fovflow.processing.segmentation import segment_cells, suited_tracking  # noqa: E402
 from fovflow.processing.tracking import track_cells  # noqa: E402
 
 MIN_TRUE_AREA = 30  # px: border slivers below this are left out of the truth
@@ -72,7 +73,9 @@ def main() -> None:
     parser.add_argument("--no-timing", action="store_true")
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    segmentation, tracking = dict(args.param), dict(args.track_param)
+    segmentation = dict(args.param)
+    # Tracked as a run would: the defaults that suit the labels, under --track-param.
+    tracking = {**suited_tracking("fluorescence", segmentation), **dict(args.track_param)}
     print(f"segmentation {segmentation or 'defaults'}, tracking {tracking or 'defaults'}")
     print(f"{'seed':>4} {'jump':>5} {'labels':<8} {'divisions':>9} {'recall':>6} "
           f"{'precision':>9} {'DET':>6} {'TRA':>6} {'BC(0)':>6} {'CT':>6} {'lost seg':>8} "

@@ -177,7 +177,7 @@ from fovflow.evaluation.scores import frame_overlaps, match_objects
 from fovflow.io.ctc import run_labels, write_ctc_result
 from fovflow.io.lineage import run_lineage
 from fovflow.processing.lineage import Lineage
-from fovflow.processing.segmentation import method_defaults, suited_tracking
+from fovflow.processing.segmentation import suited_tracking
 from real_data import SOURCES, SPLITS, Fov, Recording, ctc_truth_view, write_ome_tiff
 
 RUN_FLAGS = ("--segment-channel", "--method", "--diameter")
@@ -366,8 +366,7 @@ def _run_steps(recording: Recording, pipeline: Pipeline, diameter: float | str,
 
     Tracking is as a run's: `track_params` over the defaults that suit the method
     (`suited_tracking`)."""
-    segmentation = {**method_defaults(recording.method), **params}
-    track_params = {**suited_tracking(recording.method, segmentation), **track_params}
+    track_params = {**suited_tracking(recording.method, params), **track_params}
     tracked, lineages, seconds = [], [], 0.0
     for fov in recording.fovs:
         start = time.perf_counter()

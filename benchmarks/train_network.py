@@ -3,7 +3,7 @@
 Usage (needs PyTorch and onnx, which fovflow itself does not: ``pip install torch==2.13.0
 onnx``)::
 
-    .venv/bin/python benchmarks/train_network.py DATA_DIR [--sets 1-15] [--steps 2000]
+    .venv/bin/python benchmarks/train_network.py DATA_DIR [--sets 1-15] [--steps 5000]
         [--out src/fovflow/processing/networks/phase_mammalian.onnx]
 
 The network (`UNet`: 4 levels of two 3x3 convolutions, batch norm and ReLU, 16 to 128
@@ -173,7 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--sets", default="1-15", help="Usiigaci tune sets, FIRST-LAST")
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)

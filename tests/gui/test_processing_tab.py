@@ -316,10 +316,12 @@ def test_tracking_rows_show_the_defaults_that_suit_the_split_and_keep_what_the_u
     table.set_value("segmentation.split", "shape")
     assert table.value("tracking.rejoin_pieces") == "False"
     table.set_value("tracking.max_gap", "2")  # the user's own value stays through it all
+    table.set_value("n_workers", "two")  # a bad value elsewhere does not stop the rows
     table.set_value("segmentation.split", "brightness")
     assert table.value("tracking.rejoin_pieces") == "True"
     assert table.value("tracking.min_daughter_overlap") == "0.4"
     assert table.value("tracking.max_gap") == "2"
+    table.set_value("n_workers", "1")
     # What the rows show is what the run does: only the user's own values are sent.
     config = tab.config()
     assert config.tracking == {"max_gap": 2}
@@ -331,3 +333,7 @@ def test_tracking_rows_show_the_defaults_that_suit_the_split_and_keep_what_the_u
     assert table.value("tracking.min_daughter_overlap") == "0.5"
     assert table.value("tracking.rejoin_pieces") == "False"
     assert tab.config().tracking == {"max_gap": 2}
+    # A saved session restores the split before the rows that follow it, in any key order.
+    tab.segmentation.set_method("fluorescence")
+    table.set_texts({"tracking.rejoin_pieces": "True", "segmentation.split": "shape"})
+    assert tab.config().tracking == {"max_gap": 2, "rejoin_pieces": True}

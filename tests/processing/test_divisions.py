@@ -10,7 +10,7 @@ from fovflow.evaluation.scores import score_labels
 from fovflow.io.ctc import SmallCellsRemoved
 from fovflow.io.synthetic import SimulationConfig, simulate_fov
 from fovflow.processing.drift import estimate_shift, stage_path
-from fovflow.processing.lineage import Lineage, add_lineage_columns
+from fovflow.processing.lineage import Lineage, add_lineage_columns, cut_disc_area
 from fovflow.processing.tracking import track_cells
 
 
@@ -241,3 +241,91 @@ def test_a_cell_cut_for_a_frame_is_not_split_in_the_frames_before() -> None:
     whole = [t for t in range(7) if t != 3]
     assert (labels[whole][:, 10:40, 10:40] == labels[0, 20, 20]).all()
     assert labels[3, 20, 15] == labels[0, 20, 20] != labels[3, 20, 35]
+
+
+def test_a_cell_that_appears_cut_in_two_is_one_track_and_divides() -> None:
+    # A cell appears in frame 2 cut in two along a long border and stays cut until she
+    # divides in frame 6; a cell already there before is cut too, but stays two tracks
+    # (`_rejoin_pieces` joins her halves, each half in her); and two cells that appear side
+    # by side over a short border stay two.
+    masks = np.zeros((9, 80, 120), np.uint32)
+    masks[2:6, 10:30, 10:25], masks[2:6, 10:30, 25:40] = 1, 2  # the cut newcomer
+    masks[6:, 10:30, 6:22], masks[6:, 10:30, 28:44] = 1, 2  # her daughters
+    masks[2:, 50:65, 10:25] = 3  # two newcomers touching over 3 px
+    masks[2:, 57:60, 25:26] = 3
+    masks[2:, 50:65, 26:41] = 4
+    masks[:, 40:70, 80:110] = 5  # a bystander
+    apart = track_cells(masks, min_daughter_frames=1)
+    assert apart.labels[3, 20, 15] != apart.labels[3, 20, 35]
+    assert apart.lineage.n_divisions == 0
+    tracking = track_cells(masks, rejoin_pieces=True, min_daughter_frames=1)
+    labels, lineage = tracking.labels, tracking.lineage
+    cell = int(labels[2, 20, 15])
+    assert (labels[2:6, 10:30, 10:40] == cell).all()
+    daughters = {int(labels[6, 20, 15]), int(labels[6, 20, 35])}
+    assert lineage.parents() == dict.fromkeys(daughters, cell)
+    assert labels[2, 55, 15] != labels[2, 55, 35]  # a short border: two cells
+
+
+def test_a_daughter_the_frame_edge_cuts_is_judged_by_her_whole_disc() -> None:
+    # A mother at the left edge divides into two disks of radius 10; one lies mostly outside
+    # the frame: 67 px of her show, 0.22 of her sister (305 px).
+    rows, columns = np.mgrid[:60, :80]
+    masks = np.zeros((7, 60, 80), np.uint32)
+    masks[:3][:, np.hypot((rows - 30) / 11, (columns - 12) / 17) < 1] = 1
+    masks[3:][:, np.hypot(rows - 30, columns - 21) < 10] = 1
+    masks[3:][:, np.hypot(rows - 30, columns + 5) < 10] = 2
+    masks[:, 45:55, 60:70] = 3  # a bystander
+    assert (masks[3] == 2).sum() < 0.4 * (masks[3] == 1).sum()
+    assert track_cells(masks).lineage.n_divisions == 0
+    tracking = track_cells(masks, border_daughters=True)
+    labels, lineage = tracking.labels, tracking.lineage
+    daughters = {int(labels[3, 30, 21]), int(labels[3, 30, 1])}
+    assert lineage.parents() == dict.fromkeys(daughters, int(labels[2, 30, 12]))
+    masks[4:][masks[4:] == 2] = 0  # she leaves the field after her first frame
+    left = track_cells(masks, border_daughters=True)
+    assert left.lineage.parents() == dict.fromkeys(daughters, int(labels[2, 30, 12]))
+    masks[3:][masks[3:] == 2] = 0
+    masks[3:, 22:38, :2] = 2  # a strip 2 px deep along the edge: the glow of a cell outside
+    assert track_cells(masks, border_daughters=True).lineage.n_divisions == 0
+
+
+def test_cut_disc_area_is_the_area_of_the_cut_disc() -> None:
+    radius = 10.0
+    # chord through the centre (half the disc), a chord of 12 (a segment of height 2), and
+    # the whole disc touching the edge with 1 px
+    height = radius - np.sqrt(radius**2 - 36)
+    segment = radius**2 * np.arccos(1 - height / radius) - (radius - height) * 6
+    areas = cut_disc_area(np.array([np.pi * radius**2 / 2, segment, np.pi * radius**2, 50]),
+                          np.array([2 * radius, 12, 1, 0]))
+    np.testing.assert_allclose(areas, [np.pi * radius**2] * 3 + [50], rtol=0.01)
+
+
+def _daughter_joined_along_a_wrong_seam(gap: int) -> np.ndarray:
+    """A mother (rows 10-29) and a neighbour `gap` rows below her (frames 0-2); from frame 3
+    one daughter alone and the other joined with the neighbour's right part (region 2),
+    cut from her left part (region 3)."""
+    masks = np.zeros((7, 70, 90), np.uint32)
+    masks[:3, 10:30, 20:60] = 1
+    masks[:3, 30 + gap : 50 + gap, 20:60] = 2
+    masks[3:, 10:30, 14:38] = 1
+    masks[3:, 10:31, 42:66] = 2  # the other daughter ...
+    masks[3:, 31 : 50 + gap, 44:60] = 2  # ... with the neighbour's right part
+    masks[3:, 31 : 50 + gap, 20:44] = 3
+    return masks
+
+
+def test_a_daughter_joined_with_a_part_of_her_neighbour_is_split_off() -> None:
+    masks = _daughter_joined_along_a_wrong_seam(gap=4)
+    options = {"rejoin_pieces": True, "split_merged": True, "min_merged_share": 0.3}
+    # the joined region holds 0.45 of the mother and 0.4 of the neighbour: most of neither
+    tracking = track_cells(masks, **options)
+    labels, lineage = tracking.labels, tracking.lineage
+    daughters = {int(labels[3, 20, 20]), int(labels[3, 20, 50])}
+    assert lineage.parents() == dict.fromkeys(daughters, int(labels[2, 20, 30]))
+    neighbour = int(labels[2, 40, 30])
+    assert (labels[3:, 40:50, 22:58] == neighbour).all()  # whole again, her track goes on
+    # Cells that touched were one cell cut along another line before: no split.
+    masks = _daughter_joined_along_a_wrong_seam(gap=0)
+    touching = track_cells(masks, **options)
+    assert len(np.unique(touching.labels[3][masks[3] == 2])) == 1

@@ -19,6 +19,8 @@ def test_the_brightness_split_brings_the_tracking_that_suits_its_labels() -> Non
     changed = {name: value for name, value in tracking.items() if value != own[name]}
     assert changed == {"rejoin_pieces": True, "min_daughter_overlap": 0.4,
                        "split_joined_daughters": True}
+    assert effective_parameters({"segmentation": {"method": "fluorescence"}}) == \
+        effective_parameters(BRIGHTNESS)  # the fluorescence method's default split
     shape = {"segmentation": {"method": "fluorescence", "split": "shape"}}
     assert effective_parameters(shape)["tracking"] == own
     assert effective_parameters({"segmentation": {"method": "phase"}})["tracking"] == own
@@ -36,3 +38,9 @@ def test_the_users_tracking_wins_over_the_methods_and_is_checked_like_any() -> N
 def test_a_plugin_method_can_bring_its_own_tracking(monkeypatch) -> None:
     monkeypatch.setitem(SUITED_TRACKING, "phase", lambda parameters: {"max_gap": 3})
     assert effective_parameters({})["tracking"]["max_gap"] == 3
+
+
+def test_a_plugins_tracking_defaults_with_an_unknown_name_are_refused(monkeypatch) -> None:
+    monkeypatch.setitem(SUITED_TRACKING, "phase", lambda parameters: {"max_gapp": 3})
+    with pytest.raises(ConfigError, match=r"phase method's tracking defaults .*'max_gapp'"):
+        effective_parameters({})

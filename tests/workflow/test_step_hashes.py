@@ -78,3 +78,31 @@ def test_the_brightness_splits_tracking_digest_is_that_of_the_same_tracking_give
         "rejoin_pieces": False, "min_daughter_overlap": 0.5, "split_joined_daughters": False}),
         METADATA, "fingerprint")
     assert suited == given and suited["tracking"] != plain["tracking"]
+
+
+def test_steps_whose_algorithm_changed_are_redone_only_where_it_changed() -> None:
+    # What commit 6b1157c, before the brightness split's border, the retrained network and
+    # the wider rejoin and merged-share rules, computed: (segmentation, tracking) digests.
+    brightness = {"method": "fluorescence", "split": "brightness"}
+    suited = {"rejoin_pieces": True, "min_daughter_overlap": 0.4, "split_joined_daughters": True}
+    earlier = {
+        "brightness": ({"segmentation": brightness, "tracking": suited},
+                       ("22d7fcfdbbdac7fb", "fbc533aede2cfb4a")),
+        "shape": ({"segmentation": {"method": "fluorescence", "split": "shape"}},
+                  ("d12c1687417374a4", "1b209bb4373e37df")),
+        "learned": ({"segmentation": {"method": "learned"}},
+                    ("7a71941ba9104ba1", "6cede6f765cf8d40")),
+        "rejoin": ({"tracking": {"rejoin_pieces": True}},
+                   ("08bcd6909cf923e7", "7052e925b5f2e866")),
+        "merged 0.2": ({"tracking": {"split_merged": True, "min_merged_share": 0.2}},
+                       ("08bcd6909cf923e7", "10240a3cf8e624e8")),
+        "merged": ({"tracking": {"split_merged": True}},
+                   ("08bcd6909cf923e7", "8ba7a482c31ae445")),
+    }
+    redone = {}
+    for name, (changes, (segmentation, tracking)) in earlier.items():
+        now = step_hashes(replace(CONFIG, **changes), METADATA, "fingerprint")
+        redone[name] = (now["segmentation"] != segmentation, now["tracking"] != tracking)
+    assert redone == {"brightness": (True, True), "shape": (False, False),
+                      "learned": (True, True), "rejoin": (False, True),
+                      "merged 0.2": (False, True), "merged": (False, False)}

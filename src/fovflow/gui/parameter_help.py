@@ -35,6 +35,10 @@ STEP_HELP: dict[str, tuple[str, str]] = {
     "tracking.split_joined_daughters": ("true/false", "split a mother's last region between "
                                                       "her daughters when it was the two of "
                                                       "them joined, as the next frame shows"),
+    "tracking.border_daughters": ("true/false", "judge a daughter the frame's edge cuts by "
+                                                "the round cell her visible part shows, and "
+                                                "keep a division whose daughter leaves the "
+                                                "frame (cells dividing near the edge)"),
     "tracking.min_joined_cover": ("0-1", "smallest overlap (IoU) of that region with the two "
                                          "daughters together"),
     "tracking.rejoin_pieces": ("true/false", "join regions cut out of one cell of the previous "

@@ -74,8 +74,10 @@ class ParameterTable(QTableWidget):
 
     def set_texts(self, texts: dict[str, str]) -> None:
         """Set the values of the parameters in `texts` that the table has (others are
-        ignored: a plugin's method that is gone, a parameter renamed)."""
-        for name, text in texts.items():
+        ignored: a plugin's method that is gone, a parameter renamed). The segmentation's
+        first, since the later steps' defaults follow them."""
+        for name, text in sorted(texts.items(),
+                                 key=lambda item: not item[0].startswith("segmentation.")):
             if name in self._defaults:
                 self.set_value(name, str(text))
 
@@ -97,11 +99,16 @@ class ParameterTable(QTableWidget):
                               else _integer("max_in_flight", in_flight)),
             "executor": self.value("executor"),
         }
-        for name, default in self._defaults.items():
-            step, _, parameter = name.partition(".")
-            if step in STEPS and self.value(name) not in ("", default):
-                config.setdefault(step, {})[parameter] = _parse(name, self.value(name))
+        for step in STEPS:
+            if changed := self._changed(step):
+                config[step] = changed
         return config
+
+    def _changed(self, step: str) -> dict[str, Any]:
+        """The parameters of `step` whose text is neither blank nor its default, read."""
+        return {name.partition(".")[2]: _parse(name, self.value(name))
+                for name, default in self._defaults.items()
+                if name.startswith(f"{step}.") and self.value(name) not in ("", default)}
 
     def _rows(self, method: str) -> dict[str, tuple[str, str, str]]:
         general = {name: _row(name, default) for name, default in _GENERAL.items()}
@@ -114,9 +121,8 @@ class ParameterTable(QTableWidget):
         if (self._filling or item.column() != 1 or name is None
                 or not name.text().startswith("segmentation.")):
             return
-        try:
-            segmentation = self.overrides().get("segmentation", {})
-            rows = _later_rows(self._method, segmentation)
+        try:  # only the segmentation rows: a bad value elsewhere must not stop this
+            rows = _later_rows(self._method, self._changed("segmentation"))
         except ConfigError:  # a value being typed; the run's checks will say what is wrong
             return
         for later, (default, _unit, tip) in rows.items():

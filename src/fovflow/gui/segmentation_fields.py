@@ -80,14 +80,16 @@ _HELP: dict[str, dict[str, tuple[str, str]]] = {  # method -> parameter -> (unit
                                 "width (labels come back full size); none: at full size"),
     },
     "fluorescence": {
-        "threshold": ("", "triangle, otsu or li (automatic), or a fixed value in the frame's "
-                          "units"),
+        "threshold": ("", "split: shape only: triangle, otsu or li (automatic), or a fixed "
+                          "value in the frame's units (the brightness split sets its own "
+                          "from the noise)"),
         "local": ("true/false", "subtract the local background first"),
         "smoothing": ("px", "Gaussian sigma"),
-        "split": ("", "shape (distance watershed with the neck guard) or brightness (the "
-                      "hills of the brightness, for crowded nuclei)"),
-        "neck": ("0-1", "how narrow a neck between touching cells must be to cut (0 keeps "
-                        "them together)"),
+        "split": ("", "brightness (the hills of the brightness: touching and dim nuclei; "
+                      "its tracking defaults follow) or shape (distance watershed with the "
+                      "neck guard: whole cells of even brightness)"),
+        "neck": ("0-1", "split: shape only: how narrow a neck between touching cells must "
+                        "be to cut (0 keeps them together)"),
         "min_area": ("px²", "smallest cell"),
     },
     "learned": {

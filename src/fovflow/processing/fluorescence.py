@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import cv2
@@ -13,8 +14,8 @@ from skimage.segmentation import watershed
 from fovflow.processing._stacks import check_finite, regular_sample
 from fovflow.processing.splitting import fill_holes, label_instances, split_touching
 
-__all__ = ["SPLITS", "THRESHOLDS", "fluorescence_foreground", "segment_fluorescence",
-           "split_by_brightness"]
+__all__ = ["SPLITS", "SPLIT_PARAMETERS", "THRESHOLDS", "fluorescence_foreground",
+           "segment_fluorescence", "split_by_brightness"]
 
 THRESHOLDS = {
     "triangle": filters.threshold_triangle,  # a dim population beside a large background peak
@@ -22,6 +23,13 @@ THRESHOLDS = {
     "li": filters.threshold_li,
 }
 SPLITS = ("shape", "brightness")
+# The parameters of `segment_fluorescence` each split reads (beside `diameter` and `split`);
+# the others, set away from their defaults, are refused. The brightness split has no use for
+# `threshold`: its foreground is set by the noise, so that dim nuclei count (a histogram
+# threshold separates bright from dim ones), and each nucleus' edge by its own brightness; nor
+# for `neck`, a constriction of the outline, where it cuts along the dim seams between hills.
+SPLIT_PARAMETERS = {"shape": ("threshold", "local", "smoothing", "neck", "min_area"),
+                    "brightness": ("local", "smoothing", "min_area")}
 _DOWNSAMPLE = 8  # the background is smooth: estimated on a frame 8x smaller
 # split_by_brightness: the foreground is this many noise sigmas above the background...
 _NOISE_SIGMAS = 6.0
@@ -44,15 +52,16 @@ def segment_fluorescence(
     smoothing: float | None = None,
     neck: float = 0.7,
     min_area: int | None = None,
-    split: str = "shape",
+    split: str = "brightness",
 ) -> NDArray[np.int32]:
     """Segment one fluorescence frame (a nuclear or whole-cell marker) into cell instances.
 
-    With ``split="shape"`` the foreground is `fluorescence_foreground`; it is then split into
-    cells by its outline (`split_touching`). With ``split="brightness"`` (nuclei), the cells
-    are the basins of the brightness around its hills (`split_by_brightness`):
-    touching nuclei come apart along the dim seam between them, and dim nuclei beside bright
-    ones are found; `threshold` and `neck` are not used then.
+    With ``split="brightness"`` (the default), the cells are the basins of the brightness
+    around its hills (`split_by_brightness`): touching nuclei come apart along the dim seam
+    between them, and dim nuclei beside bright ones are found. With ``split="shape"`` the
+    foreground is `fluorescence_foreground`; it is then split into cells by its outline
+    (`split_touching`). `SPLIT_PARAMETERS` says which parameters each split reads; another
+    one set away from its default is refused, so that a setting is never silently ignored.
 
     Parameters
     ----------
@@ -65,7 +74,7 @@ def segment_fluorescence(
         See `split_touching` (0 keeps touching cells together).
     min_area : int, optional
         Smallest cell in pixels; default the area of a disk of a quarter of the diameter.
-    split : {"shape", "brightness"}
+    split : {"brightness", "shape"}
         How touching cells are told apart.
 
     Returns
@@ -79,6 +88,14 @@ def segment_fluorescence(
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose {', '.join(SPLITS)}")
     _check_threshold(threshold)  # also when the brightness split leaves it unused: a typo
+    given = {"threshold": threshold, "local": local, "smoothing": smoothing, "neck": neck,
+             "min_area": min_area}
+    unused = sorted(name for name, value in given.items()
+                    if name not in SPLIT_PARAMETERS[split] and value != _DEFAULTS[name])
+    if unused:
+        raise ValueError(f"{', '.join(unused)}: read by split: shape only, not by split: "
+                         f"{split}; remove {'them' if len(unused) > 1 else 'it'} or add "
+                         "split: shape")
     if min_area is None:
         min_area = round(np.pi * (diameter / 8) ** 2)
     if split == "brightness":
@@ -87,6 +104,10 @@ def segment_fluorescence(
     mask = fluorescence_foreground(frame, diameter=diameter, threshold=threshold, local=local,
                                    smoothing=smoothing)
     return split_touching(mask, diameter=diameter, neck=neck, min_area=min_area)
+
+
+_DEFAULTS = {name: parameter.default
+             for name, parameter in inspect.signature(segment_fluorescence).parameters.items()}
 
 
 def split_by_brightness(
@@ -101,9 +122,12 @@ def split_by_brightness(
 
     A nucleus is a hill of brightness; two that touch are two hills with a dim seam between
     them, even where their outline has no neck. The frame is smoothed and its background
-    removed as in `fluorescence_foreground`; the foreground is every pixel more than
-    `_NOISE_SIGMAS` noise sigmas (from the lower half of the pixels) above the background,
-    so dim nuclei count as well as bright ones. The markers are the hills of the log
+    removed as in `fluorescence_foreground`, but with the background carried across the
+    frame's border (`_background`, extrapolated): this foreground's floor is a few noise
+    sigmas, and a gradient's background cut flat at a border would leave a band of false
+    nuclei along it. The foreground is every pixel more than `_NOISE_SIGMAS` noise sigmas
+    (from the lower half of the pixels, at least the rounding's) above the background, so dim
+    nuclei count as well as bright ones. The markers are the hills of the log
     brightness, smoothed by a sixth of the diameter (hills of a nucleus, not of its
     chromatin), that rise at least `_HILL_DEPTH` above every path to a higher one (h-maxima:
     a dim nucleus beside a bright one keeps its hill, a dip inside one nucleus makes none);
@@ -133,11 +157,15 @@ def split_by_brightness(
     up to a twelfth of the diameter: the hills are smooth at that scale), a watershed and a
     sort of the foreground's pixels for the basins' medians.
     """
-    image = _smoothed(frame, diameter, local, smoothing)
+    image = _smoothed(frame, diameter, local, smoothing, extrapolated=True)
     low = regular_sample(image)
     low = low[low <= np.median(low)]
     level = np.median(low)
-    noise = max(1.4826 * float(np.median(np.abs(low - level))), 1e-6)  # MAD sigma
+    # The MAD sigma, but at least that of rounding integer pixels: a background clipped flat
+    # at the frame's floor has no spread to measure (GOWT1 under a gamma of 2 is 95 % zeros,
+    # and each speck of haze over them was a nucleus).
+    noise = max(1.4826 * float(np.median(np.abs(low - level))),
+                _rounding_noise(frame.dtype, _smoothing_sigma(diameter, smoothing)), 1e-6)
     foreground = fill_holes((image > level + _NOISE_SIGMAS * noise).view(np.uint8))
     hills = cv2.GaussianBlur(cv2.log(cv2.max(image, 0.0) + 3 * noise), (0, 0), diameter / 6)
     _, markers = cv2.connectedComponents(_hill_tops(hills, diameter) & foreground,
@@ -218,6 +246,8 @@ def fluorescence_foreground(
     O(pixels); the background costs about 1/64 of a full-size opening.
     """
     _check_threshold(threshold)
+    # The border replicated, not extrapolated as for the brightness split: so the shape
+    # split's labels, and the run folders made with them, stay as they were.
     image = _smoothed(frame, diameter, local, smoothing)
     if isinstance(threshold, str):
         sample = regular_sample(image)  # a histogram statistic of a smooth image
@@ -234,31 +264,74 @@ def _check_threshold(threshold: str | float) -> None:
                          "or a number")
 
 
-def _smoothed(frame: NDArray[Any], diameter: float, local: bool, smoothing: float | None
-              ) -> NDArray[np.float32]:
+def _smoothed(frame: NDArray[Any], diameter: float, local: bool, smoothing: float | None,
+              *, extrapolated: bool = False) -> NDArray[np.float32]:
     """The frame as float32, smoothed (`smoothing` sigma, default ``diameter / 30``, at
-    least 1), with its local background subtracted if `local`."""
+    least 1), with its local background subtracted if `local` (`_background`)."""
     if frame.ndim != 2:
         raise ValueError(f"frame must be 2-D, got shape {frame.shape}")
     check_finite(frame, "frame")
-    sigma = max(1.0, diameter / 30) if smoothing is None else smoothing
+    sigma = _smoothing_sigma(diameter, smoothing)
     if sigma < 0:
         raise ValueError(f"smoothing must not be negative, got {smoothing}")
     image = np.ascontiguousarray(frame, np.float32)
     if sigma > 0:
         image = cv2.GaussianBlur(image, (0, 0), sigma)
     if local:
-        image = cv2.subtract(image, _background(image, diameter))
+        image = cv2.subtract(image, _background(image, diameter, extrapolated=extrapolated))
     return image
 
 
-def _background(image: NDArray[np.float32], diameter: float) -> NDArray[np.float32]:
-    """A smooth background under the cells: grey opening with a disk of 1.5 diameters."""
+def _smoothing_sigma(diameter: float, smoothing: float | None) -> float:
+    return max(1.0, diameter / 30) if smoothing is None else smoothing
+
+
+def _rounding_noise(dtype: np.dtype[Any], sigma: float) -> float:
+    """The sigma of rounding to integers (a step over the root of 12), after a Gaussian blur
+    of `sigma`, which divides white noise by 2 sqrt(pi) sigma; 0 for a float dtype."""
+    if dtype.kind not in "ui":
+        return 0.0
+    return float(np.sqrt(1 / 12) / max(1.0, 2 * np.sqrt(np.pi) * sigma))
+
+
+def _background(image: NDArray[np.float32], diameter: float, *, extrapolated: bool
+                ) -> NDArray[np.float32]:
+    """A smooth background under the cells: grey opening with a disk of 1.5 diameters.
+
+    Without `extrapolated` the frame's border is replicated, and a gradient that rises
+    towards an edge is cut flat there, by up to its rise over the disk's radius (three
+    quarters of a diameter), while the blur and the upscaling bend it near every edge: on the
+    tests' ramp (nuclei 300 high) the background ends ~65 under the frame at the bright edge
+    and ~45 over it at the dim one. With `extrapolated` it is carried across the border: the
+    eroded frame (bright cells gone, so that they cannot reflect into dark dips) is extended
+    before the dilation, the opened one before the blur and the upscaling (`_extended`).
+    """
     height, width = image.shape
-    small = cv2.resize(image, (max(1, width // _DOWNSAMPLE), max(1, height // _DOWNSAMPLE)),
-                       interpolation=cv2.INTER_AREA)
-    side = 2 * max(1, round(0.75 * diameter / _DOWNSAMPLE)) + 1
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
-    opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, disk, borderType=cv2.BORDER_REPLICATE)
-    opened = cv2.GaussianBlur(opened, (0, 0), max(1.0, side / 4))
-    return cv2.resize(opened, (width, height), interpolation=cv2.INTER_LINEAR)
+    small_width, small_height = max(1, width // _DOWNSAMPLE), max(1, height // _DOWNSAMPLE)
+    small = cv2.resize(image, (small_width, small_height), interpolation=cv2.INTER_AREA)
+    radius = max(1, round(0.75 * diameter / _DOWNSAMPLE))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    blur = max(1.0, (2 * radius + 1) / 4)
+    eroded = cv2.erode(small, disk, borderType=cv2.BORDER_REPLICATE)
+    margin = radius if extrapolated else 0
+    opened = cv2.dilate(_extended(eroded, small, margin), disk, borderType=cv2.BORDER_REPLICATE)
+    opened = opened[margin:margin + small_height, margin:margin + small_width]
+    margin = int(np.ceil(3 * blur)) if extrapolated else 0  # the blur's reach
+    opened = cv2.GaussianBlur(_extended(opened, small, margin), (0, 0), blur)
+    scale_x, scale_y = width / small_width, height / small_height
+    left, top = round(margin * scale_x), round(margin * scale_y)
+    full = cv2.resize(opened, (width + 2 * left, height + 2 * top),
+                      interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(full[top:top + height, left:left + width])
+
+
+def _extended(image: NDArray[np.float32], frame: NDArray[np.float32], margin: int
+              ) -> NDArray[np.float32]:
+    """`image` with `margin` pixels added on every side by point reflection through its
+    border pixels (a ramp runs on), but never above the `frame` it was made from, replicated:
+    a cluster of cells at the border is not extrapolated into a brighter background."""
+    if not margin:
+        return image
+    return np.minimum(np.pad(image, margin, mode="reflect", reflect_type="odd"),
+                      cv2.copyMakeBorder(frame, margin, margin, margin, margin,
+                                         cv2.BORDER_REPLICATE))

@@ -123,9 +123,10 @@ def method_defaults(method: str) -> dict[str, Any]:
 
 def suited_tracking(method: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
     """The tracking defaults that differ from `track_cells`' own for labels of `method` with
-    its (effective) `parameters` (`SUITED_TRACKING`); explicit tracking parameters win."""
+    its `parameters` (the others at their defaults; `SUITED_TRACKING`); explicit tracking
+    parameters win."""
     suited = SUITED_TRACKING.get(method)
-    return dict(suited(parameters)) if suited else {}
+    return dict(suited({**method_defaults(method), **parameters})) if suited else {}
 
 
 def segment_cells(

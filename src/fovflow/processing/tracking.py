@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from fovflow.processing._stacks import OutputStack, Stack, iter_frames, output_stack
 from fovflow.processing.drift import reduce_foreground, reduction, shift_between
@@ -22,6 +24,7 @@ __all__ = ["Tracking", "match_regions", "track_cells"]
 _MAX_DENSE_PAIRS = 1 << 20  # larger label-pair histograms are counted sparsely (np.unique)
 _GRID = 4  # `_rejoin_pieces` looks for pieces on every 4th row and column
 _JOINED_DEPTH = 2  # `_split_joined` looks this many frames back
+_BOX_BLOCK = 256  # `_new_neighbours` compares this many boxes with all at once
 Offset = tuple[int, int]  # (dy, dx): a pixel (y, x) of one frame is at (y + dy, x + dx) in another
 
 
@@ -65,6 +68,7 @@ def track_cells(
     min_daughter_overlap: float = 0.5,
     max_division_area_change: float = 0.5,
     min_daughter_balance: float = 0.4,
+    border_daughters: bool = False,
     min_daughter_frames: int = 3,
     split_joined_daughters: bool = False,
     min_joined_cover: float = 0.7,
@@ -111,25 +115,29 @@ def track_cells(
         fluorescence method's shape split).
     min_merged_share : float
         With `split_merged`, a cell of the previous frame with at least this share of its
-        area (but less than half) in a region that holds most of another cell also seeds a
-        part of it: a daughter the segmentation joined with her neighbour, of whose mother
-        only 0.28-0.50 lies in their region (simulated nuclei), becomes a daughter of her own.
-        In (0, 1]; 0.5 (the default): only cells with most of their area in the region. At
-        0.2, with ``split: brightness``, `rejoin_pieces` and `split_joined_daughters`:
-        simulated division recall 0.71-0.84 -> 0.84-0.96, GOWT1 `01` CT 0.437 -> 0.447, SIM+
-        `01` CT 0.689 -> 0.659 (a nucleus cut from the first frame on is carried on). For
-        nuclei only: whole cells cut into pieces (MSC `01`) lose DET 0.88 -> 0.81 with
-        `split_merged` alone, 0.59 with 0.2.
+        area (but less than half) in a region that holds most of another cell, or this share
+        of another (that did not touch her), also seeds a part of it: a daughter the
+        segmentation joined with her neighbour (or with a part of him, cut along a wrong
+        seam), of whose mother only 0.28-0.50 lies in their region (simulated nuclei),
+        becomes a daughter of her own; the neighbour's parts are joined again by
+        `rejoin_pieces`. In (0, 1]; 0.5 (the default): only cells with most of their area in
+        the region. At 0.2, with ``split: brightness``, `rejoin_pieces` and
+        `split_joined_daughters`: simulated division recall 0.71-0.84 -> 0.84-0.96, GOWT1
+        `01` CT 0.437 -> 0.447, SIM+ `01` CT 0.689 -> 0.659 (a nucleus cut from the first
+        frame on is carried on). For nuclei only: whole cells cut into pieces (MSC `01`) lose
+        DET 0.88 -> 0.81 with `split_merged` alone, 0.59 with 0.2.
     rejoin_pieces : bool
         Join regions that each lie at least half in the same cell of the previous frame and
         share a border of at least `min_rejoin_border` times the equivalent diameter of the
         smaller (`_rejoin_pieces`), before the matching: one cell the segmentation cut in two
         in this frame only (a textured nucleus that is one basin in one frame and two in the
-        next). Daughters lie apart or touch over a short neck, so they stay two. Made for the
-        fluorescence method's ``split: brightness`` (SIM+ `01`: 18 of 28 divisions found, 1
-        false, instead of 5 and 22); off by default, since after the shape split, which cuts
-        touching daughters along a wide seam, it joins simulated daughters again (BC(0)
-        0.63-0.69 -> 0.59-0.62) and changes nothing on GOWT1 or SIM+.
+        next). So are two regions that each lie mostly outside every cell of the previous
+        frame: a cell that appears cut in two, who would otherwise be two tracks until she
+        divides, and her division lost. Daughters lie apart or touch over a short neck, so
+        they stay two. Made for the fluorescence method's ``split: brightness`` (SIM+ `01`:
+        18 of 28 divisions found, 1 false, instead of 5 and 22); off by default, since after
+        the shape split, which cuts touching daughters along a wide seam, it joins simulated
+        daughters again (BC(0) 0.63-0.69 -> 0.59-0.62) and changes nothing on GOWT1 or SIM+.
     min_rejoin_border : float
         See `rejoin_pieces`; > 0.
     divisions : bool
@@ -141,12 +149,24 @@ def track_cells(
         Most relative difference between the daughters' summed area and the mother's.
     min_daughter_balance : float
         Smallest area of the smaller daughter relative to the larger, in [0, 1].
+    border_daughters : bool
+        In the balance, count a daughter that the frame's edge cuts by the area of the round
+        cell that her cut (her length on the edge and her area inside) shows
+        (`fovflow.processing.lineage.cut_disc_area`), so a daughter mostly outside the frame
+        is not taken for a speck (a strip under 3.5 px deep on average still is: the glow of
+        a cell outside); and a daughter gone from the edge within `min_daughter_frames` left
+        the field: her division stands. Off by default: the areas inside the frame, as
+        before. With ``split: brightness``, `rejoin_pieces`, `split_joined_daughters`,
+        `split_merged` and `min_merged_share` 0.2: simulated division recall 0.88 -> 0.92
+        (seed 0), precision unchanged.
     min_daughter_frames : int
         A division whose one daughter is gone within this many frames (counting the first)
-        while the other stays was a cell the segmentation cut for a moment: it is undone, the
-        mother's track goes on with the daughter that stayed (its frames relabelled) and the
-        piece keeps a track of its own, without parent (on GOWT1 nuclei every false division
-        was such a piece, lasting 1-2 frames). 1: no division is undone.
+        while the other stays (and, with `border_daughters`, was not at the frame's edge when
+        last seen: then she left the field) was a cell the segmentation cut for a moment: it
+        is undone, the mother's track goes on with the daughter that stayed (its frames
+        relabelled) and the piece keeps a track of its own, without parent (on GOWT1 nuclei
+        every false division was such a piece, lasting 1-2 frames). 1: no division is
+        undone.
     split_joined_daughters : bool
         Move a division found between frames t and t + 1 back to t when the mother's region in
         t was her two daughters as one region (the sisters touched in their first frame): its
@@ -211,7 +231,7 @@ def track_cells(
     # division's probation is over, so it can be undone in them
     recent: deque[_Frame] = deque(maxlen=max(max_gap + 1, min_daughter_frames)
                                   + (_JOINED_DEPTH if split_joined_daughters else 0))
-    book = _Book()
+    book = _Book(border_daughters)
     shifts = np.zeros((len(cells), 2))
     reduced: NDArray[np.float32] | None = None
     for t, (frame,) in iter_frames(("cells", cells, "biu")):
@@ -227,9 +247,12 @@ def track_cells(
         link = _link(regions, n_regions, recent, book, shifts[t], min_iou=min_iou,
                      min_merged_share=min_merged_share if split_merged else None,
                      min_rejoin_border=min_rejoin_border if rejoin_pieces else None,
-                     division_rule=division_rule, max_gap=max_gap,
+                     division_rule=division_rule, border_daughters=border_daughters,
+                     max_gap=max_gap,
                      min_joined_cover=min_joined_cover if split_joined_daughters else None)
         _start_tracks(t, link, book, max_id)
+        if border_daughters:
+            book.note_edge(link)
         if len(recent) == recent.maxlen:  # written once no division can be undone in it
             _write(result, recent[0])
         recent.append(_Frame(t, link.regions, link.areas, link.tracks, link.stage))
@@ -289,13 +312,12 @@ class _Link:
 def _link(regions: NDArray[np.int32], n_regions: int, recent: deque[_Frame], book: _Book,
           shift: NDArray[np.float64], *, min_iou: float, min_merged_share: float | None,
           min_rejoin_border: float | None, division_rule: dict[str, float] | None,
-          max_gap: int, min_joined_cover: float | None) -> _Link:
+          border_daughters: bool, max_gap: int, min_joined_cover: float | None) -> _Link:
     """Match a frame's regions to the last frame (with `shift` undone), split merged cells
-    (with `min_merged_share`, if any), rejoin pieces (with
-    `min_rejoin_border`, if any), find divisions (with `division_rule`, if any), move those
-    whose mother was her daughters joined back a frame or two (with `min_joined_cover`, if
-    any: the last frames of `recent` change) and bridge gaps to the frames before (see
-    `track_cells`)."""
+    (with `min_merged_share`, if any), rejoin pieces (with `min_rejoin_border`, if any), find
+    divisions (with `division_rule`, if any, and `border_daughters`), move those whose mother
+    was her daughters joined back a frame or two (with `min_joined_cover`, if any: the last
+    frames of `recent` change) and bridge gaps to the frames before (see `track_cells`)."""
     tracks = np.zeros(n_regions + 1, np.int64)
     parent_of = np.zeros(n_regions + 1, np.int64)
     mother_tracks, daughters = np.zeros(0, np.int64), np.zeros((0, 2), np.intp)
@@ -318,8 +340,9 @@ def _link(regions: NDArray[np.int32], n_regions: int, recent: deque[_Frame], boo
     matched_previous, matched_current, areas = _match(overlaps, min_iou)
     tracks[matched_current] = last.tracks[matched_previous]
     if division_rule is not None:
+        edge_pixels = _edge_pixels(regions, len(areas)) if border_daughters else None
         mothers, daughters = find_divisions(*overlaps, matched_previous, matched_current,
-                                            **division_rule)
+                                            edge_pixels=edge_pixels, **division_rule)
         if min_joined_cover is not None:
             mothers, daughters = _split_joined(recent, book, regions, stage, overlaps,
                                                mothers, daughters, tracks, min_joined_cover)
@@ -331,6 +354,14 @@ def _link(regions: NDArray[np.int32], n_regions: int, recent: deque[_Frame], boo
         _bridge_gap(earlier, book, regions, areas, tracks, min_iou,
                     _offset(stage, earlier.stage))
     return _Link(regions, areas, tracks, parent_of, mother_tracks, daughters, stage)
+
+
+def _edge_pixels(regions: NDArray[np.int32], n_labels: int) -> NDArray[np.intp]:
+    """Pixels per label (0..`n_labels` - 1) on the frame's first and last row and column (a
+    corner pixel counts twice, once per edge it cuts)."""
+    edges = (regions[0], regions[-1], regions[:, 0], regions[:, -1])
+    return sum((np.bincount(edge, minlength=n_labels) for edge in edges),
+               np.zeros(n_labels, np.intp))
 
 
 def _split_joined(recent: deque[_Frame], book: _Book, regions: NDArray[np.int32],
@@ -488,9 +519,13 @@ def _write(labels: OutputStack, frame: _Frame) -> None:
 
 class _Book:
     """Per track id (index 0 unused): first and last frame seen, parent, whether it divided or
-    was folded back into its mother; and the divisions still on probation."""
+    was folded back into its mother, whether it touched the frame's edge when last seen (with
+    `border_daughters`, a daughter gone from there left the field); and the divisions still on
+    probation."""
 
-    def __init__(self) -> None:
+    def __init__(self, border_daughters: bool = False) -> None:
+        self.border_daughters = border_daughters
+        self.at_edge = np.zeros(1, bool)
         self.first_seen = np.full(1, -1, np.int64)
         self.last_seen = np.full(1, -1, np.int64)
         self.parent = np.zeros(1, np.int64)
@@ -506,6 +541,7 @@ class _Book:
         self.parent = np.concatenate([self.parent, parents])
         self.divided = np.concatenate([self.divided, np.zeros(len(ids), bool)])
         self.folded = np.concatenate([self.folded, np.zeros(len(ids), bool)])
+        self.at_edge = np.concatenate([self.at_edge, np.zeros(len(ids), bool)])
         return ids
 
     def review(self, t: int, min_frames: int, recent: deque[_Frame]) -> None:
@@ -518,7 +554,8 @@ class _Book:
             if alive.all():
                 if t - start + 1 < min_frames:
                     waiting.append((start, mother, first, second))
-            elif alive.any():
+            elif alive.any() and not (self.border_daughters
+                                      and self.at_edge[[first, second]][~alive].all()):
                 kept, piece = (first, second) if alive[0] else (second, first)
                 self._fold(kept, mother, recent)
                 self.parent[piece] = 0
@@ -530,6 +567,13 @@ class _Book:
                 folded_into[kept] = mother
         self.pending = [(start, folded_into.get(mother, mother), first, second)
                         for start, mother, first, second in waiting]
+
+    def note_edge(self, link: _Link) -> None:
+        """Mark which tracks of the frame of `link` touch the frame's edge."""
+        present = link.areas > 0
+        present[0] = False
+        self.at_edge[link.tracks[present]] = (_edge_pixels(link.regions, len(link.areas))
+                                              > 0)[present]
 
     def _fold(self, track: int, mother: int, recent: deque[_Frame]) -> None:
         """Give `track`'s cells back to `mother` (in the frames kept, not yet written)."""
@@ -643,21 +687,23 @@ def _split_merged(previous: NDArray[np.int32], regions: NDArray[np.int32], n_reg
                   overlaps: tuple[NDArray[np.intp], ...], min_share: float
                   ) -> tuple[NDArray[np.int32], int, tuple[NDArray[np.intp], ...]]:
     """Split every region that holds most of two or more cells of the previous frame, or
-    most of one and `min_share` of another.
+    `min_share` of two or more.
 
     Two cells that touch can become one region. Each previous cell that has at least half
-    of its area inside such a region (or `min_share` of it, when the region holds at least
-    half of another), and a quarter of its share of the region's area, seeds one part of
-    it; every pixel of the region goes to the nearest seed. The first part keeps
+    of its area inside such a region (or `min_share` of it), and a quarter of its share of
+    the region's area, seeds one part of it; every pixel of the region goes to the nearest
+    seed. A region that holds most of none of its seeds is left whole when they touched in
+    the previous frame (within its box): a cell the segmentation cut in two there and along
+    another line here; apart, they were a daughter and the neighbour the segmentation joined
+    her with, along a wrong seam that cut that neighbour too. The first part keeps
     the region's label, the others get new ones. Returns the regions, their count and their
     overlaps with `previous` (recounted only when something was split).
     """
     pair_previous, pair_current, intersection, area_previous, area_current = overlaps
     covers = intersection * 2 >= area_previous[pair_previous]
-    count = np.bincount(pair_current[covers], minlength=n_regions + 1)
-    if min_share < 0.5:  # a dividing cell's part beside one that the region holds
-        covers |= ((intersection >= min_share * area_previous[pair_previous])
-                   & (count[pair_current] >= 1))
+    count = holds_most = np.bincount(pair_current[covers], minlength=n_regions + 1)
+    if min_share < 0.5:  # a dividing cell's part beside another cell or a part of her
+        covers |= intersection >= min_share * area_previous[pair_previous]
         count = np.bincount(pair_current[covers], minlength=n_regions + 1)
     # A speck beside a cell is no seed.
     covers &= area_previous[pair_previous] * 4 * count[pair_current] >= area_current[pair_current]
@@ -678,6 +724,8 @@ def _split_merged(previous: NDArray[np.int32], regions: NDArray[np.int32], n_reg
         lookup = np.zeros(int(seeds.max()) + 2, np.int32)
         lookup[seeds] = np.arange(1, len(seeds) + 1)
         under = np.minimum(previous[box], seeds.max() + 1)  # labels above the seeds: none
+        if not holds_most[label] and _touching(lookup[under]):
+            continue  # parts of one cell the segmentation cut differently before
         part = _nearest_seed(np.where(inside, lookup[under], 0), inside)
         new_labels = np.array([label, *range(n_regions + 1, n_regions + len(seeds))], np.int32)
         parts_now.append(new_labels[part[inside] - 1])
@@ -690,6 +738,12 @@ def _split_merged(previous: NDArray[np.int32], regions: NDArray[np.int32], n_reg
     return regions, n_regions, _recounted(overlaps, n_regions, np.concatenate(parts_of),
                                           np.concatenate(parts_before),
                                           np.concatenate(parts_now))
+
+
+def _touching(seeds: NDArray[np.int32]) -> bool:
+    """Whether two different seeds (labels above 0) are 4-neighbours somewhere."""
+    return any(((before != after) & (before > 0) & (after > 0)).any()
+               for before, after in ((seeds[:, :-1], seeds[:, 1:]), (seeds[:-1], seeds[1:])))
 
 
 def _recounted(overlaps: tuple[NDArray[np.intp], ...], n_regions: int,
@@ -718,15 +772,17 @@ def _rejoin_pieces(regions: NDArray[np.int32], overlaps: tuple[NDArray[np.intp],
                    min_border: float) -> tuple[NDArray[np.int32], tuple[NDArray[np.intp], ...]]:
     """Join the pieces of one cell of the previous frame that the segmentation cut apart.
 
-    A piece is a region with at least half of its area in one previous cell; two pieces of
-    the same cell are joined when they share a border (4-neighbour pixel pairs) of at least
-    `min_border` times the equivalent diameter of the smaller. The joined region keeps the
-    smallest label, the others are left unused. Returns the regions (a copy when something
-    was joined) and their overlaps with the previous frame.
+    A piece is a region with at least half of its area in one previous cell, or a new region
+    (`_new_neighbours`: a cell that appears, cut in two from her first frame on); two pieces
+    of the same cell, or two new ones, are joined when they share a border (4-neighbour pixel
+    pairs) of at least `min_border` times the equivalent diameter of the smaller. The joined
+    region keeps the smallest label, the others are left unused. Returns the regions (a copy
+    when something was joined) and their overlaps with the previous frame.
 
     Notes
     -----
-    O(pairs) to find the pieces; where there are some, their pixels are looked for on every
+    O(pairs) to find the pieces (and O(pixels / 16) for the boxes of the new regions, when
+    there are two or more); where there are some, their pixels are looked for on every
     `_GRID` th row and column (a region too thin to meet that grid is not joined), and the
     borders are counted in the boxes around them (`_box_around`).
     """
@@ -738,7 +794,9 @@ def _rejoin_pieces(regions: NDArray[np.int32], overlaps: tuple[NDArray[np.intp],
     main = main[intersection[main] * 2 >= area_current[pair_current[main]]]
     cell, piece = pair_previous[main], pair_current[main]
     shared = np.bincount(cell, minlength=len(area_previous))[cell] >= 2
-    cell, piece = cell[shared], piece[shared]
+    new_cell, new_piece = _new_neighbours(regions, overlaps)
+    cell = np.concatenate([cell[shared], new_cell])
+    piece = np.concatenate([piece[shared], new_piece])
     if not len(piece):
         return regions, overlaps
     mother_of = np.zeros(len(area_current), np.intp)  # 0: no piece
@@ -772,6 +830,45 @@ def _rejoin_pieces(regions: NDArray[np.int32], overlaps: tuple[NDArray[np.intp],
                      np.bincount(inverse, weights=intersection).astype(np.intp), area_previous,
                      np.bincount(joined, weights=area_current,
                                  minlength=len(joined)).astype(np.intp))
+
+
+def _new_neighbours(regions: NDArray[np.int32], overlaps: tuple[NDArray[np.intp], ...]
+                    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """The new regions (more than half of each outside every cell of the previous frame)
+    that lie near another new one, and per region a group number from
+    ``len(area_previous)`` on, one per cluster of such regions whose boxes (`_grid_boxes`)
+    touch: the cells of `_rejoin_pieces` for pieces without one."""
+    _, pair_current, intersection, area_previous, area_current = overlaps
+    inside = np.bincount(pair_current, weights=intersection, minlength=len(area_current))
+    new = np.flatnonzero((area_current > 0) & (inside * 2 < area_current))
+    new = new[new > 0]
+    nothing = np.zeros(0, np.intp)
+    if len(new) < 2:
+        return nothing, nothing
+    low, high = _grid_boxes(regions, new, len(area_current))
+    met = high[new, 0] >= 0
+    new, low, high = new[met], low[new[met]], high[new[met]]
+    # Boxes that touch or overlap (grown by a pixel), each pair once; compared a block of
+    # rows at a time, so that a frame of thousands of new regions (after an empty one) does
+    # not need a square array of them.
+    firsts, seconds = [], []
+    for start in range(0, len(new), _BOX_BLOCK):
+        block = slice(start, start + _BOX_BLOCK)
+        touch = ((low[block, None] <= high[None] + 1)
+                 & (low[None] <= high[block, None] + 1)).all(axis=2)
+        first, second = np.nonzero(touch)
+        first += start
+        firsts.append(first[second > first])
+        seconds.append(second[second > first])
+    first, second = np.concatenate(firsts), np.concatenate(seconds)
+    if not len(first):
+        return nothing, nothing
+    near = coo_matrix((np.ones(len(first), np.int8), (first, second)),
+                      shape=(len(new), len(new)))
+    n_groups, group = connected_components(near, directed=False)
+    sizes = np.bincount(group, minlength=n_groups)
+    grouped = sizes[group] >= 2
+    return len(area_previous) + group[grouped], new[grouped]
 
 
 def _box_around(regions: NDArray[np.int32], is_piece: NDArray[np.bool_], top: int, left: int,

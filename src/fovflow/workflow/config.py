@@ -202,6 +202,10 @@ def effective_parameters(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str
     """
     segmentation = _segmentation_parameters(overrides.get("segmentation", {}))
     suited = {"tracking": suited_tracking(segmentation["method"], segmentation)}
+    unknown = sorted(set(suited["tracking"]) - set(_defaults_of(track_cells)))
+    if unknown:  # a plugin's table: said here, not as a user's mistake
+        raise ConfigError(f"the {segmentation['method']} method's tracking defaults name "
+                          f"unknown tracking parameters {unknown}")
     parameters = {step: _merge(step, {**_defaults_of(function), **suited.get(step, {})},
                                overrides.get(step, {}), optional=_optional(function))
                   for step, function in STEP_FUNCTIONS.items() if step != "segmentation"}

@@ -88,8 +88,23 @@ _SWITCHED = {"tracking": {"rejoin_pieces": ("rejoin_pieces", "min_rejoin_border"
                           "split_joined_daughters": ("split_joined_daughters",
                                                      "min_joined_cover"),
                           "split_merged": ("min_merged_share",)}}
-_AS_BEFORE = {"tracking": {"min_merged_share": 0.5},
+_AS_BEFORE = {"tracking": {"min_merged_share": 0.5, "border_daughters": False},
               "segmentation.bacteria": {"faint_seam": 0.0, "pale": 0.0}}
+
+
+# Where a step's algorithm changed after run folders existed, for some of its parameters: a
+# revision is hashed wherever the change applies, so those folders redo the step (and what
+# follows) and no others. By kind, (revision, applies to these parameters).
+_REVISED: dict[str, tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...]] = {
+    # The brightness split's background continued past the border, its noise floor.
+    "segmentation.fluorescence": (("2026-12-02", lambda p: p["split"] == "brightness"),),
+    # The shipped network trained 5000 batches instead of 2000.
+    "segmentation.learned": (("2026-12-02", lambda p: p["network"] == "phase_mammalian"),),
+    # New regions rejoined too; split_merged below a share of 0.5 splits regions that hold
+    # most of neither cell.
+    "tracking": (("2026-12-02", lambda p: p["rejoin_pieces"]
+                  or (p["split_merged"] and p["min_merged_share"] < 0.5)),),
+}
 
 
 def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata,
@@ -129,12 +144,15 @@ def step_hashes(config: WorkflowConfig, metadata: DatasetMetadata,
 
 def _changing(parameters: dict[str, Any], kind: str) -> dict[str, Any]:
     """`parameters` without the later ones that leave the step as it was (the `_SWITCHED`
-    and `_AS_BEFORE` of `kind`: ``"tracking"`` or ``"segmentation.METHOD"``)."""
+    and `_AS_BEFORE` of `kind`: ``"tracking"`` or ``"segmentation.METHOD"``), with the
+    `_REVISED` revisions that apply to them."""
     off = {key for switch, keys in _SWITCHED.get(kind, {}).items()
            if switch in parameters and not parameters[switch] for key in keys}
     before = _AS_BEFORE.get(kind, {})
-    return {key: value for key, value in parameters.items()
-            if key not in off and not (key in before and value == before[key])}
+    revised = [revision for revision, applies in _REVISED.get(kind, ()) if applies(parameters)]
+    return {**{key: value for key, value in parameters.items()
+               if key not in off and not (key in before and value == before[key])},
+            **({"revised": revised} if revised else {})}
 
 
 def steps_to_run(done: set[str]) -> tuple[str, ...]:
