@@ -141,10 +141,10 @@ Scores, per data set:
 ``--track-param`` keywords, e.g. ``divisions=false``), in this process.
 ``--mode run`` writes each data set as an OME-TIFF (one scene per FOV, one channel) into
 ``--work`` and runs ``fovflow run`` on it (its FOVs in parallel, so per-FOV seconds include
-contention); ``--param`` values then go in the ``segmentation``
-section of a ``--config`` file. ``--frames N`` keeps the first N frames (Usiigaci, Bacteria,
-HeLa and NIH3T3: N sets or frames, in the order above; ``--frames 2`` on Bacteria's tune split is
-its first two frames, ``ec_5I_t141xy5c1`` and ``caulo_15``).
+contention); ``--param`` and ``--track-param`` values then go in the ``segmentation`` and
+``tracking`` sections of a ``--config`` file. ``--frames N`` keeps the first N frames
+(Usiigaci, Bacteria, HeLa and NIH3T3: N sets or frames, in the order above; ``--frames 2`` on
+Bacteria's tune split is its first two frames, ``ec_5I_t141xy5c1`` and ``caulo_15``).
 ``--method NAME`` segments every chosen data set with that method instead of its own
 (``phase`` or ``fluorescence``), e.g. ``--method bacteria --datasets ecoli,bacteria``.
 """
@@ -288,7 +288,8 @@ def benchmark(recording: Recording, pipeline: Pipeline, *, mode: str, split: str
         tracked, lineages, seconds = _run_steps(recording, pipeline, diameter, params,
                                                 track_params or {})
     else:
-        tracked, lineages, seconds = _run_workflow(recording, scratch, diameter, params)
+        tracked, lineages, seconds = _run_workflow(recording, scratch, diameter, params,
+                                                   track_params or {})
     sizes = [pipeline.estimate_diameter(fov.images, method=recording.method)
              for fov in recording.fovs]
     row = Row(recording.dataset, recording.part, split, recording.method,
@@ -380,7 +381,7 @@ def _run_steps(recording: Recording, pipeline: Pipeline, diameter: float | str,
 
 
 def _run_workflow(recording: Recording, scratch: Path, diameter: float | str,
-                  params: dict[str, Any]
+                  params: dict[str, Any], track_params: dict[str, Any]
                ) -> tuple[list[NDArray[Any]], list[Lineage | None], float]:
     """`fovflow run` on the recording as an OME-TIFF: tracked labels and lineage per FOV,
     segmentation s."""
@@ -388,9 +389,9 @@ def _run_workflow(recording: Recording, scratch: Path, diameter: float | str,
     write_ome_tiff(recording, image)
     command = [_fovflow(), "run", str(image), "-o", str(out), "--segment-channel", "0",
                "--fl", "0", "--method", recording.method, "--diameter", str(diameter)]
-    if params:
+    if params or track_params:
         config = scratch / "config.yaml"
-        config.write_text(yaml.safe_dump({"segmentation": params}))
+        config.write_text(yaml.safe_dump({"segmentation": params, "tracking": track_params}))
         command += ["--config", str(config)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -141,9 +141,11 @@ def cut_disc_area(area: NDArray[Any], chord: NDArray[Any]) -> NDArray[np.float64
     """The area of the disc of which a straight cut of length `chord` leaves a part of `area`
     (pixels); `area` itself where `chord` is 0.
 
-    The part is a segment of the disc, of half angle theta (below pi / 2: less than half of
-    the disc is left): area = r^2 (theta - sin theta cos theta), chord = 2 r sin theta, so
-    area / chord^2 grows with theta from 0 to infinity and fixes it (bisection, 40 steps).
+    The part is a segment of the disc, of half angle theta in (0, pi) (below pi / 2, less
+    than half of the disc is left): area = r^2 (theta - sin theta cos theta), chord = 2 r sin
+    theta, so area / chord^2 grows with theta from 0 to infinity and fixes it (bisection, 40
+    steps). A part in a corner, cut by two edges, is taken as cut by one of their summed
+    length.
 
     Notes
     -----
