@@ -307,6 +307,7 @@ class _Link:
     mother_tracks: NDArray[np.int64]
     daughters: NDArray[np.intp]  # (divisions, 2) regions
     stage: NDArray[np.float64]
+    edge_pixels: NDArray[np.intp] | None  # per region, on the frame's edge (border_daughters)
 
 
 def _link(regions: NDArray[np.int32], n_regions: int, recent: deque[_Frame], book: _Book,
@@ -323,7 +324,9 @@ def _link(regions: NDArray[np.int32], n_regions: int, recent: deque[_Frame], boo
     mother_tracks, daughters = np.zeros(0, np.int64), np.zeros((0, 2), np.intp)
     if not recent:
         areas = np.bincount(regions.ravel(), minlength=n_regions + 1)
-        return _Link(regions, areas, tracks, parent_of, mother_tracks, daughters, np.zeros(2))
+        edges = _edge_pixels(regions, len(areas)) if border_daughters else None
+        return _Link(regions, areas, tracks, parent_of, mother_tracks, daughters, np.zeros(2),
+                     edges)
     last = recent[-1]
     stage = last.stage + shift
     previous, offset = last.regions, _offset(stage, last.stage)
@@ -339,10 +342,10 @@ def _link(regions: NDArray[np.int32], n_regions: int, recent: deque[_Frame], boo
         regions, overlaps = _rejoin_pieces(regions, overlaps, min_rejoin_border)
     matched_previous, matched_current, areas = _match(overlaps, min_iou)
     tracks[matched_current] = last.tracks[matched_previous]
+    edges = _edge_pixels(regions, len(areas)) if border_daughters else None
     if division_rule is not None:
-        edge_pixels = _edge_pixels(regions, len(areas)) if border_daughters else None
         mothers, daughters = find_divisions(*overlaps, matched_previous, matched_current,
-                                            edge_pixels=edge_pixels, **division_rule)
+                                            edge_pixels=edges, **division_rule)
         if min_joined_cover is not None:
             mothers, daughters = _split_joined(recent, book, regions, stage, overlaps,
                                                mothers, daughters, tracks, min_joined_cover)
@@ -353,7 +356,7 @@ def _link(regions: NDArray[np.int32], n_regions: int, recent: deque[_Frame], boo
     for earlier in list(recent)[-max_gap - 1:-1][::-1]:  # the shortest gap first
         _bridge_gap(earlier, book, regions, areas, tracks, min_iou,
                     _offset(stage, earlier.stage))
-    return _Link(regions, areas, tracks, parent_of, mother_tracks, daughters, stage)
+    return _Link(regions, areas, tracks, parent_of, mother_tracks, daughters, stage, edges)
 
 
 def _edge_pixels(regions: NDArray[np.int32], n_labels: int) -> NDArray[np.intp]:
@@ -569,11 +572,12 @@ class _Book:
                         for start, mother, first, second in waiting]
 
     def note_edge(self, link: _Link) -> None:
-        """Mark which tracks of the frame of `link` touch the frame's edge."""
+        """Mark which tracks of the frame of `link` (made with `border_daughters`) touch the
+        frame's edge."""
+        assert link.edge_pixels is not None
         present = link.areas > 0
         present[0] = False
-        self.at_edge[link.tracks[present]] = (_edge_pixels(link.regions, len(link.areas))
-                                              > 0)[present]
+        self.at_edge[link.tracks[present]] = (link.edge_pixels > 0)[present]
 
     def _fold(self, track: int, mother: int, recent: deque[_Frame]) -> None:
         """Give `track`'s cells back to `mother` (in the frames kept, not yet written)."""
