@@ -333,7 +333,16 @@ def test_tracking_rows_show_the_defaults_that_suit_the_split_and_keep_what_the_u
     assert table.value("tracking.min_daughter_overlap") == "0.5"
     assert table.value("tracking.rejoin_pieces") == "False"
     assert tab.config().tracking == {"max_gap": 2}
-    # A saved session restores the split before the rows that follow it, in any key order.
+    # Back to fluorescence, the user's False is kept though phase's default was False too.
     tab.segmentation.set_method("fluorescence")
+    assert table.value("tracking.rejoin_pieces") == "False"
+    assert tab.config().tracking == {"max_gap": 2, "rejoin_pieces": False}
+    # A blank row goes back to the default that suits the split.
+    table.set_value("tracking.rejoin_pieces", "")
+    table.set_value("segmentation.split", "shape")
+    assert table.value("tracking.rejoin_pieces") == "False"
+    table.set_value("segmentation.split", "brightness")
+    assert table.value("tracking.rejoin_pieces") == "True"
+    # A saved session restores the split before the rows that follow it, in any key order.
     table.set_texts({"tracking.rejoin_pieces": "True", "segmentation.split": "shape"})
     assert tab.config().tracking == {"max_gap": 2, "rejoin_pieces": True}

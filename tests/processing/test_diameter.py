@@ -14,6 +14,7 @@ import pytest
 from skimage.measure import regionprops
 
 from fovflow.evaluation.scores import Scores, score_labels
+from fovflow.io.synthetic import SimulationConfig, simulate_fov
 from fovflow.processing.segmentation import estimate_diameter, segment_cells
 
 SIZE, SPACING = 384, 128  # a 3 x 3 grid of cells, one per 128 px square
@@ -108,3 +109,17 @@ def test_touching_nuclei_are_measured_as_nuclei_not_as_their_clumps() -> None:
     # The clumps' pieces measure 1.9 x a nucleus (45.5 px); their widths, 25.0 px, do not.
     estimate = estimate_diameter(clumped_nuclei(24), method="fluorescence")
     assert 0.85 * 24 <= estimate <= 1.2 * 24, f"estimate {estimate:.1f} px"
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_uneven_light_does_not_change_the_nuclei_diameter(seed: int) -> None:
+    fov = simulate_fov(SimulationConfig(kind="nuclei", n_frames=4, height=384, width=384,
+                                        seed=seed), 0)
+    ramp = np.linspace(0.15, 1.85, fov.phase.shape[2])  # 12x brighter at one edge
+    uneven = np.round(fov.phase * ramp).clip(0, 65535).astype(fov.phase.dtype)
+    even_estimate = estimate_diameter(fov.phase, method="fluorescence")
+    uneven_estimate = estimate_diameter(uneven, method="fluorescence")
+    # Measured 23.7 -> 23.5 px and 23.0 -> 22.9 px (cells 22.6 and 21.8 px). One threshold
+    # over the frame (the granulometry alone) measured 22.6 -> 20.2 and 22.2 -> 20.3 px.
+    assert uneven_estimate == pytest.approx(even_estimate, rel=0.04)
+    assert 0.9 <= uneven_estimate / true_diameter(fov.labels) <= 1.12

@@ -90,6 +90,9 @@ def test_steps_whose_algorithm_changed_are_redone_only_where_it_changed() -> Non
                        ("22d7fcfdbbdac7fb", "fbc533aede2cfb4a")),
         "shape": ({"segmentation": {"method": "fluorescence", "split": "shape"}},
                   ("d12c1687417374a4", "1b209bb4373e37df")),
+        "shape 40 px": ({"segmentation": {"method": "fluorescence", "split": "shape",
+                                          "diameter": 40}},
+                        ("1b1f12fdc3bb6c12", "4f8012ebdf4272c8")),
         "learned": ({"segmentation": {"method": "learned"}},
                     ("7a71941ba9104ba1", "6cede6f765cf8d40")),
         "rejoin": ({"tracking": {"rejoin_pieces": True}},
@@ -103,6 +106,8 @@ def test_steps_whose_algorithm_changed_are_redone_only_where_it_changed() -> Non
     for name, (changes, (segmentation, tracking)) in earlier.items():
         now = step_hashes(replace(CONFIG, **changes), METADATA, "fingerprint")
         redone[name] = (now["segmentation"] != segmentation, now["tracking"] != tracking)
-    assert redone == {"brightness": (True, True), "shape": (False, False),
+    # The fluorescence diameter `auto` measures changed after it (`_nuclei_diameter`).
+    assert redone == {"brightness": (True, True), "shape": (True, True),
+                      "shape 40 px": (False, False),
                       "learned": (True, True), "rejoin": (False, True),
                       "merged 0.2": (False, True), "merged": (False, False)}

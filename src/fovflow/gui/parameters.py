@@ -43,10 +43,15 @@ class ParameterTable(QTableWidget):
         self.help_label = QLabel("")
         self.help_label.setWordWrap(True)
         self.currentCellChanged.connect(self._show_help)
-        self.itemChanged.connect(self._follow_segmentation)
+        self.itemChanged.connect(self._edited_row)
         self._defaults: dict[str, str] = {}
+        # Rows the user set, even to a default: the rows that follow a method or split keep
+        # them (a tracking value equal to one split's default is still the user's choice).
+        self._set_by_user: set[str] = set()
         self._method = "phase"
-        self._filling = False  # rows being added: the later rows may not be there yet
+        # Rows being filled in by the table, not the user (as they are added, the later
+        # rows may not be there yet).
+        self._filling = False
         self._fill(self._rows("phase"), {})
 
     def set_segmentation_method(self, method: str) -> None:
@@ -55,6 +60,7 @@ class ParameterTable(QTableWidget):
         fluorescence method's tracking)."""
         kept = {name: text for name, text in self.texts().items()
                 if not name.startswith("segmentation.")}
+        self._set_by_user = {name for name, text in kept.items() if text}
         self.setRowCount(0)
         self._defaults = {}
         self._method = method
@@ -68,9 +74,9 @@ class ParameterTable(QTableWidget):
         return self.item(self._row(name), 1).text().strip()
 
     def texts(self) -> dict[str, str]:
-        """The values that differ from their defaults, by parameter name."""
+        """The values the user set or that differ from their defaults, by parameter name."""
         return {name: self.value(name) for name, default in self._defaults.items()
-                if self.value(name) != default}
+                if self.value(name) != default or name in self._set_by_user}
 
     def set_texts(self, texts: dict[str, str]) -> None:
         """Set the values of the parameters in `texts` that the table has (others are
@@ -114,24 +120,37 @@ class ParameterTable(QTableWidget):
         general = {name: _row(name, default) for name, default in _GENERAL.items()}
         return {**general, **segmentation_rows(method), **_later_rows(method, {})}
 
-    def _follow_segmentation(self, item: QTableWidgetItem) -> None:
-        """After a segmentation row's edit, the later steps' rows that the user left at their
-        defaults show the defaults that suit the new value (the tracking of a split)."""
+    def _edited_row(self, item: QTableWidgetItem) -> None:
+        """Note a value the user set (a blank one hands the row back to its default); after
+        a segmentation row's edit, `_follow_segmentation`."""
         name = self.item(item.row(), 0)
-        if (self._filling or item.column() != 1 or name is None
-                or not name.text().startswith("segmentation.")):
+        if self._filling or item.column() != 1 or name is None:
             return
+        if item.text().strip():
+            self._set_by_user.add(name.text())
+        else:
+            self._set_by_user.discard(name.text())
+        if name.text().startswith("segmentation."):
+            self._follow_segmentation()
+
+    def _follow_segmentation(self) -> None:
+        """The later steps' rows that the user did not set show the defaults that suit the
+        segmentation rows' values (the tracking of a split)."""
         try:  # only the segmentation rows: a bad value elsewhere must not stop this
             rows = _later_rows(self._method, self._changed("segmentation"))
         except ConfigError:  # a value being typed; the run's checks will say what is wrong
             return
-        for later, (default, _unit, tip) in rows.items():
-            row = self._row(later)
-            if self.value(later) == self._defaults[later] != default:
-                self.item(row, 1).setText(default)
-            self._defaults[later] = default
-            for column in range(3):
-                self.item(row, column).setToolTip(f"{tip} (default {default})")
+        self._filling = True  # the texts set here are not the user's
+        try:
+            for later, (default, _unit, tip) in rows.items():
+                row = self._row(later)
+                if later not in self._set_by_user:
+                    self.item(row, 1).setText(default)
+                self._defaults[later] = default
+                for column in range(3):
+                    self.item(row, column).setToolTip(f"{tip} (default {default})")
+        finally:
+            self._filling = False
 
     def _fill(self, rows: dict[str, tuple[str, str, str]], texts: dict[str, str]) -> None:
         """Add `rows` (name: (default text, unit, help)), with `texts` in place of some

@@ -96,8 +96,10 @@ _AS_BEFORE = {"tracking": {"min_merged_share": 0.5, "border_daughters": False},
 # revision is hashed wherever the change applies, so those folders redo the step (and what
 # follows) and no others. By kind, (revision, applies to these parameters).
 _REVISED: dict[str, tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...]] = {
-    # The brightness split's background continued past the border, its noise floor.
-    "segmentation.fluorescence": (("2026-12-02", lambda p: p["split"] == "brightness"),),
+    # The brightness split's background continued past the border, its noise floor; the
+    # diameter `auto` measures refined by the brightness split's cells.
+    "segmentation.fluorescence": (("2026-12-02", lambda p: p["split"] == "brightness"),
+                                  ("2026-12-02 diameter", lambda p: p["diameter"] == "auto")),
     # The shipped network trained 5000 batches instead of 2000.
     "segmentation.learned": (("2026-12-02", lambda p: p["network"] == "phase_mammalian"),),
     # New regions rejoined too; split_merged below a share of 0.5 splits regions that hold
