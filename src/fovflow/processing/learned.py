@@ -7,9 +7,10 @@ OpenCV's DNN module runs on the CPU, so no deep-learning framework is needed to 
 
 A network sees the frame scaled so that cells measure `WORKING_DIAMETER` px, in the units of
 `normalised`, and gives two maps: the probability that a pixel belongs to a cell, and its
-distance to the cell's edge as a fraction of the cell's largest (the *centre* map). Cells are
-the watershed of the centre map inside the cell map, seeded at its peaks: touching cells
-are apart where their centres are. ``benchmarks/train_network.py`` trains the networks.
+distance to the cell's edge as a fraction of the cell's largest (the *centre* map), averaged
+over the frame and the frame turned by half a turn. Cells are the watershed of the centre map
+inside the cell map, seeded at its peaks: touching cells are apart where their centres are.
+``benchmarks/train_network.py`` trains the networks.
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ def segment_learned(
 
     Notes
     -----
-    O(pixels of the scaled frame): about 0.6 s per 1024x1024 frame of 44 px cells on one
-    core, and some 40 bytes of memory per pixel of the scaled frame at its peak.
+    O(pixels of the scaled frame): about 1.2 s per 1024x1024 frame of 44 px cells on one
+    core (the network runs twice, `cell_maps`), and some 40 bytes of memory per pixel of the
+    scaled frame at its peak.
     """
     if not diameter >= _SMALLEST_DIAMETER:
         raise ValueError(f"the learned method needs cells of {_SMALLEST_DIAMETER:g} px or more, "
@@ -107,11 +109,21 @@ def segment_learned(
 def cell_maps(frame: NDArray[Any], *, diameter: float, network: str
               ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """The network's cell and centre maps (0-1) of `frame`, on the frame scaled to cells of
-    `WORKING_DIAMETER` px, computed in tiles of `_TILE` px that each see `_MARGIN` px more
-    around them (mirrored at the frame's edges)."""
+    `WORKING_DIAMETER` px: the mean of the maps of the scaled frame and of the scaled frame
+    turned by half a turn (turned back). A network is not quite the same in every orientation;
+    the mean of the two cuts fewer cells in pieces (``benchmarks/RESULTS.md``, "Where the
+    learned method's precision goes"), for twice the network's time."""
     run = _network(network)
     size, _ = working_size(frame.shape, WORKING_DIAMETER / diameter)
     scaled = cv2.resize(normalised(frame), size, interpolation=cv2.INTER_AREA)
+    turned = _tiled_maps(run, np.ascontiguousarray(scaled[::-1, ::-1]))[:, ::-1, ::-1]
+    maps = (_tiled_maps(run, scaled) + turned) / 2
+    return maps[0], maps[1]
+
+
+def _tiled_maps(run: cv2.dnn.Net, scaled: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The (2, Y, X) maps of `scaled`, computed in tiles of `_TILE` px that each see `_MARGIN`
+    px more around them (mirrored at the frame's edges)."""
     height, width = scaled.shape
     padded = np.pad(scaled, _MARGIN, mode="symmetric")
     maps = np.empty((2, height, width), np.float32)
@@ -122,7 +134,7 @@ def cell_maps(frame: NDArray[Any], *, diameter: float, network: str
             logits = _logits(run, view)
             maps[:, top:top + rows, left:left + columns] = logits[
                 :, _MARGIN:_MARGIN + rows, _MARGIN:_MARGIN + columns]
-    return maps[0], maps[1]
+    return maps
 
 
 def normalised(frame: NDArray[Any]) -> NDArray[np.float32]:

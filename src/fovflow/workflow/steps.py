@@ -100,8 +100,10 @@ _REVISED: dict[str, tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...]] = 
     # diameter `auto` measures refined by the brightness split's cells.
     "segmentation.fluorescence": (("2026-12-02", lambda p: p["split"] == "brightness"),
                                   ("2026-12-02 diameter", lambda p: p["diameter"] == "auto")),
-    # The shipped network trained 5000 batches instead of 2000.
-    "segmentation.learned": (("2026-12-02", lambda p: p["network"] == "phase_mammalian"),),
+    # The shipped network trained 5000 batches instead of 2000; its maps the mean of the
+    # frame's and the frame's turned by half a turn.
+    "segmentation.learned": (("2026-12-02", lambda p: p["network"] == "phase_mammalian"),
+                             ("2026-12-02 half turn", lambda p: True)),
     # New regions rejoined too; split_merged below a share of 0.5 splits regions that hold
     # most of neither cell.
     "tracking": (("2026-12-02", lambda p: p["rejoin_pieces"]
