@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import inspect
 
+import cv2
 import numpy as np
 import pytest
 from scipy import ndimage
+from skimage import morphology
+from skimage.segmentation import watershed
 
 from fovflow.evaluation.scores import Scores, score_labels
 from fovflow.io.synthetic import SimulationConfig, simulate_fov
+from fovflow.processing import brightness
 from fovflow.processing.fluorescence import (
     SPLIT_PARAMETERS,
     SPLITS,
@@ -17,6 +21,7 @@ from fovflow.processing.fluorescence import (
     fluorescence_foreground,
     segment_fluorescence,
 )
+from fovflow.processing.splitting import label_instances
 
 SIZE, RADIUS, SPACING = 256, 8, 32  # an 8 x 8 grid of 16 px blobs, 32 px apart
 DIAMETER = 2 * RADIUS
@@ -307,3 +312,115 @@ def test_brightness_split_finds_no_nuclei_in_specks_over_a_background_clipped_at
     # Measured: recall 1.00, precision 1.00; with the noise taken as measured (0), precision
     # 0.85-0.94: the specks were nuclei.
     assert result.recall == 1 and result.precision == 1
+
+
+def pressed_nuclei(seed: int, *, size: int = 256, diameter: float = 30.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Frame and truth: round nuclei (diameter +-25 %, ellipses up to 1.35:1) over about half
+    the frame, placed at random so that many overlap, each pixel to the nucleus it lies
+    relatively deepest in: pressed together, about as bright (+-25 %) and meeting at full
+    brightness, with no dim seam."""
+    rng = np.random.default_rng(seed)
+    radius = diameter / 2
+    centres: list[np.ndarray] = []
+    radii: list[float] = []
+    count = round(0.55 * size**2 / (np.pi * radius**2))  # a cover of ~half the frame
+    for _ in range(5000):  # centres at least 0.75 of the two radii apart
+        if len(centres) == count:
+            break
+        r, centre = radius * rng.uniform(0.75, 1.25), rng.uniform(0, size, 2)
+        if all(np.hypot(*(centre - other)) >= 0.75 * (r + other_r)
+               for other, other_r in zip(centres, radii, strict=True)):
+            centres.append(centre)
+            radii.append(r)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    depth = np.full((size, size), np.inf, np.float32)
+    owner = np.zeros((size, size), np.int32)
+    for cell, ((cy, cx), r) in enumerate(zip(centres, radii, strict=True), start=1):
+        a, angle = r * rng.uniform(0.86, 1.16), rng.uniform(0, np.pi)
+        u = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)
+        v = (yy - cy) * np.cos(angle) - (xx - cx) * np.sin(angle)
+        rho = np.hypot(u / a, v / (r * r / a))
+        mine = (rho <= 1) & (rho < depth)
+        depth[mine], owner[mine] = rho[mine], cell
+    truth = np.zeros_like(owner)  # each nucleus' largest piece (others cut off its slivers)
+    for cell in range(1, owner.max() + 1):
+        pieces, count = ndimage.label(owner == cell)
+        if count:
+            truth[pieces == np.argmax(np.bincount(pieces.ravel())[1:]) + 1] = cell
+    brightness = np.concatenate([[0], rng.uniform(0.75, 1.25, owner.max())])
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, owner.shape), 1.5)
+    plateau = np.sqrt(np.clip(1 - np.minimum(depth, 1) ** 6, 0, None))
+    signal = (1000 * brightness[truth] * plateau * (truth > 0)
+              * np.clip(1 + 0.15 * texture / texture.std(), 0.3, None))
+    frame = 100 + ndimage.gaussian_filter(signal, 1.2)
+    frame += rng.normal(0, 1, frame.shape) * np.sqrt(frame)  # photon noise
+    return frame.clip(0, 65535).astype(np.uint16), label_instances(truth)
+
+
+def test_brightness_split_cuts_nuclei_pressed_together_without_a_dim_seam() -> None:
+    totals = {"shape": Scores(), "brightness": Scores()}
+    for seed in (0, 1):
+        frame, truth = pressed_nuclei(seed)
+        for split in totals:
+            labels = segment_fluorescence(frame, diameter=30, split=split)
+            totals[split] += score_labels(truth[None], labels[None])[0]
+    brightness = totals["brightness"]
+    # Measured (102 nuclei): recall 0.96, precision 0.99, SEG 0.84. Before basins were cut at
+    # their necks, 0.77 / 0.94 / 0.72; the shape split 0.49 / 0.78.
+    assert brightness.recall >= 0.92 and brightness.precision >= 0.96 and brightness.seg >= 0.8
+    assert brightness.recall >= totals["shape"].recall + 0.3
+
+
+def dented_nucleus(kind: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 96 x 96 frame of one textured nucleus of radius 15-16 with a dent in its outline
+    ("bean", "kidney") or a dark nucleolus near its edge ("nucleolus"); and its mask."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:96, :96] - 48.0
+    dark = np.zeros(yy.shape, bool)
+    if kind == "bean":
+        mask = (yy**2 + xx**2 <= 16**2) & ((yy - 17) ** 2 + xx**2 > 9**2)
+    elif kind == "kidney":
+        mask = (yy**2 + xx**2 <= 16**2) & ((yy - 14) ** 2 + xx**2 > 11**2)
+    else:
+        mask = yy**2 + xx**2 <= 15**2
+        dark = (yy - 8) ** 2 + (xx - 3) ** 2 <= 5**2
+    chromatin = 1 + 0.3 * ndimage.gaussian_filter(rng.normal(0, 1, yy.shape), 2) / 0.14
+    signal = 500 * mask * chromatin * np.where(dark, 0.25, 1.0)
+    frame = 100 + ndimage.gaussian_filter(signal, 1.2) + rng.normal(0, 5, yy.shape)
+    return frame.astype(np.float32), mask
+
+
+@pytest.mark.parametrize("kind", ["bean", "kidney", "nucleolus"])
+def test_brightness_split_does_not_cut_a_single_nucleus_at_a_dent_or_a_nucleolus(kind: str
+                                                                                ) -> None:
+    # The nucleolus leaves a hole in the nucleus' basin; were it not filled before the basin is
+    # split by shape, the hole's rim would make necks (GOWT1 `01`: precision 0.92 -> 0.81).
+    for seed in range(3):
+        frame, mask = dented_nucleus(kind, seed)
+        labels = segment_fluorescence(frame, diameter=28)
+        assert labels.max() == 1
+        assert score_labels(mask[None].astype(np.int32), labels[None])[0].seg > 0.8
+
+
+def test_brightness_splits_fast_parts_equal_scikit_images_reconstruction_and_watershed(
+        ) -> None:
+    # The flooding only where it has a choice, the reconstruction by OpenCV's dilations and the
+    # medians by one sort of integer keys: the same labels as scikit-image and a lexsort give.
+    sim = simulate_fov(SimulationConfig(n_frames=21, height=256, width=256, kind="nuclei",
+                                        cells_per_megapixel=250, seed=0), 0)
+    frame = np.asarray(sim.phase)[20].astype(np.float32)
+    hills = cv2.GaussianBlur(cv2.log(frame), (0, 0), 4.0)
+    seed = hills - np.float32(0.1)
+    expected = morphology.reconstruction(seed, hills, method="dilation")
+    assert np.array_equal(brightness._reconstructed(seed, hills), expected)
+    foreground = (frame > np.percentile(frame, 60)).view(np.uint8)
+    tops = (hills - expected > 0.05).view(np.uint8) & foreground
+    _, markers = cv2.connectedComponents(tops, connectivity=8, ltype=cv2.CV_32S)
+    basins = watershed(-hills, markers, mask=foreground > 0)
+    assert np.array_equal(brightness._flooded(-hills, markers, foreground), basins)
+    centred = frame - np.float32(np.median(frame))  # negative values too
+    upper = [np.sort(centred[basins == label])[(basins == label).sum() // 2]
+             for label in range(1, basins.max() + 1)]
+    inside = basins > 0
+    assert np.array_equal(brightness._medians(centred[inside], basins[inside])[1:], upper)
