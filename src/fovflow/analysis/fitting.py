@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.optimize import OptimizeResult, least_squares
+from threadpoolctl import threadpool_limits
 
 from fovflow.analysis._jacobian import batch_evaluator, forward_jacobian
 from fovflow.analysis._starts import StartGrid, best_starts, make_grid
@@ -234,12 +235,16 @@ def fit_chunk(chunk: FitChunk, context: TaskContext) -> pd.DataFrame:
     `RESULT_COLUMNS`.
     """
     model = chunk.settings.resolve()
-    grid = _grid(chunk.settings, chunk.times_h.tobytes())
-    starts = best_starts(grid, chunk.values, chunk.settings.n_starts)
-    fits = []
-    for i in range(chunk.values.shape[1]):
-        context.cancel.raise_if_cancelled()
-        fits.append(fit_trace(model, chunk.times_h, chunk.values[:, i], starts[i]))
+    # One BLAS thread wherever the chunk runs, as in the engine's worker processes: the order of
+    # a product's sums depends on the thread count, and the optimiser's path on those last
+    # digits (a serial fit's interval bound differed from a worker's by 3e-5 of it).
+    with threadpool_limits(1, user_api="blas"):
+        grid = _grid(chunk.settings, chunk.times_h.tobytes())
+        starts = best_starts(grid, chunk.values, chunk.settings.n_starts)
+        fits = []
+        for i in range(chunk.values.shape[1]):
+            context.cancel.raise_if_cancelled()
+            fits.append(fit_trace(model, chunk.times_h, chunk.values[:, i], starts[i]))
     return _frame(model, fits, chunk.first)
 
 
