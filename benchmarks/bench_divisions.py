@@ -2,15 +2,19 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_divisions.py [--size 512] [--frames 40] [--cycle 6]
-        [--seeds 0,1] [--param KEY=VALUE ...] [--track-param KEY=VALUE ...]
-        [--timing-size 1024] [--no-timing]
+    .venv/bin/python benchmarks/bench_divisions.py [--kind nuclei] [--method METHOD]
+        [--size 512] [--frames 40] [--cycle 6] [--density 250] [--seeds 0,1]
+        [--param KEY=VALUE ...] [--track-param KEY=VALUE ...] [--timing-size 1024]
+        [--no-timing]
 
-Per seed, a FOV of the ``nuclei`` kind (fluorescent nuclei, the fluorescence segmentation,
-`--density` nuclei per megapixel at first, so the doubled population still has room) whose
+Per seed, a FOV of the `--kind` of simulated cells (``nuclei``: fluorescent nuclei, segmented
+by the ``fluorescence`` method; ``small``, ``crowded``: phase contrast, by ``phase``;
+``bacteria``: by ``bacteria``; `--method` chooses another), `--density` cells per megapixel at
+first (nuclei: 250, so the doubled population still has room; the other kinds: their own
+default), whose
 cells divide about once per `--cycle` hours over a movie of `--frames` frames 10 minutes apart,
 once as is and once with a stage jump of a cell's diameter at the middle frame, is segmented
-(`segment_cells`, method ``fluorescence``, diameter ``auto``, `--param` keywords) and tracked
+(`segment_cells`, diameter ``auto``, `--param` keywords) and tracked
 (`track_cells` with the tracking that suits the segmentation, `suited_tracking`, and the
 `--track-param` keywords over it: ``tracked``; with divisions and drift off:
 ``off``), and the true labels are tracked the same way (``truth``: what tracking does with a
@@ -55,15 +59,20 @@ from fovflow.processing.tracking import track_cells  # noqa: E402
 
 MIN_TRUE_AREA = 30  # px: border slivers below this are left out of the truth
 OFF = {"divisions": False, "drift": False}
+METHOD_OF_KIND = {"nuclei": "fluorescence", "small": "phase", "crowded": "phase",
+                  "bacteria": "bacteria"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", default="nuclei", choices=sorted(METHOD_OF_KIND))
+    parser.add_argument("--method", help="segmentation method (default: the kind's)")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--cycle", type=float, default=6.0, help="cell-cycle time, hours")
-    parser.add_argument("--density", type=float, default=250.0,
-                        help="nuclei per megapixel at frame 0 (they double by the end)")
+    parser.add_argument("--density", type=float,
+                        help="cells per megapixel at frame 0 (they double by the end; "
+                             "default: 250 nuclei, the kind's own for the others)")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--param", action="append", default=[], type=_key_value,
                         metavar="KEY=VALUE", help="segmentation keyword (repeatable)")
@@ -73,31 +82,32 @@ def main() -> None:
     parser.add_argument("--no-timing", action="store_true")
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    segmentation = dict(args.param)
+    method = args.method or METHOD_OF_KIND[args.kind]
+    density = args.density if args.density or args.kind != "nuclei" else 250.0
+    segmentation = {"method": method, **dict(args.param)}
     # Tracked as a run would: the defaults that suit the labels, under --track-param.
-    tracking = {**suited_tracking("fluorescence", segmentation), **dict(args.track_param)}
-    print(f"segmentation {segmentation or 'defaults'}, tracking {tracking or 'defaults'}")
+    tracking = {**suited_tracking(method, dict(args.param)), **dict(args.track_param)}
+    print(f"kind {args.kind}, segmentation {segmentation}, tracking {tracking or 'defaults'}")
     print(f"{'seed':>4} {'jump':>5} {'labels':<8} {'divisions':>9} {'recall':>6} "
           f"{'precision':>9} {'DET':>6} {'TRA':>6} {'BC(0)':>6} {'CT':>6} {'lost seg':>8} "
           f"{'track':>5}")
     for seed in map(int, args.seeds.split(",")):
         for jump in (None, args.frames // 2):
             config = SimulationConfig(n_fovs=1, n_frames=args.frames, height=args.size,
-                                      width=args.size, kind="nuclei", cell_cycle_h=args.cycle,
-                                      cells_per_megapixel=args.density, stage_jump_frame=jump,
+                                      width=args.size, kind=args.kind, cell_cycle_h=args.cycle,
+                                      cells_per_megapixel=density, stage_jump_frame=jump,
                                       seed=seed)
             sim = simulate_fov(config, 0)
             truth = np.stack([SmallCellsRemoved(sim.labels, MIN_TRUE_AREA)[t]
                               for t in range(len(sim.labels))])
-            segmented = np.asarray(segment_cells(sim.phase, method="fluorescence",
-                                                 **segmentation))
+            segmented = np.asarray(segment_cells(sim.phase, **segmentation))
             for name, labels, keywords in (("tracked", segmented, tracking),
                                            ("off", segmented, OFF),
                                            ("truth", truth, tracking)):
                 print(f"{seed:>4} {jump!s:>5} {name:<8} "
                       + _scores(sim, truth, labels, keywords), flush=True)
     if not args.no_timing:
-        _timing(args.timing_size, args.frames, args.cycle, args.density, segmentation)
+        _timing(args.timing_size, args.frames, args.cycle, args.kind, density, segmentation)
 
 
 def _scores(sim: SimulatedFov, truth: np.ndarray, labels: np.ndarray,
@@ -152,13 +162,12 @@ def _fate(truth: np.ndarray, labels: np.ndarray, cell: int, sisters: set[int]) -
     return "with sister" if sisters <= inside else "with other"
 
 
-def _timing(size: int, n_frames: int, cycle: float, density: float,
+def _timing(size: int, n_frames: int, cycle: float, kind: str, density: float | None,
             segmentation: dict[str, Any]) -> None:
     config = SimulationConfig(n_fovs=1, n_frames=n_frames, height=size, width=size,
-                              kind="nuclei", cell_cycle_h=cycle, cells_per_megapixel=density,
+                              kind=kind, cell_cycle_h=cycle, cells_per_megapixel=density,
                               seed=0)
-    segmented = np.asarray(segment_cells(simulate_fov(config, 0).phase, method="fluorescence",
-                                         **segmentation))
+    segmented = np.asarray(segment_cells(simulate_fov(config, 0).phase, **segmentation))
     n_cells = np.mean([len(np.unique(frame)) - 1 for frame in segmented])
     out = np.empty(segmented.shape, np.uint32)
     variants = {"defaults": {}, "off": OFF, "divisions only": {"drift": False},

@@ -329,3 +329,62 @@ def test_a_daughter_joined_with_a_part_of_her_neighbour_is_split_off() -> None:
     masks = _daughter_joined_along_a_wrong_seam(gap=0)
     touching = track_cells(masks, **options)
     assert len(np.unique(touching.labels[3][masks[3] == 2])) == 1
+
+
+def _sisters_joined(first: int, last: int, n_frames: int = 8) -> np.ndarray:
+    """A round mother until frame `first`, then her daughters as one region of two disks and
+    a narrow bridge up to frame `last` (the last frames of the movie, or followed by the two
+    disks apart), and a bystander."""
+    rows, columns = np.mgrid[:80, :120]
+    masks = np.zeros((n_frames, 80, 120), np.uint32)
+    masks[:first][:, np.hypot((rows - 40) / 12, (columns - 60) / 13) < 1] = 1
+    left = np.hypot(rows - 40, columns - 48) < 9
+    right = np.hypot(rows - 40, columns - 72) < 9
+    masks[first : last + 1][:, left | right | ((abs(rows - 40) < 3) & (abs(columns - 60) < 12))] = 1
+    masks[last + 1 :][:, left], masks[last + 1 :][:, right] = 1, 3
+    masks[:, 5:20, 5:20] = 2
+    return masks
+
+
+@pytest.mark.parametrize("joined_frames", [1, 2])
+def test_sisters_joined_in_the_last_frames_are_split_by_their_shape(joined_frames: int
+                                                                   ) -> None:
+    masks = _sisters_joined(8 - joined_frames, 7)
+    assert track_cells(masks).lineage.n_divisions == 0  # off: one cell to the end
+    tracking = track_cells(masks, split_joined_daughters=True)
+    labels, lineage = tracking.labels, tracking.lineage
+    mother = int(labels[0, 40, 60])
+    daughters = {int(labels[7, 40, 48]), int(labels[7, 40, 72])}
+    assert len(daughters) == 2 and mother not in daughters
+    assert lineage.parents() == dict.fromkeys(daughters, mother)
+    assert lineage.division_frame[lineage.track == mother] == 8 - joined_frames
+    assert (labels[7] > 0).sum() == (masks[7] > 0).sum()  # split within the region only
+
+
+def test_two_lobes_seen_all_along_are_not_split_in_the_last_frame() -> None:
+    masks = _sisters_joined(0, 7)  # e.g. two nuclei joined from the first frame on
+    tracking = track_cells(masks, split_joined_daughters=True)
+    assert tracking.lineage.n_divisions == 0
+    assert len(np.unique(tracking.labels[7][masks[7] == 1])) == 1
+
+
+def test_with_split_merged_sisters_joined_for_long_are_split_from_their_first_frame() -> None:
+    masks = _sisters_joined(3, 5, n_frames=9)  # joined in frames 3-5, apart from 6
+    late = track_cells(masks, split_joined_daughters=True)
+    mother = int(late.labels[2, 40, 60])
+    assert late.lineage.division_frame[late.lineage.track == mother] == 4  # moved back 2
+    tracking = track_cells(masks, split_joined_daughters=True, split_merged=True)
+    labels, lineage = tracking.labels, tracking.lineage
+    daughters = {int(labels[3, 40, 48]), int(labels[3, 40, 72])}
+    assert lineage.parents() == dict.fromkeys(daughters, mother)
+    assert lineage.division_frame[lineage.track == mother] == 3
+    assert {int(labels[8, 40, 48]), int(labels[8, 40, 72])} == daughters  # and followed
+
+
+def test_new_regions_too_thin_for_the_grid_are_left_alone() -> None:
+    masks = np.zeros((3, 40, 40), np.uint32)
+    masks[:, 10:30, 10:30] = 1
+    masks[1:, 1, 5:35] = 2  # two new lines, 1 px wide, between the rows pieces are sought on
+    masks[1:, 33, 5:35] = 3
+    tracking = track_cells(masks, rejoin_pieces=True)
+    assert len(np.unique(tracking.labels[2])) == 4  # the cell and the two lines, apart

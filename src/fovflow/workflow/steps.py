@@ -109,7 +109,9 @@ _REVISED: dict[str, tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...]] = 
     # New regions rejoined too; split_merged below a share of 0.5 splits regions that hold
     # most of neither cell.
     "tracking": (("2026-12-02", lambda p: p["rejoin_pieces"]
-                  or (p["split_merged"] and p["min_merged_share"] < 0.5)),),
+                  or (p["split_merged"] and p["min_merged_share"] < 0.5)),
+                 # Joined sisters split by shape (in the last frame, or with split_merged).
+                 ("2026-12-02 lobes", lambda p: p["split_joined_daughters"])),
 }
 
 
