@@ -797,8 +797,9 @@ def _split_lobed(recent: deque[_Frame], previous: NDArray[np.int32], regions: ND
 
     Notes
     -----
-    O(pixels / 4) for the regions' second moments (`_elongation`); where some are elongated,
-    the same for the kept frames and a distance transform of each one's box.
+    O(pixels / 4) to look up the candidates' pixels, O(their pixels) for their second moments
+    (`_elongation`); where some are elongated, the same for the kept frames and a distance
+    transform of each one's box.
     """
     pair_previous, pair_current, intersection, area_previous, area_current = overlaps
     mostly_in = np.zeros(n_regions + 1, np.intp)  # the previous cell holding half of it
@@ -807,18 +808,21 @@ def _split_lobed(recent: deque[_Frame], previous: NDArray[np.int32], regions: ND
                           - intersection)
     most &= iou < max_iou
     mostly_in[pair_current[most]] = pair_previous[most]
-    candidates = np.flatnonzero((mostly_in > 0) & (area_current >= 16)
-                                & (_elongation(regions, n_regions + 1) >= _MIN_LOBED_ELONGATION))
+    candidates = np.flatnonzero((mostly_in > 0) & (area_current >= 16))
+    candidates = candidates[_elongation(regions, n_regions + 1, candidates)
+                            >= _MIN_LOBED_ELONGATION]
     if not len(candidates):
         return regions, n_regions, overlaps
     tracks = recent[-1].tracks[mostly_in[candidates]]
     compact = np.zeros(len(candidates), bool)
-    for kept in recent:
+    for kept in reversed(recent):  # newest first: most sisters' mother is compact there
         label_of = np.zeros(int(max(tracks.max(), kept.tracks.max())) + 1, np.intp)
         label_of[kept.tracks] = np.arange(len(kept.tracks))
-        labels = label_of[tracks]
-        elongation = _elongation(kept.regions, len(kept.tracks))[labels]
-        compact |= (labels > 0) & (elongation < _MIN_LOBED_ELONGATION)
+        labels = label_of[tracks[~compact]]
+        elongation = _elongation(kept.regions, len(kept.tracks), labels)
+        compact[~compact] = (labels > 0) & (elongation < _MIN_LOBED_ELONGATION)
+        if compact.all():
+            break
     candidates = candidates[compact]
     if not len(candidates):
         return regions, n_regions, overlaps
@@ -858,23 +862,28 @@ def _split_lobed(recent: deque[_Frame], previous: NDArray[np.int32], regions: ND
                                                 np.concatenate(parts_now))
 
 
-def _elongation(regions: NDArray[np.int32], n_labels: int) -> NDArray[np.float64]:
-    """Per label 0..`n_labels` - 1, the square root of the ratio of its larger to its smaller
-    second moment (1: round; 0 for a label without pixels), from every 2nd row and column."""
-    sample = regions[::2, ::2].ravel()
-    rows, columns = (index.ravel().astype(np.float64)
-                     for index in np.indices(regions[::2, ::2].shape))
-    count = np.maximum(np.bincount(sample, minlength=n_labels), 1)
+def _elongation(regions: NDArray[np.int32], n_labels: int, labels: NDArray[np.intp]
+                ) -> NDArray[np.float64]:
+    """For each of `labels` (all below `n_labels`), the square root of the ratio of its larger
+    to its smaller second moment (1: round; 0 for 0 or a label without pixels), from every
+    2nd row and column: a lookup of those pixels, then O(the labels' pixels)."""
+    wanted = np.unique(labels[labels > 0])
+    index = np.zeros(n_labels, np.intp)
+    index[wanted] = np.arange(1, len(wanted) + 1)
+    sample = index[regions[::2, ::2]]
+    rows, columns = (axis.astype(np.float64) for axis in np.nonzero(sample))
+    ids = sample[sample > 0]
+    count = np.maximum(np.bincount(ids, minlength=len(wanted) + 1), 1)
 
     def mean(values: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.bincount(sample, values, n_labels)[:n_labels] / count
+        return np.bincount(ids, values, len(wanted) + 1) / count
 
     mean_y, mean_x = mean(rows), mean(columns)
     yy, xx = mean(rows * rows) - mean_y**2, mean(columns * columns) - mean_x**2
     xy = mean(rows * columns) - mean_y * mean_x
     spread = np.sqrt(((yy - xx) / 2) ** 2 + xy**2)
     major, minor = (yy + xx) / 2 + spread, (yy + xx) / 2 - spread
-    return np.sqrt(major / np.maximum(minor, 1e-6)) * (major > 0)
+    return (np.sqrt(major / np.maximum(minor, 1e-6)) * (major > 0))[index[labels]]
 
 
 def _touching(seeds: NDArray[np.int32]) -> bool:
