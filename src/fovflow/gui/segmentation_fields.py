@@ -47,12 +47,13 @@ _HELP: dict[str, dict[str, tuple[str, str]]] = {  # method -> parameter -> (unit
         "closing": ("px", "side of the closing's square (odd)"),
         "min_border_area": ("px²", "smallest piece at the frame border kept as a cell"),
         "split": ("", "how touching cells are separated: bodies (dark bodies apart at the "
-                      "bright seams, then by shape), intensity (flooded to the seams), "
-                      "distance (shape alone) or none"),
-        "neck": ("0-1", "bodies and distance splits: how narrow a neck must be to cut (0 "
+                      "bright seams, then by shape), bright (bright bodies: cells brighter "
+                      "than their rim), intensity (flooded to the seams), distance (shape "
+                      "alone) or none"),
+        "neck": ("0-1", "bodies, bright and distance splits: how narrow a neck must be to cut (0 "
                         "keeps cells together)"),
-        "min_area": ("px²", "smallest cell (bodies split: smallest body); default: a disc of "
-                            "half the diameter"),
+        "min_area": ("px²", "smallest cell (bodies and bright splits: smallest body); "
+                            "default: a disc of half the diameter (bright: a third)"),
         "min_texture": ("0-1", "drop regions fainter than this fraction of the frame's cells "
                                "(debris, out-of-focus particles; 0 keeps all)"),
         "working_diameter": ("px", "larger cells are split on the frame scaled down to this "

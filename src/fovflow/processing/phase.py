@@ -35,7 +35,7 @@ _MAX_SQUARE = 1025  # side of the largest opening or closing square: one allocat
 _REFERENCE_DIAMETER = 60.0
 _REFERENCE_OPENING = 19  # px, the 7x7 square three times
 _REFERENCE_BORDER_AREA = 30  # px
-_SPLITS = ("bodies", "distance", "intensity", "none")
+_SPLITS = ("bodies", "bright", "distance", "intensity", "none")
 _LOG_FLOOR = 1e-4  # below any deviation of a real image, above zero
 # Splitting on a smaller frame pays (in time) only where it drops at least a quarter of the
 # frame's side (the frame keeps under 56 % of its pixels)...
@@ -66,7 +66,9 @@ def segment_phase(
 
     The foreground is `phase_foreground`; it is then split into cells: by their dark bodies
     (``split="bodies"``, `split_by_bodies`: phase-dark cells apart where a bright seam runs
-    between them, then by shape), by the image alone (``"intensity"``, `split_by_intensity`:
+    between them, then by shape), by bright bodies (``"bright"``: the same on the frame
+    turned over, for cells brighter than their rim: rounded or slightly defocused small
+    cells), by the image alone (``"intensity"``, `split_by_intensity`:
     dark bodies flooded up to the seams) or by the shape of the foreground (``"distance"``,
     `split_touching`). Faint regions (debris, out-of-focus particles) are then dropped
     (`without_untextured`).
@@ -84,15 +86,16 @@ def segment_phase(
         diameter`` (19 px for 60 px cells).
     min_border_area : int, optional
         See `phase_foreground`; default ``30 * (diameter / 60)**2`` px.
-    split : {"bodies", "distance", "intensity", "none"}
+    split : {"bodies", "bright", "distance", "intensity", "none"}
         How touching cells are separated; ``"none"`` keeps them together, as one region.
         On real recordings ``"bodies"`` matched as many or more cells than ``"intensity"``
         at the same or better precision (``benchmarks/RESULTS.md``).
     neck : float
-        See `split_touching` (``"bodies"`` and ``"distance"``).
+        See `split_touching` (``"bodies"``, ``"bright"`` and ``"distance"``).
     min_area : int, optional
         Smallest cell in pixels (with ``"bodies"``: smallest body); default a disk of half
-        the diameter. Cells the frame border cuts need only `min_border_area`.
+        the diameter (``"bright"``: of a third). Cells the frame border cuts need only
+        `min_border_area`.
     min_texture : float
         See `without_untextured`; 0 keeps every region.
     working_diameter : float, optional
@@ -128,8 +131,8 @@ def segment_phase(
                             closing_size=closing, closing_iterations=1,
                             min_border_area=min_border_area,
                             max_border_extent=MAX_SLIVER_LENGTH * diameter)
-    if min_area is None:
-        min_area = round(np.pi * (diameter / 4) ** 2)
+    if min_area is None:  # bright bodies are cores inside a dark rim: a daughter's is smaller
+        min_area = round(np.pi * (diameter / (6 if split == "bright" else 4)) ** 2)
     scale = working_scale(diameter, working_diameter)
     if scale == 1.0:
         return _split(mask, frame, diameter=diameter, split=split, neck=neck, min_area=min_area,
@@ -176,12 +179,21 @@ def _split(mask: NDArray[Any], frame: NDArray[Any], *, diameter: float, split: s
     sizes = {"min_area": min_area, "min_border_area": min_border_area}
     if split == "intensity":
         labels = split_by_intensity(mask, frame, diameter=diameter, **sizes)
-    elif split == "bodies":
-        labels = split_by_bodies(mask, frame, diameter=diameter, neck=neck, **sizes)
+    elif split in ("bodies", "bright"):
+        # Bright bodies are the dark bodies of the frame turned over (its range kept).
+        image = frame if split == "bodies" else _turned_over(frame)
+        labels = split_by_bodies(mask, image, diameter=diameter, neck=neck, **sizes)
     else:
         labels = split_touching(mask, diameter=diameter,
                                 neck=neck if split == "distance" else 0.0, **sizes)
     return without_untextured(labels, frame, min_texture) if min_texture > 0 else labels
+
+
+def _turned_over(frame: NDArray[Any]) -> NDArray[np.float32]:
+    """The frame with bright and dark swapped, within its own range."""
+    pixels = np.asarray(frame, np.float32)
+    low, high = cv2.minMaxLoc(pixels)[:2]
+    return (low + high) - pixels
 
 
 def without_untextured(labels: NDArray[np.int32], frame: NDArray[Any], fraction: float, *,
