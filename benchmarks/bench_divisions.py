@@ -8,25 +8,24 @@ Usage::
         [--no-timing]
 
 Per seed, a FOV of the `--kind` of simulated cells (``nuclei``: fluorescent nuclei, segmented
-by the ``nuclei`` method; ``small``, ``crowded``: phase contrast, by ``phase``;
-``bacteria``: by ``bacteria``; `--method` chooses another), `--density` cells per megapixel at
-first (nuclei: 250, so the doubled population still has room; the other kinds: their own
-default), whose
-cells divide about once per `--cycle` hours over a movie of `--frames` frames 10 minutes apart,
-once as is and once with a stage jump of a cell's diameter at the middle frame, is segmented
-(`segment_cells`, diameter ``auto``, `--param` keywords) and tracked
-(`track_cells` with the tracking that suits the segmentation, `suited_tracking`, and the
-`--track-param` keywords over it: ``tracked``; with divisions and drift off:
-``off``), and the true labels are tracked the same way (``truth``: what tracking does with a
-perfect segmentation). Reported against the true labels and lineage (every true cell of at
-least 30 px): division recall and precision (`fovflow.evaluation.divisions`, one frame of
-tolerance, the divisions whose mother and two daughters the truth shows), py-ctcmetrics DET,
-TRA, BC(0), CT (`fovflow.evaluation.ctc`), and where the true divisions the tracking missed
-were lost: ``seg`` counts those whose mother (last frame) or a daughter (first frame) the
-tracked labels (the segmentation after tracking's own splits and joins, e.g.
-``split_merged``, ``rejoin_pieces``, ``split_joined_daughters``) do not hold at IoU > 0.5
-(and why: the mother missed, a daughter missed or one region with her sister or with another
-cell), ``track`` the others.
+by the ``fluorescence`` method; ``small``, ``crowded``: phase contrast, by ``phase``; ``bacteria``:
+by ``bacteria``; `--method` chooses another), `--density` cells per megapixel at first (nuclei:
+250, so the doubled population still has room; the other kinds: their own default), whose cells
+divide about once per `--cycle` hours over a movie of `--frames` frames 10 minutes apart, once
+as is and once with a stage jump of a cell's diameter at the middle frame, is segmented
+(`segment_cells`, diameter ``auto``, `--param` keywords) and tracked (`track_cells` with the
+tracking that suits the segmentation, `suited_tracking`, and the `--track-param` keywords over
+it: ``tracked``; with divisions and drift off: ``off``), and the true labels are tracked the
+same way (``truth``: what tracking does with a perfect segmentation). Reported against the true
+labels and lineage (every true cell of at least 30 px, or of a fifth of a cell of the kind's
+radius where that is less): division recall and precision (`fovflow.evaluation.divisions`, one
+frame of tolerance, the divisions whose mother and two daughters the truth shows),
+py-ctcmetrics DET, TRA, BC(0), CT (`fovflow.evaluation.ctc`), and where the true divisions the
+tracking missed were lost: ``seg`` counts those whose mother (last frame) or a daughter (first
+frame) the tracked labels (the segmentation after tracking's own splits and joins, e.g.
+``split_merged``, ``rejoin_pieces``, ``split_joined_daughters``) do not hold at IoU > 0.5 (and
+why: the mother missed, a daughter missed or one region with her sister or with another cell),
+``track`` the others.
 
 Timing: `track_cells` per frame on the segmented labels of a `--timing-size` FOV, with the
 tracking above (``on``), with ``divisions=False, drift=False`` over it (``off``) and with each
@@ -57,9 +56,12 @@ from fovflow.processing.lineage import Lineage  # noqa: E402
 from fovflow.processing.segmentation import segment_cells, suited_tracking  # noqa: E402
 from fovflow.processing.tracking import track_cells  # noqa: E402
 
-MIN_TRUE_AREA = 30  # px: border slivers below this are left out of the truth
+# px: border slivers below this are left out of the truth, or below this share of a cell of
+# the kind's radius (small round cells' daughters measure 18-29 px)
+MIN_TRUE_AREA = 30
+MIN_TRUE_SHARE = 0.2
 OFF = {"divisions": False, "drift": False}
-METHOD_OF_KIND = {"nuclei": "nuclei", "small": "phase", "crowded": "phase",
+METHOD_OF_KIND = {"nuclei": "fluorescence", "small": "phase", "crowded": "phase",
                   "bacteria": "bacteria"}
 
 
@@ -98,7 +100,9 @@ def main() -> None:
                                       cells_per_megapixel=density, stage_jump_frame=jump,
                                       seed=seed)
             sim = simulate_fov(config, 0)
-            truth = np.stack([SmallCellsRemoved(sim.labels, MIN_TRUE_AREA)[t]
+            smallest = min(MIN_TRUE_AREA, round(MIN_TRUE_SHARE * np.pi
+                                                * config.effective_cell_radius_px**2))
+            truth = np.stack([SmallCellsRemoved(sim.labels, smallest)[t]
                               for t in range(len(sim.labels))])
             segmented = np.asarray(segment_cells(sim.phase, **segmentation))
             for name, labels, keywords in (("tracked", segmented, tracking),

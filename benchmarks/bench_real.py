@@ -146,8 +146,7 @@ contention); ``--param`` and ``--track-param`` values then go in the ``segmentat
 (Usiigaci, Bacteria, HeLa and NIH3T3: N sets or frames, in the order above; ``--frames 2`` on
 Bacteria's tune split is its first two frames, ``ec_5I_t141xy5c1`` and ``caulo_15``).
 ``--method NAME`` segments every chosen data set with that method instead of its own
-(``nuclei`` for the nuclei, ``fluorescence`` for MSC's whole cells, ``phase`` for the others),
-e.g. ``--method bacteria --datasets ecoli,bacteria``.
+(``phase`` or ``fluorescence``), e.g. ``--method bacteria --datasets ecoli,bacteria``.
 """
 
 from __future__ import annotations
@@ -444,8 +443,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              f"{','.join(tunable)}; the others are held out only)")
     parser.add_argument("--frames", type=int, help="first N frames (Usiigaci: N sets) only")
     parser.add_argument("--method", help="segmentation method for every data set (default: "
-                                         "each data set's own: nuclei, fluorescence or "
-                                         "phase)")
+                                         "each data set's own, phase or fluorescence)")
     parser.add_argument("--diameter", default="auto", type=_parse_diameter,
                         help="'auto' (default) or pixels")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",

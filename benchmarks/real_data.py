@@ -92,14 +92,12 @@ class Source:
     held_out_only: bool = False
 
 
-def load_ctc(folder: str, name: str, method: str
-             ) -> Callable[[Path, str, int | None], Recording]:
-    """A loader of CTC sequence ``01`` (tune) or ``02`` (held-out) of `folder`, segmented by
-    `method`."""
+def load_ctc(folder: str, name: str) -> Callable[[Path, str, int | None], Recording]:
+    """A loader of CTC sequence ``01`` (tune) or ``02`` (held-out) of `folder`."""
 
     def load(data_dir: Path, split: str, frames: int | None) -> Recording:
         return _ctc_recording(data_dir / CTC_ROOT / folder, CTC_SEQUENCES[split], name,
-                              method, frames)
+                              "fluorescence", frames)
 
     return load
 
@@ -168,7 +166,7 @@ def load_hela(data_dir: Path, split: str, frames: int | None) -> Recording:
     fovs = tuple(Fov(tifffile.imread(folder / "img" / f"t{t}.tif")[np.newaxis],
                      {0: tifffile.imread(folder / "gt" / f"man_seg{t}.tif")}, {0: False})
                  for t in kept)
-    return Recording("HeLa", "t" + ",".join(map(str, kept)), "nuclei", fovs)
+    return Recording("HeLa", "t" + ",".join(map(str, kept)), "fluorescence", fovs)
 
 
 def load_nih3t3(data_dir: Path, split: str, frames: int | None) -> Recording:
@@ -187,7 +185,7 @@ def load_nih3t3(data_dir: Path, split: str, frames: int | None) -> Recording:
         image = np.asarray(Image.open(folder / "img" / f"dna-{number}.png"))
         drawn = np.asarray(Image.open(folder / "gt" / f"{number}.png")) > 0
         fovs.append(Fov(image[np.newaxis], {0: ndi.label(drawn)[0]}, {0: False}))
-    return Recording("NIH3T3", f"{len(kept)} images", "nuclei", tuple(fovs))
+    return Recording("NIH3T3", f"{len(kept)} images", "fluorescence", tuple(fovs))
 
 
 def load_dsb(data_dir: Path, split: str, frames: int | None) -> Recording:
@@ -197,23 +195,23 @@ def load_dsb(data_dir: Path, split: str, frames: int | None) -> Recording:
     image = tifffile.imread(data_dir / DSB_ROOT / "img2d.tif")
     truth = tifffile.imread(data_dir / DSB_ROOT / "mask2d.tif")
     fov = Fov(image[np.newaxis], {0: truth}, {0: True})
-    return Recording("DSB", "img2d", "nuclei", (fov,))
+    return Recording("DSB", "img2d", "fluorescence", (fov,))
 
 
 SOURCES = {
     source.name.lower(): source
     for source in (
-        Source("GOWT1", "nuclei", load_ctc("Fluo-N2DH-GOWT1", "GOWT1", "nuclei")),
-        Source("SIM+", "nuclei", load_ctc("Fluo-N2DH-SIM+", "SIM+", "nuclei")),
-        Source("MSC", "fluorescence", load_ctc("Fluo-C2DL-MSC", "MSC", "fluorescence")),
+        Source("GOWT1", "fluorescence", load_ctc("Fluo-N2DH-GOWT1", "GOWT1")),
+        Source("SIM+", "fluorescence", load_ctc("Fluo-N2DH-SIM+", "SIM+")),
+        Source("MSC", "fluorescence", load_ctc("Fluo-C2DL-MSC", "MSC")),
         Source("Usiigaci", "phase", load_usiigaci),
         Source("C2C12", "phase", load_c2c12),
         Source("Ecoli", "phase", load_ecoli),
         Source("Bacteria", "phase", load_bacteria),
         Source("U373", "phase", load_u373, held_out_only=True),
-        Source("HeLa", "nuclei", load_hela, held_out_only=True),
-        Source("NIH3T3", "nuclei", load_nih3t3, held_out_only=True),
-        Source("DSB", "nuclei", load_dsb, held_out_only=True),
+        Source("HeLa", "fluorescence", load_hela, held_out_only=True),
+        Source("NIH3T3", "fluorescence", load_nih3t3, held_out_only=True),
+        Source("DSB", "fluorescence", load_dsb, held_out_only=True),
     )
 }
 

@@ -78,37 +78,20 @@ def test_pixels_decide_when_the_names_say_nothing(unnamed) -> None:
     assert (estimate["segment_channel"], estimate["fl_channels"]) == (0, [1])
 
 
-def test_without_phase_contrast_the_nuclear_marker_is_segmented_as_nuclei(nuclei) -> None:
+def test_without_phase_contrast_the_nuclear_marker_is_segmented(nuclei) -> None:
     estimate = _estimate(nuclei)["estimate"]
-    assert estimate["channels"][0]["method"] == "fluorescence"
-    assert estimate["method"] == "nuclei"
-    assert estimate["command"].endswith("--segment-channel 0 --method nuclei --fl 1")
-    assert "--method nuclei" not in fovflow("inspect", nuclei, "--estimate").stdout.split(
-        "suggested command:")[0]  # no hint: the command already says it
-
-
-def _estimate_of_a_gfp_channel(path: Path, config: SimulationConfig) -> str:
-    """The printed estimate of a file of one channel named GFP holding `config`'s channel 0."""
-    with tifffile.TiffWriter(path, ome=True) as writer:
-        writer.write(simulate_fov(config, 0).phase[:, None],
-                     metadata={"axes": "TCYX", "Channel": {"Name": ["GFP"]}})
-    result = fovflow("inspect", path, "--estimate")
-    assert result.exit_code == 0, result.stderr
-    return result.stdout
-
-
-def test_a_marker_not_named_nuclear_is_fluorescence_with_a_hint(tmp_path: Path) -> None:
-    config = SimulationConfig(kind="nuclei", n_fovs=1, n_frames=2, height=160, width=160,
-                              seed=2)
-    hint, command = _estimate_of_a_gfp_channel(tmp_path / "gfp.ome.tif", config).split(
-        "suggested command:")
-    assert "--method fluorescence" in command and "--method nuclei" in hint
+    assert estimate["command"].endswith("--segment-channel 0 --method fluorescence --fl 1")
 
 
 def test_a_name_overrules_the_pixels_and_the_table_says_so(tmp_path: Path) -> None:
-    stdout = _estimate_of_a_gfp_channel(tmp_path / "mislabelled.ome.tif", NAMED)
-    assert "fluorescence" in stdout and "name (pixels look phase)" in stdout
-    assert "--method learned" not in stdout  # the phase-contrast kinds' hint
+    path = tmp_path / "mislabelled.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as writer:
+        writer.write(simulate_fov(NAMED, 0).phase[:, None],
+                     metadata={"axes": "TCYX", "Channel": {"Name": ["GFP"]}})
+    result = fovflow("inspect", path, "--estimate")
+    assert result.exit_code == 0, result.stderr
+    assert "fluorescence" in result.stdout and "name (pixels look phase)" in result.stdout
+    assert "--method learned" not in result.stdout  # the phase-contrast kinds' hint
 
 
 def test_a_reporter_dark_in_every_frame_read_has_no_diameter(tmp_path: Path) -> None:

@@ -293,7 +293,7 @@ def test_every_parameter_row_shows_its_unit_and_the_current_one_its_help(qtbot, 
 
 def test_every_built_in_method_parameter_has_its_own_help() -> None:
     # A parameter without an entry would fall back to a generic line.
-    for method in ("phase", "bacteria", "fluorescence", "nuclei", "learned"):
+    for method in ("phase", "bacteria", "fluorescence", "learned"):
         assert set(_HELP[method]) == set(method_defaults(method)), method
 
 

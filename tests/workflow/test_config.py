@@ -26,17 +26,6 @@ def test_the_brightness_split_brings_the_tracking_that_suits_its_labels() -> Non
     assert effective_parameters({"segmentation": {"method": "phase"}})["tracking"] == own
 
 
-def test_nuclei_are_segmented_as_fluorescence_and_tracked_as_dividing_nuclei() -> None:
-    nuclei = effective_parameters({"segmentation": {"method": "nuclei"}})
-    fluorescence = effective_parameters(BRIGHTNESS)
-    assert nuclei["segmentation"] == {**fluorescence["segmentation"], "method": "nuclei"}
-    changed = {name: value for name, value in nuclei["tracking"].items()
-               if value != fluorescence["tracking"][name]}
-    assert changed == {"split_merged": True, "min_merged_share": 0.2, "border_daughters": True}
-    shape = effective_parameters({"segmentation": {"method": "nuclei", "split": "shape"}})
-    assert not shape["tracking"]["rejoin_pieces"] and shape["tracking"]["split_merged"]
-
-
 def test_the_users_tracking_wins_over_the_methods_and_is_checked_like_any() -> None:
     tracking = effective_parameters({**BRIGHTNESS, "tracking": {
         "rejoin_pieces": False, "min_daughter_overlap": 0.6}})["tracking"]

@@ -16,7 +16,6 @@ from fovflow.io.microscopy import Dataset
 from fovflow.processing.segmentation import NoCellsError, estimate_diameter
 from fovflow.processing.suggest import (
     holds_signal,
-    marks_nuclei,
     method_from_name,
     suggest_channels,
     suggest_method,
@@ -48,7 +47,6 @@ class Estimate:
     channels: tuple[ChannelEstimate, ...]
     segment_channel: int
     fl_channels: tuple[int, ...]
-    method: str  # the command's: the segmented channel's, or nuclei for a nuclear marker
     command: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -75,14 +73,12 @@ def estimate_channels(dataset: Dataset, *, fov: int = 0) -> Estimate:
     )
     segment, measured = suggest_channels([c.method for c in channels],
                                          [c.name for c in channels])
-    method = channels[segment].method
-    if method == "fluorescence" and marks_nuclei(channels[segment].name):
-        method = "nuclei"
     command = shlex.join(["fovflow", "run", str(meta.path), "-o", "OUT",
-                          "--segment-channel", str(segment), "--method", method,
+                          "--segment-channel", str(segment),
+                          "--method", channels[segment].method,
                           "--fl", ",".join(map(str, measured))])
     return Estimate(fov=fov, frames=frames, channels=channels, segment_channel=segment,
-                    fl_channels=measured, method=method, command=command)
+                    fl_channels=measured, command=command)
 
 
 def print_estimate(estimate: Estimate, console: Console) -> None:
@@ -98,22 +94,17 @@ def print_estimate(estimate: Estimate, console: Console) -> None:
             decided += f" (pixels look {c.pixels_method})"
         table.add_row(str(c.channel), c.name, c.method, decided, _describe_diameter(c))
     console.print(table)
-    hint = _KIND_HINTS.get(estimate.method)
-    if hint:
-        console.print(hint, highlight=False)
+    if estimate.channels[estimate.segment_channel].method == "phase":
+        console.print(_PHASE_KINDS, highlight=False)
     console.print("suggested command:")
     console.print(estimate.command, markup=False, highlight=False, soft_wrap=True)
 
 
 # The pixels tell phase contrast from fluorescence, not which cells: the methods made for two
 # kinds find far more of them (benchmarks/RESULTS.md, "Where segmentation stands").
-_KIND_HINTS = {
-    "phase": "phase contrast: for rod-shaped bacteria use --method bacteria (its diameter is "
-             "the rods' width); for spread mammalian cells --method learned (slower, finds "
-             "whole cells with their flat rims)",
-    "fluorescence": "fluorescence: for a nuclear marker use --method nuclei (the same "
-                    "segmentation, tracked for dividing and crowded nuclei); fluorescence "
-                    "suits whole-cell markers"}
+_PHASE_KINDS = ("phase contrast: for rod-shaped bacteria use --method bacteria (its diameter "
+                "is the rods' width); for spread mammalian cells --method learned (slower, "
+                "finds whole cells with their flat rims)")
 
 
 def _estimate_channel(channel: int, name: str, stack: np.ndarray,

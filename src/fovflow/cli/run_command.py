@@ -51,9 +51,8 @@ def run(
     )] = None,
     method: Annotated[str | None, typer.Option(
         help="Segmentation method: phase, bacteria (rods; the diameter is their width), "
-             "fluorescence (whole-cell markers), nuclei (a nuclear marker: fluorescence "
-             "tracked for dividing nuclei), learned (a network trained on spread cells in "
-             "phase contrast) or a plugin's.", show_default="phase",
+             "fluorescence, learned (a network trained on spread cells in phase contrast) or "
+             "a plugin's.", show_default="phase",
     )] = None,
     diameter: Annotated[str | None, typer.Option(
         help="Typical cell diameter: pixels, microns like 12um, or auto.", show_default="auto",

@@ -23,9 +23,7 @@ METHOD_HELP = {
              "background",
     "bacteria": "bacteria: rod-shaped cells in phase contrast, dark rods parted by bright "
                 "seams (microcolonies, filaments); the diameter is the rods' width",
-    "fluorescence": "fluorescence: a whole-cell (or nuclear) marker, cells bright on dark",
-    "nuclei": "nuclei: a nuclear marker; segmented as fluorescence, tracked for dividing and "
-              "crowded nuclei",
+    "fluorescence": "fluorescence: a nuclear or whole-cell marker, cells bright on dark",
     "learned": "learned: a small network trained on real cells (spread mammalian cells in "
                "phase contrast); slower, finds whole cells with their flat rims",
 }
@@ -106,7 +104,6 @@ _HELP: dict[str, dict[str, tuple[str, str]]] = {  # method -> parameter -> (unit
         "min_area": ("px²", "smallest cell; default: a disc of 2/5 of the diameter"),
     },
 }
-_HELP["nuclei"] = _HELP["fluorescence"]  # the same segmentation
 
 
 class SegmentationFields(QWidget):

@@ -35,10 +35,8 @@ __all__ = ["METHODS", "SUITED_TRACKING", "estimate_diameter", "method_defaults",
 log = logging.getLogger(__name__)
 
 Method = Callable[..., NDArray[Any]]
-# ``nuclei`` is the fluorescence method's segmentation, tracked as nuclei (below).
 METHODS: dict[str, Method] = {"phase": segment_phase, "bacteria": segment_bacteria,
-                              "fluorescence": segment_fluorescence,
-                              "nuclei": segment_fluorescence, "learned": segment_learned}
+                              "fluorescence": segment_fluorescence, "learned": segment_learned}
 """Segmentation methods by name; `register_method` adds to it."""
 
 # The brightness split's labels are tracked better with pieces of one nucleus rejoined,
@@ -50,31 +48,19 @@ _BRIGHTNESS_TRACKING = {"rejoin_pieces": True, "min_daughter_overlap": 0.4,
                         "split_joined_daughters": True}
 
 
-# Nuclei (not whole cells) also have a region holding two cells of the previous frame split
-# by them, even where it holds a fifth of one (daughters pressed against a neighbour), and
-# daughters at the frame's edge: simulated dividing nuclei (seeds 4-7) division recall
-# 0.89-0.98 -> 0.91-0.98, and 0.91-0.99 with CT >= 0.82 on seeds 0-7. Whole cells, which the
-# segmentation cuts into pieces, suffer: MSC DET 0.88 -> 0.59 (benchmarks/RESULTS.md).
-_NUCLEI_TRACKING = {"split_merged": True, "min_merged_share": 0.2, "border_daughters": True}
-
-
 def _fluorescence_tracking(parameters: Mapping[str, Any]) -> dict[str, Any]:
     return _BRIGHTNESS_TRACKING if parameters.get("split") == "brightness" else {}
 
 
-def _nuclei_tracking(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    return {**_fluorescence_tracking(parameters), **_NUCLEI_TRACKING}
-
-
 SUITED_TRACKING: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-    "fluorescence": _fluorescence_tracking, "nuclei": _nuclei_tracking}
+    "fluorescence": _fluorescence_tracking}
 """By method: the tracking defaults (other than `track_cells`' own) that suit its labels, as a
 function of the method's parameters. A plugin's method may add its own."""
 
 # Plugins estimate their own. The learned network's cells (phase contrast) are measured as
-# the phase method's, nuclei as fluorescence.
-_ESTIMATED_METHODS = ("phase", "bacteria", "fluorescence", "nuclei", "learned")
-_ESTIMATED_AS = {"learned": "phase", "nuclei": "fluorescence"}
+# the phase method's.
+_ESTIMATED_METHODS = ("phase", "bacteria", "fluorescence", "learned")
+_ESTIMATED_AS = {"learned": "phase"}
 _PHASE_CONTRAST = ("phase", "bacteria")
 _ESTIMATE_FRAMES = 3  # frames (spread over the movie) the diameter is estimated from
 # px, for frames in which no cell can be measured: the size the phase method's fixed sizes
@@ -159,8 +145,7 @@ def segment_cells(
     stack : (T, Y, X) stack of integer or float frames
         Read one frame at a time, so it may be memory-mapped or lazy.
     method : str
-        A name in `METHODS`: ``"phase"``, ``"bacteria"``, ``"fluorescence"``, ``"nuclei"``,
-        ``"learned"`` or a plugin's.
+        A name in `METHODS`: ``"phase"``, ``"fluorescence"`` or a plugin's.
     diameter : float or "auto"
         Typical cell diameter in pixels; ``"auto"`` estimates it (`estimate_diameter`).
     out : writable (T, Y, X) stack of unsigned integers, optional
@@ -251,14 +236,12 @@ def estimate_diameter(stack: Stack, *, method: str = "phase") -> float:
     `split_by_brightness` finds at it (`_nuclei_diameter`), for a threshold over the whole
     frame cuts dim cells small where the light is uneven and this split does not.
 
-    ``learned`` measures its phase-contrast cells as ``phase`` does, ``nuclei`` as
-    ``fluorescence``.
+    ``learned`` measures its phase-contrast cells as ``phase`` does.
 
     Raises
     ------
     ValueError
-        For a method other than ``phase``, ``bacteria``, ``fluorescence``, ``nuclei`` and
-        ``learned``.
+        For a method other than ``phase``, ``bacteria``, ``fluorescence`` and ``learned``.
     NoCellsError
         When no frame holds a piece of foreground big enough to measure, or the estimate is
         under 6 px (specks of noise).

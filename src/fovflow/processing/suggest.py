@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike, NDArray
 from fovflow.processing._stacks import check_finite
 
 __all__ = ["PHASE_DARK_TAIL", "SIGNAL_SPAN", "dark_tail_width", "holds_signal",
-           "marks_nuclei", "method_from_name", "suggest_channels", "suggest_method"]
+           "method_from_name", "suggest_channels", "suggest_method"]
 
 PHASE_DARK_TAIL = 5.0
 """Noise widths the darkest pixels of a frame must spread over for it to be phase contrast."""
@@ -209,18 +209,13 @@ def suggest_channels(methods: Sequence[str], names: Sequence[str]) -> tuple[int,
     if not methods or len(methods) != len(names):
         raise ValueError(f"expected one name per channel, got {len(names)} names for "
                          f"{len(methods)} channels")
-    nuclear = [i for i, name in enumerate(names) if marks_nuclei(name)]
+    nuclear = [i for i, name in enumerate(names)
+               if _says(name, _NUCLEAR_WORDS, _NUCLEAR_FRAGMENTS)]
     phase = [i for i, method in enumerate(methods) if method == "phase"]
     segment = (phase or nuclear or [0])[0]
     measured = tuple(i for i, method in enumerate(methods)
                      if method == "fluorescence" and i != segment)
     return segment, measured or (segment,)
-
-
-def marks_nuclei(name: str) -> bool:
-    """Whether a channel's name says it shows nuclei (``DAPI``, ``Hoechst``, ``H2B-GFP``,
-    ``NLS-mCherry``, ``Nuclei``...)."""
-    return _says(name, _NUCLEAR_WORDS, _NUCLEAR_FRAGMENTS)
 
 
 def _says(name: str, words: frozenset[str], fragments: tuple[str, ...]) -> bool:
