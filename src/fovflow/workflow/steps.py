@@ -101,7 +101,9 @@ _REVISED: dict[str, tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...]] = 
     "segmentation.fluorescence": (("2026-12-02", lambda p: p["split"] == "brightness"),
                                   ("2026-12-02 diameter", lambda p: p["diameter"] == "auto"),
                                   # Basins cut again where their outline pinches.
-                                  ("2026-12-02 necks", lambda p: p["split"] == "brightness")),
+                                  ("2026-12-02 necks", lambda p: p["split"] == "brightness"),
+                                  # The cells' diameter refines `auto` only upwards.
+                                  ("2026-12-02 diameter up", lambda p: p["diameter"] == "auto")),
     # The shipped network trained 5000 batches instead of 2000; its maps the mean of the
     # frame's and the frame's turned by half a turn.
     "segmentation.learned": (("2026-12-02", lambda p: p["network"] == "phase_mammalian"),
