@@ -5,27 +5,38 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from fovflow.processing._stacks import OutputStack, Stack, iter_frames, output_stack
 from fovflow.processing.drift import reduce_foreground, reduction, shift_between
 from fovflow.processing.lineage import Lineage, find_divisions
+from fovflow.processing.overlaps import (
+    Offset,
+    best_pairs,
+    crop,
+    frame_regions,
+    match_overlaps,
+    match_regions,
+    moved,
+    offset_between,
+    recounted,
+    region_overlaps,
+    window_around,
+)
+from fovflow.processing.region_repairs import (
+    box_around,
+    grid_boxes,
+    nearest_seed,
+    rejoined_pieces,
+    split_merged_regions,
+)
 from fovflow.processing.splitting import split_touching
 from fovflow.progress import Progress
 
 __all__ = ["Tracking", "match_regions", "track_cells"]
-
-_MAX_DENSE_PAIRS = 1 << 20  # larger label-pair histograms are counted sparsely (np.unique)
-_GRID = 4  # `_rejoin_pieces` looks for pieces on every 4th row and column
 _JOINED_DEPTH = 2  # `_split_joined` looks this many frames back
-_BOX_BLOCK = 256  # `_new_neighbours` compares this many boxes with all at once
 # `_split_lobed` looks only at regions at least this elongated (the square root of their
 # second moments' ratio): simulated sisters joined in one region 1.39-2.15, and 84-91 % of
 # single nuclei below it
@@ -38,7 +49,6 @@ _MAX_LOBED_IOU = 0.8
 # moved inward by the neck: simulated sisters 1.11-1.45; two notched nuclei of GOWT1 `01`
 # 0.90, 0.98; real sisters' centres at birth are 1.25-2.98 radii apart, SIM+ `01`)
 _MIN_SISTER_DISTANCE = 1.05
-Offset = tuple[int, int]  # (dy, dx): a pixel (y, x) of one frame is at (y + dy, x + dx) in another
 
 
 @dataclass(frozen=True)
@@ -122,10 +132,10 @@ def track_cells(
         from one frame starts a new track when it is back).
     split_merged : bool
         Split a region that holds most of two or more cells of the previous frame (touching
-        cells the segmentation joined) between them, each pixel to the nearest (`_split_merged`);
-        the parts then continue those cells' tracks. Off by default: it also carries a cell
-        the segmentation cut in two forward (real nuclei, GOWT1: SEG 0.80 -> 0.72, with the
-        fluorescence method's shape split).
+        cells the segmentation joined) between them, each pixel to the nearest
+        (`split_merged_regions`); the parts then continue those cells' tracks. Off by
+        default: it also carries a cell the segmentation cut in two forward (real nuclei,
+        GOWT1: SEG 0.80 -> 0.72, with the fluorescence method's shape split).
     min_merged_share : float
         With `split_merged`, a cell of the previous frame with at least this share of its
         area (but less than half) in a region that holds most of another cell, or this share
@@ -142,7 +152,7 @@ def track_cells(
     rejoin_pieces : bool
         Join regions that each lie at least half in the same cell of the previous frame and
         share a border of at least `min_rejoin_border` times the equivalent diameter of the
-        smaller (`_rejoin_pieces`), before the matching: one cell the segmentation cut in two
+        smaller (`rejoined_pieces`), before the matching: one cell the segmentation cut in two
         in this frame only (a textured nucleus that is one basin in one frame and two in the
         next). So are two regions that each lie mostly outside every cell of the previous
         frame: a cell that appears cut in two, who would otherwise be two tracks until she
@@ -267,7 +277,7 @@ def track_cells(
             result = output_stack(out, len(cells), frame.shape, np.uint32)
             max_id = np.iinfo(result.dtype).max
             factor = reduction(frame.shape, drift_downsample)
-        regions, n_regions = _regions(frame, connectivity, min_size, max_size)
+        regions, n_regions = frame_regions(frame, connectivity, min_size, max_size)
         if drift:
             previous_reduced, reduced = reduced, reduce_foreground(regions, factor)
             if recent:
@@ -359,24 +369,24 @@ def _link(regions: NDArray[np.int32], n_regions: int, recent: deque[_Frame], boo
                      edges)
     last = recent[-1]
     stage = last.stage + shift
-    previous, offset = last.regions, _offset(stage, last.stage)
+    previous, offset = last.regions, offset_between(stage, last.stage)
     if (min_merged_share is not None or min_lobe_balance is not None) and offset != (0, 0):
         # seeds and parts read in place: moved first
-        previous, offset = _moved(previous, offset), (0, 0)
-    overlaps = _overlaps(previous, regions, offset)
+        previous, offset = moved(previous, offset), (0, 0)
+    overlaps = region_overlaps(previous, regions, offset)
     if min_merged_share is not None:
-        regions, n_regions, overlaps = _split_merged(previous, regions, n_regions, overlaps,
-                                                     min_merged_share)
+        regions, n_regions, overlaps = split_merged_regions(previous, regions, n_regions, overlaps,
+                                                            min_merged_share)
         tracks = np.zeros(n_regions + 1, np.int64)
         parent_of = np.zeros(n_regions + 1, np.int64)
     if min_rejoin_border is not None:
-        regions, overlaps = _rejoin_pieces(regions, overlaps, min_rejoin_border)
+        regions, overlaps = rejoined_pieces(regions, overlaps, min_rejoin_border)
     if min_lobe_balance is not None:
         regions, n_regions, overlaps = _split_lobed(recent, previous, regions, n_regions,
                                                     overlaps, min_lobe_balance, max_lobe_iou)
         tracks = np.zeros(n_regions + 1, np.int64)
         parent_of = np.zeros(n_regions + 1, np.int64)
-    matched_previous, matched_current, areas = _match(overlaps, min_iou)
+    matched_previous, matched_current, areas = match_overlaps(overlaps, min_iou)
     tracks[matched_current] = last.tracks[matched_previous]
     edges = _edge_pixels(regions, len(areas)) if border_daughters else None
     if division_rule is not None:
@@ -391,7 +401,7 @@ def _link(regions: NDArray[np.int32], n_regions: int, recent: deque[_Frame], boo
         book.divided[mother_tracks] = True
     for earlier in list(recent)[-max_gap - 1:-1][::-1]:  # the shortest gap first
         _bridge_gap(earlier, book, regions, areas, tracks, min_iou,
-                    _offset(stage, earlier.stage))
+                    offset_between(stage, earlier.stage))
     return _Link(regions, areas, tracks, parent_of, mother_tracks, daughters, stage, edges)
 
 
@@ -414,7 +424,7 @@ def _split_joined(recent: deque[_Frame], book: _Book, regions: NDArray[np.int32]
     two daughters of the new frame (`regions`, at stage offset `stage`) together is at least
     `min_cover` was the sisters joined: from the last frame back (at most `_JOINED_DEPTH`
     frames), while that holds and her track was seen in a kept frame before, each such region
-    is split between the daughters (`_nearest_seed`; the seeds: the daughters' pixels under
+    is split between the daughters (`nearest_seed`; the seeds: the daughters' pixels under
     it, then the parts of the split frame after it). The parts start two tracks in the
     earliest split frame with her track as parent (on probation from the new frame, as any
     division), the daughters get those tracks (in `tracks`), and the split frames of `recent`
@@ -423,7 +433,7 @@ def _split_joined(recent: deque[_Frame], book: _Book, regions: NDArray[np.int32]
     Notes
     -----
     O(divisions) to find the candidates from the `overlaps` of the last frame and the new one,
-    O(pixels / 16) for their boxes (`_grid_boxes`, when there are some); each then costs
+    O(pixels / 16) for their boxes (`grid_boxes`, when there are some); each then costs
     O(its window) per frame it looks at, plus a copy of each frame it splits.
     """
     pair_previous, pair_current, intersection, area_previous, area_current = overlaps
@@ -439,13 +449,13 @@ def _split_joined(recent: deque[_Frame], book: _Book, regions: NDArray[np.int32]
     candidates = np.flatnonzero(joined)
     if not len(candidates):
         return mothers, daughters
-    low, high = _grid_boxes(regions, daughters[candidates].ravel(), len(area_current))
+    low, high = grid_boxes(regions, daughters[candidates].ravel(), len(area_current))
     for index in candidates.tolist():
         track, pair = int(recent[-1].tracks[mothers[index]]), daughters[index]
         if (high[pair] < 0).any():  # too thin to meet the grid
             continue
-        window = _window_around(low[pair].min(axis=0), high[pair].max(axis=0))
-        sisters_here = _crop(regions, window, (0, 0))
+        window = window_around(low[pair].min(axis=0), high[pair].max(axis=0))
+        sisters_here = crop(regions, window, (0, 0))
         both = np.select([sisters_here == pair[0], sisters_here == pair[1]], [1, 2], 0)
         seeds_here = both
         split: list[tuple[int, int, NDArray[np.int32], Offset]] = []  # position, label, parts
@@ -455,8 +465,8 @@ def _split_joined(recent: deque[_Frame], book: _Book, regions: NDArray[np.int32]
             if not len(label) or not any((earlier.tracks == track).any()
                                          for earlier in list(recent)[:position]):
                 break
-            offset = _offset(stage, kept.stage)
-            inside = _crop(kept.regions, window, offset) == label[0]
+            offset = offset_between(stage, kept.stage)
+            inside = crop(kept.regions, window, offset) == label[0]
             area = np.count_nonzero(inside)
             on = np.count_nonzero(both[inside])
             if area < kept.areas[label[0]] or on < min_cover * (area + area_current[pair].sum()
@@ -465,7 +475,7 @@ def _split_joined(recent: deque[_Frame], book: _Book, regions: NDArray[np.int32]
             seeds = np.where(inside, seeds_here, 0).astype(np.int32)
             if not ((seeds == 1).any() and (seeds == 2).any()):
                 break
-            seeds_here = _nearest_seed(seeds, inside)
+            seeds_here = nearest_seed(seeds, inside)
             split.append((position, int(label[0]), seeds_here, offset))
         if not split:
             continue
@@ -489,51 +499,6 @@ def _split_joined(recent: deque[_Frame], book: _Book, regions: NDArray[np.int32]
         tracks[pair] = sisters
         done[index] = True
     return mothers[~done], daughters[~done]
-
-
-def _grid_boxes(regions: NDArray[np.int32], labels: NDArray[np.intp], n_labels: int
-                ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Per label 0..`n_labels` - 1, the (row, column) of the top left and bottom right
-    corners of a box that holds each of `labels`, found on every `_GRID` th row and column:
-    O(pixels / 16). A part thinner than the grid reaching out between its rows or columns may
-    lie outside it (`_box_around` grows it; `_split_joined` grows its window by half). A
-    label the grid does not meet, or not asked for, has -1."""
-    wanted = np.zeros(n_labels, bool)
-    wanted[labels] = True
-    grid = regions[::_GRID, ::_GRID]
-    rows, columns = np.nonzero(wanted[grid])
-    found = grid[rows, columns]
-    low = np.full((n_labels, 2), np.iinfo(np.intp).max)
-    high = np.full((n_labels, 2), -1, np.intp)
-    np.minimum.at(low, found, np.column_stack([rows, columns]))
-    np.maximum.at(high, found, np.column_stack([rows, columns]))
-    met = high[:, 0] >= 0
-    low[met], high[met] = (low[met] - 1) * _GRID + 1, (high[met] + 1) * _GRID
-    return low, high
-
-
-def _window_around(low: NDArray[np.intp], high: NDArray[np.intp]) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) of the box from `low` to `high` (its last row and
-    column), grown by half its size on each side (it may reach outside the frame)."""
-    (top, left), (bottom, right) = low.tolist(), (high + 1).tolist()
-    grow_rows, grow_columns = (bottom - top) // 2 + 2, (right - left) // 2 + 2
-    return top - grow_rows, left - grow_columns, bottom + grow_rows, right + grow_columns
-
-
-def _crop(frame: NDArray[np.int32], window: tuple[int, int, int, int], offset: Offset
-          ) -> NDArray[np.int32]:
-    """The part of `frame` that shows `window` of a frame its content moved to by `offset`,
-    0 where it lies outside `frame`."""
-    (dy, dx), (top, left, bottom, right) = offset, window
-    top, left, bottom, right = top - dy, left - dx, bottom - dy, right - dx
-    crop = np.zeros((bottom - top, right - left), np.int32)
-    height, width = frame.shape
-    rows = slice(max(top, 0), min(bottom, height))
-    columns = slice(max(left, 0), min(right, width))
-    if rows.start < rows.stop and columns.start < columns.stop:
-        crop[rows.start - top : rows.stop - top, columns.start - left : columns.stop - left] = (
-            frame[rows, columns])
-    return crop
 
 
 def _start_tracks(t: int, link: _Link, book: _Book, max_id: int) -> None:
@@ -658,126 +623,8 @@ def _bridge_gap(earlier: _Frame, book: _Book, regions: NDArray[np.int32],
                                return_counts=True)
     earlier_labels, current_labels = np.divmod(pairs, len(tracks))
     iou = overlap / (earlier.areas[earlier_labels] + areas[current_labels] - overlap)
-    matched_earlier, matched_current = _best_pairs(earlier_labels, current_labels, iou, min_iou)
+    matched_earlier, matched_current = best_pairs(earlier_labels, current_labels, iou, min_iou)
     tracks[matched_current] = earlier.tracks[matched_earlier]
-
-
-def _offset(stage: NDArray[np.float64], earlier: NDArray[np.float64]) -> Offset:
-    """The whole-pixel shift of the content between two stage offsets."""
-    dy, dx = np.rint(stage - earlier).astype(int).tolist()
-    return dy, dx
-
-
-def _moved(frame: NDArray[np.int32], offset: Offset) -> NDArray[np.int32]:
-    """The frame with its content moved by `offset`, background where nothing moved in."""
-    moved = np.zeros_like(frame)
-    source, target = _windows(frame.shape, offset)
-    moved[target] = frame[source]
-    return moved
-
-
-def _windows(shape: tuple[int, ...], offset: Offset
-             ) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
-    """The parts of two frames that show the same place when the second moved by `offset`."""
-    (height, width), (dy, dx) = shape, offset
-    source = (slice(max(0, -dy), height - max(0, dy)), slice(max(0, -dx), width - max(0, dx)))
-    target = (slice(max(0, dy), height - max(0, -dy)), slice(max(0, dx), width - max(0, -dx)))
-    return source, target
-
-
-def match_regions(
-    previous: NDArray[np.integer[Any]], current: NDArray[np.integer[Any]], *, min_iou: float = 0.1
-) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Optimal one-to-one matching of the labelled regions of two frames by overlap.
-
-    The intersection over union of every pair of overlapping regions comes from one histogram
-    of (previous label, current label) pixel pairs. Among pairs with IoU >= `min_iou`, the
-    matching maximises the summed IoU (Hungarian algorithm).
-
-    Parameters
-    ----------
-    previous, current : (Y, X) arrays of non-negative integer labels, 0 = background
-        Labels should be compact (1..n), since histograms have one bin per label pair.
-
-    Returns
-    -------
-    previous_labels, current_labels : int arrays
-        Matched pairs, sorted by current label.
-
-    Notes
-    -----
-    O(pixels + pairs); the assignment runs only on regions with more than one candidate
-    partner (where cells merge, split or crowd), so it stays small.
-    """
-    matched_previous, matched_current, _ = _match(_overlaps(previous, current), min_iou)
-    return matched_previous, matched_current
-
-
-def _match(overlaps: tuple[NDArray[np.intp], ...], min_iou: float
-           ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
-    """`match_regions` from the `_overlaps` of two frames, and the area of every current
-    label."""
-    pair_previous, pair_current, intersection, area_previous, area_current = overlaps
-    iou = intersection / (area_previous[pair_previous] + area_current[pair_current]
-                          - intersection)
-    return *_best_pairs(pair_previous, pair_current, iou, min_iou), area_current
-
-
-def _split_merged(previous: NDArray[np.int32], regions: NDArray[np.int32], n_regions: int,
-                  overlaps: tuple[NDArray[np.intp], ...], min_share: float
-                  ) -> tuple[NDArray[np.int32], int, tuple[NDArray[np.intp], ...]]:
-    """Split every region that holds most of two or more cells of the previous frame, or
-    `min_share` of two or more.
-
-    Two cells that touch can become one region. Each previous cell that has at least half
-    of its area inside such a region (or `min_share` of it), and a quarter of its share of
-    the region's area, seeds one part of it; every pixel of the region goes to the nearest
-    seed. A region that holds most of none of its seeds is left whole when they touched in
-    the previous frame (within its box): a cell the segmentation cut in two there and along
-    another line here; apart, they were a daughter and the neighbour the segmentation joined
-    her with, along a wrong seam that cut that neighbour too. The first part keeps
-    the region's label, the others get new ones. Returns the regions, their count and their
-    overlaps with `previous` (recounted only when something was split).
-    """
-    pair_previous, pair_current, intersection, area_previous, area_current = overlaps
-    covers = intersection * 2 >= area_previous[pair_previous]
-    count = holds_most = np.bincount(pair_current[covers], minlength=n_regions + 1)
-    if min_share < 0.5:  # a dividing cell's part beside another cell or a part of her
-        covers |= intersection >= min_share * area_previous[pair_previous]
-        count = np.bincount(pair_current[covers], minlength=n_regions + 1)
-    # A speck beside a cell is no seed.
-    covers &= area_previous[pair_previous] * 4 * count[pair_current] >= area_current[pair_current]
-    merged = np.flatnonzero(np.bincount(pair_current[covers], minlength=n_regions + 1) >= 2)
-    if not len(merged):
-        return regions, n_regions, overlaps
-    regions = regions.copy()
-    low, high = _grid_boxes(regions, merged, n_regions + 1)
-    parts_before, parts_now, parts_of = [], [], []  # per pixel of a split region
-    # A region the grid misses (under 4 px across) is left whole.
-    for label in merged[high[merged, 0] >= 0].tolist():
-        only = np.zeros(n_regions + 1, bool)
-        only[label] = True
-        box = _box_around(regions, only, *np.maximum(low[label], 0).tolist(),
-                          *(high[label] + 1).tolist())
-        inside = regions[box] == label
-        seeds = pair_previous[covers & (pair_current == label)]
-        lookup = np.zeros(int(seeds.max()) + 2, np.int32)
-        lookup[seeds] = np.arange(1, len(seeds) + 1)
-        under = np.minimum(previous[box], seeds.max() + 1)  # labels above the seeds: none
-        if not holds_most[label] and _touching(lookup[under]):
-            continue  # parts of one cell the segmentation cut differently before
-        part = _nearest_seed(np.where(inside, lookup[under], 0), inside)
-        new_labels = np.array([label, *range(n_regions + 1, n_regions + len(seeds))], np.int32)
-        parts_now.append(new_labels[part[inside] - 1])
-        regions[box][inside] = parts_now[-1]
-        parts_before.append(previous[box][inside])
-        parts_of.append(np.full(len(parts_now[-1]), label))
-        n_regions += len(seeds) - 1
-    if not parts_now:
-        return regions, n_regions, overlaps
-    return regions, n_regions, _recounted(overlaps, n_regions, np.concatenate(parts_of),
-                                          np.concatenate(parts_before),
-                                          np.concatenate(parts_now))
 
 
 def _split_lobed(recent: deque[_Frame], previous: NDArray[np.int32], regions: NDArray[np.int32],
@@ -826,14 +673,14 @@ def _split_lobed(recent: deque[_Frame], previous: NDArray[np.int32], regions: ND
     candidates = candidates[compact]
     if not len(candidates):
         return regions, n_regions, overlaps
-    low, high = _grid_boxes(regions, candidates, n_regions + 1)
+    low, high = grid_boxes(regions, candidates, n_regions + 1)
     parts_before, parts_now, parts_of = [], [], []
     split_regions = regions
     for label in candidates[high[candidates, 0] >= 0].tolist():
         only = np.zeros(n_regions + 1, bool)
         only[label] = True
-        box = _box_around(regions, only, *np.maximum(low[label], 0).tolist(),
-                          *(high[label] + 1).tolist())
+        box = box_around(regions, only, *np.maximum(low[label], 0).tolist(),
+                         *(high[label] + 1).tolist())
         inside = regions[box] == label
         lobes = split_touching(inside, diameter=2 * np.sqrt(area_current[label] / np.pi))
         sizes = np.bincount(lobes.ravel())[1:]
@@ -847,7 +694,7 @@ def _split_lobed(recent: deque[_Frame], previous: NDArray[np.int32], regions: ND
         if np.hypot(*(centres[0] - centres[1])) < _MIN_SISTER_DISTANCE * mother_radius:
             continue  # a bent or notched cell, not two
         seeds = np.select([lobes == larger, lobes == smaller], [1, 2], 0).astype(np.int32)
-        part = _nearest_seed(seeds, inside)
+        part = nearest_seed(seeds, inside)
         if split_regions is regions:
             split_regions = regions.copy()
         n_regions += 1
@@ -857,9 +704,9 @@ def _split_lobed(recent: deque[_Frame], previous: NDArray[np.int32], regions: ND
         parts_of.append(np.full(len(parts_now[-1]), label))
     if not parts_now:
         return regions, n_regions, overlaps
-    return split_regions, n_regions, _recounted(overlaps, n_regions, np.concatenate(parts_of),
-                                                np.concatenate(parts_before),
-                                                np.concatenate(parts_now))
+    return split_regions, n_regions, recounted(overlaps, n_regions, np.concatenate(parts_of),
+                                               np.concatenate(parts_before),
+                                               np.concatenate(parts_now))
 
 
 def _elongation(regions: NDArray[np.int32], n_labels: int, labels: NDArray[np.intp]
@@ -884,267 +731,3 @@ def _elongation(regions: NDArray[np.int32], n_labels: int, labels: NDArray[np.in
     spread = np.sqrt(((yy - xx) / 2) ** 2 + xy**2)
     major, minor = (yy + xx) / 2 + spread, (yy + xx) / 2 - spread
     return (np.sqrt(major / np.maximum(minor, 1e-6)) * (major > 0))[index[labels]]
-
-
-def _touching(seeds: NDArray[np.int32]) -> bool:
-    """Whether two different seeds (labels above 0) are 4-neighbours somewhere."""
-    return any(((before != after) & (before > 0) & (after > 0)).any()
-               for before, after in ((seeds[:, :-1], seeds[:, 1:]), (seeds[:-1], seeds[1:])))
-
-
-def _recounted(overlaps: tuple[NDArray[np.intp], ...], n_regions: int,
-               old_labels: NDArray[np.int32], previous: NDArray[np.int32],
-               new_labels: NDArray[np.int32]) -> tuple[NDArray[np.intp], ...]:
-    """The `overlaps` after some regions were split: per pixel of those regions, its label
-    before (`old_labels`) and after (`new_labels`, up to `n_regions`) and the previous
-    frame's label there. O(pairs + those pixels), not a pass over the frame."""
-    pair_previous, pair_current, intersection, area_previous, area_current = overlaps
-    kept = ~np.isin(pair_current, old_labels)
-    on = previous > 0
-    keys, counts = np.unique(previous[on].astype(np.intp) * (n_regions + 1) + new_labels[on],
-                             return_counts=True)
-    keys = np.concatenate([pair_previous[kept] * (n_regions + 1) + pair_current[kept], keys])
-    counts = np.concatenate([intersection[kept], counts])
-    order = np.argsort(keys)
-    areas = np.zeros(n_regions + 1, np.intp)
-    areas[: len(area_current)] = area_current
-    areas[np.unique(old_labels)] = 0
-    areas += np.bincount(new_labels, minlength=n_regions + 1)
-    return (keys[order] // (n_regions + 1), keys[order] % (n_regions + 1), counts[order],
-            area_previous, areas)
-
-
-def _rejoin_pieces(regions: NDArray[np.int32], overlaps: tuple[NDArray[np.intp], ...],
-                   min_border: float) -> tuple[NDArray[np.int32], tuple[NDArray[np.intp], ...]]:
-    """Join the pieces of one cell of the previous frame that the segmentation cut apart.
-
-    A piece is a region with at least half of its area in one previous cell, or a new region
-    (`_new_neighbours`: a cell that appears, cut in two from her first frame on); two pieces
-    of the same cell, or two new ones, are joined when they share a border (4-neighbour pixel
-    pairs) of at least `min_border` times the equivalent diameter of the smaller. The joined
-    region keeps the smallest label, the others are left unused. Returns the regions (a copy
-    when something was joined) and their overlaps with the previous frame.
-
-    Notes
-    -----
-    O(pairs) to find the pieces (and O(pixels / 16) for the boxes of the new regions, when
-    there are two or more); where there are some, their pixels are looked for on every
-    `_GRID` th row and column (a region too thin to meet that grid is not joined), and the
-    borders are counted in the boxes around them (`_box_around`).
-    """
-    pair_previous, pair_current, intersection, area_previous, area_current = overlaps
-    order = np.lexsort((intersection, pair_current))  # per region, its largest overlap last
-    last = np.ones(len(order), bool)
-    last[:-1] = pair_current[order][1:] != pair_current[order][:-1]
-    main = order[last]
-    main = main[intersection[main] * 2 >= area_current[pair_current[main]]]
-    cell, piece = pair_previous[main], pair_current[main]
-    shared = np.bincount(cell, minlength=len(area_previous))[cell] >= 2
-    new_cell, new_piece = _new_neighbours(regions, overlaps)
-    cell = np.concatenate([cell[shared], new_cell])
-    piece = np.concatenate([piece[shared], new_piece])
-    if not len(piece):
-        return regions, overlaps
-    mother_of = np.zeros(len(area_current), np.intp)  # 0: no piece
-    mother_of[piece] = cell
-    grid = regions[::_GRID, ::_GRID]
-    rows, columns = np.nonzero(mother_of[grid])
-    mothers, group = np.unique(mother_of[grid[rows, columns]], return_inverse=True)
-    low = np.full((len(mothers), 2), np.iinfo(np.intp).max)
-    high = np.zeros((len(mothers), 2), np.intp)
-    np.minimum.at(low, group, np.column_stack([rows, columns]))
-    np.maximum.at(high, group, np.column_stack([rows, columns]))
-    low, high = np.maximum(low * _GRID - _GRID, 0), high * _GRID + 2 * _GRID
-    joined = np.arange(len(area_current))
-    changed = []
-    for mother, (top, left), (bottom, right) in zip(mothers.tolist(), low.tolist(),
-                                                    high.tolist(), strict=True):
-        box = _box_around(regions, mother_of == mother, top, left, bottom, right)
-        for first, second in _long_borders(regions[box], mother_of == mother, area_current,
-                                           min_border):
-            kept, gone = sorted((joined[first], joined[second]))
-            joined[joined == gone] = kept
-            changed.append(box)
-    if not changed:
-        return regions, overlaps
-    regions = regions.copy()
-    for box in changed:
-        regions[box] = joined.astype(np.int32)[regions[box]]
-    keys = pair_previous * len(joined) + joined[pair_current]
-    keys, inverse = np.unique(keys, return_inverse=True)
-    return regions, (keys // len(joined), keys % len(joined),
-                     np.bincount(inverse, weights=intersection).astype(np.intp), area_previous,
-                     np.bincount(joined, weights=area_current,
-                                 minlength=len(joined)).astype(np.intp))
-
-
-def _new_neighbours(regions: NDArray[np.int32], overlaps: tuple[NDArray[np.intp], ...]
-                    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """The new regions (more than half of each outside every cell of the previous frame)
-    that lie near another new one, and per region a group number from
-    ``len(area_previous)`` on, one per cluster of such regions whose boxes (`_grid_boxes`)
-    touch: the cells of `_rejoin_pieces` for pieces without one."""
-    _, pair_current, intersection, area_previous, area_current = overlaps
-    inside = np.bincount(pair_current, weights=intersection, minlength=len(area_current))
-    new = np.flatnonzero((area_current > 0) & (inside * 2 < area_current))
-    new = new[new > 0]
-    nothing = np.zeros(0, np.intp)
-    if len(new) < 2:
-        return nothing, nothing
-    low, high = _grid_boxes(regions, new, len(area_current))
-    met = high[new, 0] >= 0
-    new, low, high = new[met], low[new[met]], high[new[met]]
-    if len(new) < 2:  # the others too thin to meet the grid
-        return nothing, nothing
-    # Boxes that touch or overlap (grown by a pixel), each pair once; compared a block of
-    # rows at a time, so that a frame of thousands of new regions (after an empty one) does
-    # not need a square array of them.
-    firsts, seconds = [], []
-    for start in range(0, len(new), _BOX_BLOCK):
-        block = slice(start, start + _BOX_BLOCK)
-        touch = ((low[block, None] <= high[None] + 1)
-                 & (low[None] <= high[block, None] + 1)).all(axis=2)
-        first, second = np.nonzero(touch)
-        first += start
-        firsts.append(first[second > first])
-        seconds.append(second[second > first])
-    first, second = np.concatenate(firsts), np.concatenate(seconds)
-    if not len(first):
-        return nothing, nothing
-    near = coo_matrix((np.ones(len(first), np.int8), (first, second)),
-                      shape=(len(new), len(new)))
-    n_groups, group = connected_components(near, directed=False)
-    sizes = np.bincount(group, minlength=n_groups)
-    grouped = sizes[group] >= 2
-    return len(area_previous) + group[grouped], new[grouped]
-
-
-def _box_around(regions: NDArray[np.int32], is_piece: NDArray[np.bool_], top: int, left: int,
-                bottom: int, right: int) -> tuple[slice, slice]:
-    """A box from (`top`, `left`) to (`bottom`, `right`), grown by `_GRID` on each side that
-    still has a pixel of a piece (`is_piece` per label) on its edge, so it holds the connected
-    pieces whole."""
-    height, width = regions.shape
-    bottom, right = min(bottom, height), min(right, width)
-    while True:
-        grow = [top > 0 and is_piece[regions[top, left:right]].any(),
-                left > 0 and is_piece[regions[top:bottom, left]].any(),
-                bottom < height and is_piece[regions[bottom - 1, left:right]].any(),
-                right < width and is_piece[regions[top:bottom, right - 1]].any()]
-        if not any(grow):
-            return slice(top, bottom), slice(left, right)
-        top, left = max(top - _GRID * grow[0], 0), max(left - _GRID * grow[1], 0)
-        bottom = min(bottom + _GRID * grow[2], height)
-        right = min(right + _GRID * grow[3], width)
-
-
-def _long_borders(box: NDArray[np.int32], is_piece: NDArray[np.bool_],
-                  areas: NDArray[np.intp], min_border: float) -> list[tuple[int, int]]:
-    """Pairs of pieces (`is_piece` per label; smaller label first) that share at least
-    `min_border` times the smaller one's equivalent diameter of 4-neighbour pixel pairs in
-    `box`."""
-    keys = []
-    for before, after in ((box[:, :-1], box[:, 1:]), (box[:-1], box[1:])):
-        touching = (before != after) & is_piece[before] & is_piece[after]
-        first, second = before[touching].astype(np.intp), after[touching].astype(np.intp)
-        keys.append(np.minimum(first, second) * len(areas) + np.maximum(first, second))
-    found, border = np.unique(np.concatenate(keys), return_counts=True)
-    smaller, larger = np.divmod(found, len(areas))
-    diameter = 2 * np.sqrt(np.minimum(areas[smaller], areas[larger]) / np.pi)
-    long = border >= min_border * diameter
-    return list(zip(smaller[long].tolist(), larger[long].tolist(), strict=True))
-
-
-def _nearest_seed(markers: NDArray[np.int32], inside: NDArray[np.bool_]) -> NDArray[np.int32]:
-    """Inside, the marker value (1..k) of the nearest marked pixel."""
-    _, nearest = cv2.distanceTransformWithLabels((markers == 0).view(np.uint8), cv2.DIST_L2,
-                                                 cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL)
-    marked = markers > 0
-    value_of = np.zeros(int(nearest.max()) + 1, np.int32)
-    value_of[nearest[marked]] = markers[marked]
-    return np.where(inside, value_of[nearest], 0)
-
-
-def _best_pairs(pair_previous: NDArray[np.intp], pair_current: NDArray[np.intp],
-                iou: NDArray[np.float64], min_iou: float) -> tuple[NDArray[np.intp], ...]:
-    """One-to-one pairs with IoU >= `min_iou` and the largest summed IoU, by current label."""
-    keep = iou >= min_iou
-    pair_previous, pair_current, iou = pair_previous[keep], pair_current[keep], iou[keep]
-    degree_previous = np.bincount(pair_previous)
-    degree_current = np.bincount(pair_current)
-    unique = (degree_previous[pair_previous] == 1) & (degree_current[pair_current] == 1)
-    matches = [(pair_previous[unique], pair_current[unique])]
-    if not unique.all():
-        rows, row_index = np.unique(pair_previous[~unique], return_inverse=True)
-        columns, column_index = np.unique(pair_current[~unique], return_inverse=True)
-        gain = np.zeros((len(rows), len(columns)))
-        gain[row_index, column_index] = iou[~unique]
-        chosen_rows, chosen_columns = linear_sum_assignment(gain, maximize=True)
-        chosen = gain[chosen_rows, chosen_columns] > 0
-        matches.append((rows[chosen_rows[chosen]], columns[chosen_columns[chosen]]))
-    matched_previous = np.concatenate([m[0] for m in matches])
-    matched_current = np.concatenate([m[1] for m in matches])
-    order = np.argsort(matched_current)
-    return matched_previous[order], matched_current[order]
-
-
-def _overlaps(previous: NDArray[Any], current: NDArray[Any], offset: Offset = (0, 0)
-              ) -> tuple[NDArray[np.intp], ...]:
-    """Overlapping label pairs (both nonzero) with their pixel counts, and the label areas,
-    after the content of `previous` moved by `offset`."""
-    n_previous, n_current = int(previous.max(initial=0)), int(current.max(initial=0))
-    source, target = _windows(previous.shape, offset)
-    before, after = previous[source], current[target]
-    if (n_previous + 1) * (n_current + 1) <= _MAX_DENSE_PAIRS:
-        keys = before.astype(np.int32) * np.int32(n_current + 1) + after
-        counts = np.bincount(keys.ravel(), minlength=(n_previous + 1) * (n_current + 1))
-        counts = counts.reshape(n_previous + 1, n_current + 1)
-        area_previous, area_current = counts.sum(axis=1), counts.sum(axis=0)
-        if offset != (0, 0):  # the areas count the whole frames, not just the shared part
-            area_previous += _outside_areas(previous, source, n_previous)
-            area_current += _outside_areas(current, target, n_current)
-        pairs = np.nonzero(counts[1:, 1:])
-        return (pairs[0] + 1, pairs[1] + 1, counts[1:, 1:][pairs], area_previous,
-                area_current)
-    both = (before != 0) & (after != 0)
-    keys = before[both].astype(np.int64) * (n_current + 1) + after[both]
-    keys, counts = np.unique(keys, return_counts=True)
-    return (keys // (n_current + 1), keys % (n_current + 1), counts,
-            np.bincount(previous.ravel(), minlength=n_previous + 1),
-            np.bincount(current.ravel(), minlength=n_current + 1))
-
-
-def _outside_areas(frame: NDArray[Any], window: tuple[slice, slice], n: int) -> NDArray[np.intp]:
-    """Pixels per label of the frame outside `window` (thin strips along its edges)."""
-    rows, columns = window
-    strips = (frame[: rows.start], frame[rows.stop :], frame[rows, : columns.start],
-              frame[rows, columns.stop :])
-    return sum((np.bincount(strip.ravel(), minlength=n + 1) for strip in strips),
-               np.zeros(n + 1, np.intp))
-
-
-def _regions(frame: NDArray[Any], connectivity: int, min_size: int, max_size: int | None
-             ) -> tuple[NDArray[np.int32], int]:
-    """The frame's cells labelled 1..n, without those outside the sizes.
-
-    A boolean frame is a mask whose connected regions are the cells (row-major order); an
-    integer frame holds instance labels, kept in the order of their values (unchanged, gaps
-    included, without size limits: labels of no pixel start no track).
-    """
-    if frame.dtype == np.bool_:
-        n, labels = cv2.connectedComponents(frame.view(np.uint8), connectivity=connectivity,
-                                            ltype=cv2.CV_32S)
-        if min_size <= 1 and max_size is None:
-            return labels, n - 1
-    else:
-        labels = frame.astype(np.int32, copy=False)
-        n = int(labels.max(initial=0)) + 1
-        if min_size <= 1 and max_size is None:
-            return labels, n - 1
-    areas = np.bincount(labels.ravel(), minlength=n)
-    keep = (areas >= max(min_size, 1)) & (areas <= (areas.max() if max_size is None
-                                                    else max_size))
-    keep[0] = False
-    relabel = np.zeros(n, np.int32)
-    relabel[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return relabel[labels], int(keep.sum())
