@@ -8,7 +8,8 @@ from processing_reference import LazyStack
 from processing_reference import track as reference_track
 
 from fovflow.io.synthetic import SimulatedFov
-from fovflow.processing.tracking import match_regions, track_cells
+from fovflow.processing.overlaps import match_regions
+from fovflow.processing.tracking import track_cells
 
 
 def _majority_pairs(tracks: np.ndarray, truth: np.ndarray) -> tuple[dict, dict]:

@@ -12,13 +12,14 @@ from fovflow.processing.extraction import (
     extract_features,
     register_feature,
 )
+from fovflow.processing.overlaps import match_regions
 from fovflow.processing.segmentation import (
     METHODS,
     estimate_diameter,
     register_method,
     segment_cells,
 )
-from fovflow.processing.tracking import match_regions, track_cells
+from fovflow.processing.tracking import track_cells
 
 __all__ = [
     "DEFAULT_FEATURES",

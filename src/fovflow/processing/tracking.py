@@ -18,7 +18,6 @@ from fovflow.processing.overlaps import (
     crop,
     frame_regions,
     match_overlaps,
-    match_regions,
     moved,
     offset_between,
     recounted,
@@ -35,7 +34,8 @@ from fovflow.processing.region_repairs import (
 from fovflow.processing.splitting import split_touching
 from fovflow.progress import Progress
 
-__all__ = ["Tracking", "match_regions", "track_cells"]
+__all__ = ["Tracking", "track_cells"]
+
 _JOINED_DEPTH = 2  # `_split_joined` looks this many frames back
 # `_split_lobed` looks only at regions at least this elongated (the square root of their
 # second moments' ratio): simulated sisters joined in one region 1.39-2.15, and 84-91 % of
